@@ -1,0 +1,295 @@
+"""One sandboxed worker per submission, serving every check.
+
+The session sends a request, waits at most the check's time limit for the
+answer, and kills the whole worker when it runs out or dies. The next request
+starts a fresh worker and replays the set-up steps (imports, model builds,
+weights) so one hung check costs only its own points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import launcher
+from .tiers import Tier, TierInfo
+from .worker import protocol
+
+LOG_HEAD = LOG_TAIL = 16 << 10
+START_TIMEOUT = 120.0
+
+
+class SandboxError(Exception):
+    """The worker could not answer: it timed out, died or broke the protocol."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass
+class WorkerFailure(Exception):
+    """The worker answered that the request failed (student code error etc.)."""
+
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CappedLog:
+    """Keeps the head and tail of a stream; counts the rest."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self.lock:
+            self.total += len(chunk)
+            room = LOG_HEAD - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail = (self.tail + chunk)[-LOG_TAIL:]
+
+    def text(self) -> str:
+        with self.lock:
+            dropped = self.total - len(self.head) - len(self.tail)
+            middle = f"\n[... {dropped} bytes of output cut ...]\n" if dropped > 0 else ""
+            return (bytes(self.head).decode(errors="replace") + middle
+                    + bytes(self.tail).decode(errors="replace"))
+
+
+class _Worker:
+    """A running worker process and its pipes."""
+
+    def __init__(self, tier: Tier, job: launcher.Job, limits: launcher.Limits,
+                 uid: int | None, log: CappedLog) -> None:
+        self.tier, self.uid = tier, uid
+        response_r, response_w = os.pipe()
+        log_r, log_w = os.pipe()
+        self.proc = subprocess.Popen(  # noqa: S603
+            launcher.worker_argv(tier, job, limits, reply_fd=response_w),
+            stdin=subprocess.PIPE, stdout=log_w, stderr=log_w,
+            pass_fds=(response_w,), env=launcher.worker_env(tier, limits),
+            preexec_fn=launcher.preexec(tier, limits, uid),
+            start_new_session=True, cwd="/",
+        )
+        os.close(response_w)
+        os.close(log_w)
+        self.response = response_r
+        self.buffer = b""
+        self.drain = threading.Thread(target=_drain, args=(log_r, log), daemon=True)
+        self.drain.start()
+        self.next_id = 0
+
+    def ask(self, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.next_id += 1
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(protocol.request(self.next_id, op, **args))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise SandboxError("crash", self._death("the worker exited")) from None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
+            ready, _, _ = select.select([self.response], [], [], min(left, 1.0))
+            if not ready:
+                if self.proc.poll() is not None:
+                    raise SandboxError("crash", self._death("the worker process ended"))
+                continue
+            chunk = os.read(self.response, 1 << 20)
+            if not chunk:
+                raise SandboxError("crash", self._death("the worker process ended"))
+            self.buffer += chunk
+            if len(self.buffer) > protocol.MAX_RESPONSE_BYTES:
+                raise SandboxError("protocol", "the worker's answer exceeded the size limit")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise SandboxError("protocol", "the worker's answer was not valid JSON") from None
+        if not isinstance(message, dict) or message.get("id") != self.next_id:
+            raise SandboxError("protocol", "the worker's answer did not match the request")
+        if message.get("ok") is True and isinstance(message.get("result"), dict):
+            return message["result"]
+        error = message.get("error")
+        if not isinstance(error, dict):
+            raise SandboxError("protocol", "the worker's answer had neither result nor error")
+        details = {k: v for k, v in error.items() if k not in ("kind", "message")}
+        raise WorkerFailure(str(error.get("kind", "error")), str(error.get("message", "")), details)
+
+    def _death(self, what: str) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=2)
+        code = self.proc.returncode
+        if code is None:
+            return what
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+            return f"{what}: killed by {name}{hint}"
+        return f"{what} with exit status {code}"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        if self.uid is not None:
+            launcher.kill_uid(self.uid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdin,):
+            with contextlib.suppress(OSError):
+                stream and stream.close()
+        with contextlib.suppress(OSError):
+            os.close(self.response)
+        self.drain.join(timeout=2)
+
+
+def _drain(fd: int, log: CappedLog) -> None:
+    try:
+        while chunk := os.read(fd, 65536):
+            log.feed(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+class Sandbox:
+    """The grader's handle on one submission's sandboxed worker."""
+
+    def __init__(self, tier: TierInfo, job: launcher.Job, limits: launcher.Limits) -> None:
+        self.tier = tier
+        self.job = job
+        self.limits = limits
+        self.log = CappedLog()
+        self.setup_steps: list[tuple[str, dict[str, Any], float]] = []
+        self.starts = 0
+        self.hello: dict[str, Any] | None = None
+        self._worker: _Worker | None = None
+        self._uid_ctx: contextlib.AbstractContextManager | None = None
+        self._prepare_job()
+
+    # --- lifecycle -------------------------------------------------------
+    def _prepare_job(self) -> None:
+        source = Path(__file__).parent / "worker"
+        if self.job.lib.exists():
+            shutil.rmtree(self.job.lib)
+        shutil.copytree(source, self.job.lib / "agworker",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for folder in (self.job.root, self.job.lib, self.job.inputs, self.job.extracted,
+                       self.job.submission):
+            _world_readable(folder)
+        self.job.out.mkdir(parents=True, exist_ok=True)
+
+    def _start(self) -> _Worker:
+        self.close()
+        self._uid_ctx = launcher.sandbox_uid()
+        uid = self._uid_ctx.__enter__()
+        if uid is not None:
+            os.chown(self.job.out, uid, uid)
+        self.job.out.chmod(0o700)
+        worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log)
+        self._worker = worker
+        self.starts += 1
+        self.hello = worker.ask("hello", {}, START_TIMEOUT)
+        for op, args, timeout in self.setup_steps:
+            worker.ask(op, args, timeout)
+        return worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+        if self._uid_ctx is not None:
+            self._uid_ctx.__exit__(None, None, None)
+            self._uid_ctx = None
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests --------------------------------------------------------
+    def request(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
+        """Ask the worker; a timeout or crash kills it (the next request restarts it)."""
+        try:
+            worker = self._worker or self._start()
+            return worker.ask(op, args, timeout)
+        except SandboxError:
+            self.close()
+            raise
+
+    def setup(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
+        """A request whose effect later requests rely on; replayed after a restart."""
+        result = self.request(op, timeout, **args)
+        self.setup_steps.append((op, args, timeout))
+        return result
+
+    def read_array(self, name: str, dtype: str, shape: tuple[int | None, ...]) -> np.ndarray:
+        """Read an array the worker wrote, checking it is exactly what was asked for."""
+        if os.path.basename(name) != name or not name.endswith(".npy"):
+            raise SandboxError("protocol", f"the worker named an invalid array file {name!r}")
+        path = self.job.out / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}"
+                               ) from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > protocol.MAX_ARRAY_BYTES:
+                raise SandboxError("protocol", f"the worker's array {name} is not a small regular file")
+            try:
+                array = np.load(handle, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc}"
+                                   ) from None
+        if type(array) is not np.ndarray or array.dtype != np.dtype(dtype):
+            raise SandboxError("protocol", f"the worker's array {name} is not {dtype}")
+        if array.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, array.shape,
+                                                                                      strict=True)):
+            raise SandboxError("protocol", f"the worker's array {name} has shape "
+                               f"{tuple(array.shape)}, expected {shape}")
+        return array
+
+    def output(self) -> str:
+        return self.log.text()
+
+
+def _world_readable(folder: Path) -> None:
+    """The sandbox uid must read the job's inputs (never the grader's data)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode | (0o755 if path.is_dir() else 0o644))

@@ -1,0 +1,109 @@
+"""Which isolation this machine offers, decided once at start.
+
+A: bubblewrap namespaces (after dropping to a dedicated uid when root).
+B: no namespaces but root: a separate uid, rlimits, seccomp, no network.
+C: a plain subprocess with rlimits: only with ``--allow-unsandboxed``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+FORCE_ENV = "AUTOGRADER_SANDBOX_TIER"
+
+
+class Tier(enum.StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+DESCRIPTIONS = {
+    Tier.A: "bubblewrap: own uid, no network, private /tmp, read-only minimal root",
+    Tier.B: "separate uid + rlimits + seccomp (no network), no namespaces",
+    Tier.C: "UNSANDBOXED: plain subprocess with rlimits and timeouts; not a security boundary",
+}
+
+
+class SandboxUnavailable(RuntimeError):
+    """No tier that the caller allowed can run here."""
+
+
+@dataclass(frozen=True)
+class TierInfo:
+    tier: Tier
+    reason: str
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self.tier]
+
+    def as_dict(self) -> dict[str, str]:
+        return {"tier": self.tier.value, "description": self.description, "reason": self.reason}
+
+
+def python_paths() -> list[str]:
+    """Folders the sandboxed interpreter needs: the environment and its base."""
+    paths = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    return sorted(p for p in paths if not p.startswith("/usr"))
+
+
+@functools.cache
+def _bwrap_works() -> tuple[bool, str]:
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False, "bubblewrap (bwrap) is not installed"
+    from .launcher import bwrap_argv
+
+    argv = bwrap_argv(binds=[(p, p) for p in python_paths()], rw_binds=[], memory=None,
+                      device="cpu", threads=1)
+    argv += [sys.executable, "-I", "-c", "pass"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=30, preexec_fn=_drop_for_probe())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"bubblewrap failed to start: {exc}"
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        return False, f"bubblewrap failed: {err[-1] if err else done.returncode}"
+    return True, "bubblewrap works"
+
+
+def _drop_for_probe():
+    if os.geteuid() != 0:
+        return None
+    from .launcher import PROBE_UID
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(PROBE_UID)
+        os.setuid(PROBE_UID)
+
+    return drop
+
+
+def detect_tier(allow_unsandboxed: bool = False) -> TierInfo:
+    """The strongest tier available (or the one forced for tests)."""
+    forced = os.environ.get(FORCE_ENV, "").strip().upper()
+    if forced:
+        tier = Tier(forced)
+        if tier is Tier.B and os.geteuid() != 0:
+            raise SandboxUnavailable("tier B needs the grader to run as root")
+        return TierInfo(tier, f"forced by {FORCE_ENV}={forced}")
+    works, why = _bwrap_works()
+    if works:
+        return TierInfo(Tier.A, why)
+    if os.geteuid() == 0:
+        return TierInfo(Tier.B, f"{why}; running as root, so a separate uid is used")
+    if allow_unsandboxed:
+        return TierInfo(Tier.C, f"{why}; not root; --allow-unsandboxed given")
+    raise SandboxUnavailable(
+        f"no sandbox is available ({why}, and the grader is not root). Install bubblewrap "
+        "(apt-get install bubblewrap), or pass --allow-unsandboxed on a machine you trust "
+        "to run student code without isolation."
+    )

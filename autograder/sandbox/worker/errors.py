@@ -1,0 +1,31 @@
+"""Turning exceptions raised by student code into one actionable line."""
+
+from __future__ import annotations
+
+import traceback
+
+
+class WorkerError(Exception):
+    """An expected failure with a message meant for the student."""
+
+    def __init__(self, kind: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.details = details
+
+
+def student_location(exc: BaseException, roots: tuple[str, ...]) -> tuple[str | None, int | None]:
+    """The deepest traceback frame that lies in a student file (or None)."""
+    file, line = None, None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(roots):
+            file, line = frame.filename, frame.lineno
+    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith(roots):
+        file, line = exc.filename, exc.lineno
+    return file, line
+
+
+def describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 500 else text[:497] + "..."

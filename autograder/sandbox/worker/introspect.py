@@ -1,0 +1,240 @@
+"""Facts about a model: its layers in execution order, counts, forward
+behaviour and ``make_layer``. The worker reports facts; the grader decides."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from .errors import WorkerError
+
+LAYER_ATTRS = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "groups",
+    "in_features", "out_features", "num_features", "p", "output_size", "bias",
+)
+
+
+def _attrs(module: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in LAYER_ATTRS:
+        if not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        if name == "bias":
+            out[name] = value is not None if not isinstance(value, bool) else value
+        elif isinstance(value, (int, float, bool)) or value is None:
+            out[name] = value
+        elif isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+            out[name] = list(value)
+        elif isinstance(value, str):
+            out[name] = value
+    return out
+
+
+def _shape(value: Any) -> list[int] | None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return list(value.shape)
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        return list(value[0].shape)
+    return None
+
+
+def probe_input(shape: list[int], batch: int = 2, seed: int = 0) -> Any:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand((batch, *shape), generator=generator)
+
+
+def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
+    """Leaf modules in the order they ran on a probe input, with shapes.
+
+    Modules that never ran (defined but unused) are listed separately: a
+    declared layer the forward pass skips does not count.
+    """
+    import torch
+
+    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    executed: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    handles = []
+
+    def hook_for(name: str):
+        def hook(module, inputs, output):  # noqa: ARG001
+            executed.append({
+                "name": name,
+                "type": type(module).__name__,
+                "attrs": _attrs(module),
+                "params": sum(p.numel() for p in module.parameters(recurse=False)),
+                "input_shape": _shape(inputs),
+                "output_shape": _shape(output),
+            })
+            seen.add(name)
+        return hook
+
+    for name, module in leaves:
+        handles.append(module.register_forward_hook(hook_for(name)))
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = call(model, probe_input(input_shape, batch=1))
+    finally:
+        for handle in handles:
+            handle.remove()
+    unused = [
+        {"name": n, "type": type(m).__name__, "attrs": _attrs(m)} for n, m in leaves if n not in seen
+    ]
+    return {"executed": executed, "unused": unused, "output_shape": _shape(output)}
+
+
+def counts(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
+    """Parameters, thop MACs (what students print) and FlopCounterMode FLOPs."""
+    import copy
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.eval()
+    x = probe_input(input_shape, batch=1)
+    result: dict[str, Any] = {"params": params, "trainable_params": trainable}
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        call(model, x)
+    result["flops"] = int(counter.get_total_flops())
+    try:
+        from thop import profile
+
+        clone = copy.deepcopy(model)
+        with torch.no_grad():
+            macs, _ = call(lambda m, inp: profile(m, inputs=(inp,), verbose=False), clone, x)
+        result["macs"] = int(macs)
+    except WorkerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - thop fails on some exotic layers
+        result["macs"] = None
+        result["macs_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return result
+
+
+def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8) -> dict[str, Any]:
+    """Output shape, finiteness, and whether a sample's answer depends on its batch."""
+    import torch
+
+    model.eval()
+    x = probe_input(input_shape, batch=batch, seed=1)
+    with torch.no_grad():
+        out = call(model, x)
+        if not isinstance(out, torch.Tensor):
+            return {"output_type": type(out).__name__, "output_shape": _shape(out)}
+        single = call(model, x[:1])
+    result: dict[str, Any] = {
+        "output_type": "Tensor",
+        "output_shape": list(out.shape),
+        "finite": bool(torch.isfinite(out).all()),
+        "dtype": str(out.dtype).replace("torch.", ""),
+    }
+    if isinstance(single, torch.Tensor) and single.shape[1:] == out.shape[1:]:
+        diff = (single[0].float() - out[0].float()).abs().max().item()
+        result["batch_vs_single_max_diff"] = diff if diff == diff else None
+    return result
+
+
+def make_layer(model: Any, input_shape: list[int], call: Any, stages: list[str],
+               recheck_blocks: int) -> dict[str, Any]:
+    """Facts about ``make_layer``: signature, stages, shapes, shortcuts, re-call."""
+    import torch
+    from torch import nn
+
+    fn = getattr(model, "make_layer", None)
+    facts: dict[str, Any] = {"has_make_layer": callable(fn)}
+    if callable(fn):
+        try:
+            facts["signature"] = [p for p in inspect.signature(fn).parameters]
+        except (TypeError, ValueError):
+            facts["signature"] = None
+    stage_facts: list[dict[str, Any]] = []
+    shapes: dict[str, list[int] | None] = {}
+    handles = []
+    for name in stages:
+        stage = getattr(model, name, None)
+        if not isinstance(stage, nn.Module):
+            stage_facts.append({"name": name, "present": False})
+            continue
+        blocks = list(stage.children())
+        first = blocks[0] if blocks else None
+        stage_facts.append({
+            "name": name,
+            "present": True,
+            "type": type(stage).__name__,
+            "blocks": len(blocks),
+            "block_type": type(first).__name__ if first is not None else None,
+            "first_block_strides": _conv_strides(first),
+            "first_block_projection": _projection(first),
+            "other_blocks_projection": [_projection(b) for b in blocks[1:]],
+        })
+        handles.append(stage.register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, _shape(o))))
+    model.eval()
+    try:
+        with torch.no_grad():
+            call(model, probe_input(input_shape, batch=1))
+    finally:
+        for h in handles:
+            h.remove()
+    for stage in stage_facts:
+        stage["output_shape"] = shapes.get(stage["name"])
+    facts["stages"] = stage_facts
+    if callable(fn) and stage_facts and stage_facts[-1].get("present"):
+        facts["recall"] = _recall(model, fn, stage_facts[-1], getattr(model, stages[-1]),
+                                  recheck_blocks, call)
+    return facts
+
+
+def _conv_strides(block: Any) -> list[int]:
+    from torch import nn
+
+    if block is None:
+        return []
+    return [m.stride[0] for m in block.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _projection(block: Any) -> dict[str, Any] | None:
+    """A 1x1 convolution inside the block (the projection shortcut), if any."""
+    from torch import nn
+
+    if block is None:
+        return None
+    for name, m in block.named_modules():
+        if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1):
+            return {"name": name, "stride": m.stride[0], "in": m.in_channels, "out": m.out_channels}
+    return None
+
+
+def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, call: Any
+            ) -> dict[str, Any]:
+    """Call make_layer again with another block count, from the last stage's state."""
+    import torch
+
+    shape = last.get("output_shape")
+    block_type = type(next(iter(stage.children()), None))
+    if not shape or block_type is type(None):
+        return {"error": "last stage has no blocks to imitate"}
+    channels = shape[1]
+    for attr in ("in_channels", "in_planes", "inplanes", "in_channel", "inchannel"):
+        if isinstance(getattr(model, attr, None), int):
+            setattr(model, attr, channels)
+    try:
+        built = call(fn, block_type, channels, blocks, 1)
+        n = len(list(built.children()))
+        built.eval()
+        with torch.no_grad():
+            out = call(lambda m, x: m(x), built, torch.rand(1, *shape[1:]))
+        return {"channels": channels, "num_blocks": blocks, "built_blocks": n,
+                "output_shape": _shape(out)}
+    except WorkerError as exc:
+        return {"channels": channels, "num_blocks": blocks, "error": exc.message,
+                "line": exc.details.get("line")}

@@ -1,0 +1,136 @@
+"""The worker's request loop: one process serves every check of a submission.
+
+Run as ``python -I -B -c "<bootstrap>" --out DIR --root DIR ...`` by the
+launcher. Replies go to ``RESPONSE_FD``; student prints go to stdout/stderr,
+which the grader drains, caps and treats as untrusted text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from typing import Any
+
+from . import evaluate, introspect, protocol
+from .errors import WorkerError, describe
+from .student import StudentCode, constructor_kwargs, fit_report, read_checkpoint, unwrap_state_dict
+
+
+class Worker:
+    def __init__(self, roots: tuple[str, ...], out: str, threads: int) -> None:
+        self.code = StudentCode(roots)
+        self.out = out
+        self.threads = threads
+        self.models: dict[str, Any] = {}
+
+    # --- ops -------------------------------------------------------------
+    def op_hello(self) -> dict[str, Any]:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        return {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "uid": os.getuid(),
+            "threads": torch.get_num_threads(),
+        }
+
+    def op_load_source(self, name: str, path: str) -> dict[str, Any]:
+        return self.code.load(name, path)
+
+    def op_build(self, task: str, module: str, cls: str, num_classes: int) -> dict[str, Any]:
+        from torch import nn
+
+        factory = self.code.attribute(module, cls)
+        kwargs = constructor_kwargs(factory, num_classes) if isinstance(factory, type) else {}
+        model = self.code.call(factory, **kwargs)
+        if not isinstance(model, nn.Module):
+            raise WorkerError("build", f"{cls}() returned a {type(model).__name__}, not an nn.Module")
+        self.models[task] = model
+        return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs)}
+
+    def op_layers(self, task: str, input_shape: list[int]) -> dict[str, Any]:
+        return introspect.layers(self._model(task), input_shape, self.code.call)
+
+    def op_counts(self, task: str, input_shape: list[int]) -> dict[str, Any]:
+        return introspect.counts(self._model(task), input_shape, self.code.call)
+
+    def op_forward(self, task: str, input_shape: list[int]) -> dict[str, Any]:
+        return introspect.forward_check(self._model(task), input_shape, self.code.call)
+
+    def op_make_layer(self, task: str, input_shape: list[int], stages: list[str],
+                      recheck_blocks: int) -> dict[str, Any]:
+        return introspect.make_layer(self._model(task), input_shape, self.code.call, stages,
+                                     recheck_blocks)
+
+    def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
+        state, notes, _ = unwrap_state_dict(read_checkpoint(path))
+        return {"notes": notes, "fits": {t: fit_report(self._model(t), state) for t in tasks}}
+
+    def op_load_weights(self, task: str, path: str) -> dict[str, Any]:
+        model = self._model(task)
+        state, notes, normalize = unwrap_state_dict(read_checkpoint(path))
+        report = fit_report(model, state)
+        if not report["fits"]:
+            raise WorkerError("fit", "weights do not fit the model", **report)
+        self.code.call(model.load_state_dict, state, strict=True)
+        return {"notes": notes, "normalize": normalize, "tensors": len(state)}
+
+    def op_evaluate(self, task: str, images: str, out_name: str, mean: list[float],
+                    std: list[float], resize: int | None, batch_size: int,
+                    device: str) -> dict[str, Any]:
+        path = os.path.join(self.out, os.path.basename(out_name))
+        result = evaluate.logits(self._model(task), images, path, mean, std, resize, batch_size,
+                                 device, self.code.call)
+        return {**result, "array": os.path.basename(path)}
+
+    def _model(self, task: str) -> Any:
+        if task not in self.models:
+            raise WorkerError("missing", f"no model was built for {task}")
+        return self.models[task]
+
+    # --- loop ------------------------------------------------------------
+    def handle(self, message: dict[str, Any]) -> bytes:
+        request_id = message.get("id", -1)
+        op = getattr(self, f"op_{message.get('op')}", None)
+        if op is None:
+            return protocol.failure(request_id, "protocol", f"unknown op {message.get('op')!r}")
+        try:
+            return protocol.ok(request_id, op(**message.get("args", {})))
+        except WorkerError as exc:
+            return protocol.failure(request_id, exc.kind, exc.message, **_jsonable(exc.details))
+        except BaseException as exc:  # noqa: BLE001 - keep serving the other checks
+            return protocol.failure(request_id, "internal", describe(exc))
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, list, dict))
+            or v is None}
+
+
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="worker")
+    parser.add_argument("--root", action="append", default=[])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reply-fd", type=int, default=protocol.RESPONSE_FD)
+    parser.add_argument("--seccomp", action="store_true")
+    args = parser.parse_args(argv)
+    reply = os.fdopen(args.reply_fd, "wb", buffering=0)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    worker = Worker(tuple(args.root), args.out, args.threads)
+    import json
+
+    for line in sys.stdin.buffer:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            reply.write(protocol.failure(-1, "protocol", "request is not JSON"))
+            continue
+        response = worker.handle(message)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        reply.write(response)

@@ -1,0 +1,191 @@
+"""Importing student code and loading student checkpoints.
+
+Student modules are loaded by explicit path under a private name, and the
+submission folder is appended to the *end* of ``sys.path`` so that a student
+file called ``torch.py`` or ``json.py`` cannot shadow a real package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import types
+from typing import Any
+
+from .errors import WorkerError, describe, student_location
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights", "params")
+PREFIXES = ("module.", "_orig_mod.", "model.")
+NORMALIZE_KEYS = ("normalize", "normalization", "preprocess")
+
+
+class StudentCode:
+    """Modules imported from the submission, by grader-chosen names."""
+
+    def __init__(self, roots: tuple[str, ...]) -> None:
+        self.roots = roots
+        self.modules: dict[str, types.ModuleType] = {}
+        for root in roots:
+            if root not in sys.path:
+                sys.path.append(root)
+
+    def load(self, name: str, path: str) -> dict[str, Any]:
+        spec = importlib.util.spec_from_file_location(f"student_{name}", path)
+        if spec is None or spec.loader is None:
+            raise WorkerError("import", f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except SystemExit as exc:
+            raise WorkerError("import", f"{path} called exit({exc.code}) while being imported") from None
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            file, line = student_location(exc, self.roots)
+            raise WorkerError("import", describe(exc), file=file, line=line) from None
+        self.modules[name] = module
+        classes = [n for n, v in vars(module).items() if inspect.isclass(v)]
+        functions = [n for n, v in vars(module).items() if inspect.isfunction(v)]
+        return {"classes": classes, "functions": functions}
+
+    def attribute(self, module: str, name: str) -> Any:
+        if module not in self.modules:
+            raise WorkerError("missing", f"module {module} was not loaded")
+        if not hasattr(self.modules[module], name):
+            raise WorkerError("missing", f"{name} is not defined")
+        return getattr(self.modules[module], name)
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call into student code, turning its exceptions into located messages."""
+        try:
+            return fn(*args, **kwargs)
+        except WorkerError:
+            raise
+        except SystemExit as exc:
+            raise WorkerError("crash", f"student code called exit({exc.code})") from None
+        except BaseException as exc:  # noqa: BLE001
+            file, line = student_location(exc, self.roots)
+            raise WorkerError("crash", describe(exc), file=file, line=line) from None
+
+
+def read_checkpoint(path: str) -> Any:
+    """``torch.load`` with ``weights_only=True``; whole pickled models are refused."""
+    import os
+
+    import torch
+
+    size = os.path.getsize(path)
+    if size == 0:
+        raise WorkerError("weights", f"{os.path.basename(path)} is empty (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc)
+        name = os.path.basename(path)
+        if "Unsupported global" in text or "weights_only" in text.split("\n")[0]:
+            cls = _unsupported_global(text)
+            what = f" (it contains a pickled {cls})" if cls else ""
+            raise WorkerError(
+                "weights",
+                f"{name} is a whole pickled object{what}, which the grader will not unpickle: "
+                "save the weights with torch.save(model.state_dict(), PATH)",
+            ) from None
+        if any(s in text for s in ("zip archive", "central directory", "EOF", "truncated", "invalid load key")):
+            raise WorkerError(
+                "weights",
+                f"{name} is not a readable PyTorch checkpoint ({size} bytes; truncated or not "
+                "written by torch.save): save it again and re-upload",
+            ) from None
+        raise WorkerError("weights", f"{name} could not be loaded: {describe(exc)}") from None
+
+
+def _unsupported_global(text: str) -> str | None:
+    marker = "Unsupported global: GLOBAL "
+    if marker not in text:
+        return None
+    rest = text.split(marker, 1)[1]
+    return rest.split()[0].rstrip(".,") if rest.split() else None
+
+
+def unwrap_state_dict(obj: Any) -> tuple[dict[str, Any], list[str], dict[str, Any] | None]:
+    """Find the state dict inside common checkpoint shapes; report what was done."""
+    import torch
+
+    notes: list[str] = []
+    normalize = None
+    if isinstance(obj, dict):
+        for key in NORMALIZE_KEYS:
+            value = obj.get(key)
+            if isinstance(value, dict) and "mean" in value and "std" in value:
+                normalize = {"mean": _floats(value["mean"]), "std": _floats(value["std"])}
+        if not _is_tensor_dict(obj):
+            for key in WRAPPER_KEYS:
+                if isinstance(obj.get(key), dict) and _is_tensor_dict(obj[key]):
+                    notes.append(f"used the '{key}' entry of the checkpoint dict")
+                    obj = obj[key]
+                    break
+    if not isinstance(obj, dict) or not _is_tensor_dict(obj):
+        found = type(obj).__name__
+        keys = ", ".join(list(map(str, obj))[:6]) if isinstance(obj, dict) else ""
+        raise WorkerError(
+            "weights",
+            f"the checkpoint holds a {found}{' with keys ' + keys if keys else ''}, not a state_dict: "
+            "save it with torch.save(model.state_dict(), PATH)",
+        )
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    for prefix in PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+            notes.append(f"stripped the '{prefix}' prefix from every key")
+    return state, notes, normalize
+
+
+def _is_tensor_dict(obj: dict[str, Any]) -> bool:
+    import torch
+
+    values = list(obj.values())
+    return bool(values) and all(isinstance(k, str) for k in obj) and (
+        sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2)
+    )
+
+
+def _floats(value: Any) -> list[float]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.flatten().tolist()
+    return [float(v) for v in value]
+
+
+def fit_report(model: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Which keys are missing, unexpected or mis-shaped for this model."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        {"key": k, "expected": list(own[k].shape), "got": list(state[k].shape)}
+        for k in own
+        if k in state and tuple(own[k].shape) != tuple(state[k].shape)
+    ]
+    matched = len(own) - len(missing) - len(mismatched)
+    return {
+        "missing": missing,
+        "unexpected": unexpected,
+        "mismatched": mismatched,
+        "matched": matched,
+        "total": len(own),
+        "fits": not missing and not unexpected and not mismatched,
+    }
+
+
+def constructor_kwargs(cls: type, num_classes: int) -> dict[str, Any]:
+    """Pass ``num_classes`` only where the constructor asks for it without a default."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    kwargs: dict[str, Any] = {}
+    for name in ("num_classes", "n_classes", "classes"):
+        if name in params and params[name].default is inspect.Parameter.empty:
+            kwargs[name] = num_classes
+    return kwargs
