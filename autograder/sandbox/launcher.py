@@ -30,8 +30,13 @@ UID_LOCK_DIR = Path("/tmp/autograder-uids")
 TMPFS_BYTES = 512 << 20
 FILE_BYTES = 512 << 20
 CLONE_NEWNET = 0x40000000
-GPU_NODES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
-             "/dev/nvidia-modeset")
+GPU_NODES = (
+    "/dev/nvidia0",
+    "/dev/nvidiactl",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-modeset",
+)
 BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "'--seccomp' in sys.argv and __import__('agworker.confine').confine.install(); "
@@ -61,19 +66,53 @@ class Limits:
     cpu_seconds: int = 6 * 3600
 
 
-def bwrap_argv(binds: list[tuple[str, str]], rw_binds: list[tuple[str, str]],
-               memory: int | None, device: str, threads: int) -> list[str]:
+def bwrap_argv(
+    binds: list[tuple[str, str]],
+    rw_binds: list[tuple[str, str]],
+    memory: int | None,
+    device: str,
+    threads: int,
+) -> list[str]:
     argv = [
-        "bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
-        "--die-with-parent", "--new-session",
-        "--ro-bind", "/usr", "/usr",
-        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-        "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
-        "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
-        "--proc", "/proc", "--dev", "/dev",
-        "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-        "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm",
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--ro-bind-try",
+        "/etc/alternatives",
+        "/etc/alternatives",
+        "--ro-bind-try",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.cache",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        "/dev/shm",
     ]
     for source, target in binds:
         argv += ["--ro-bind", source, target]
@@ -86,9 +125,24 @@ def bwrap_argv(binds: list[tuple[str, str]], rw_binds: list[tuple[str, str]],
         for extra in ("/usr/local/nvidia", "/usr/local/cuda"):
             argv += ["--ro-bind-try", extra, extra]
     argv += [
-        "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
-        "--setenv", "OMP_NUM_THREADS", str(threads), "--setenv", "MPLBACKEND", "Agg",
-        "--hostname", "sandbox", "--chdir", "/tmp", "--",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "OMP_NUM_THREADS",
+        str(threads),
+        "--setenv",
+        "MPLBACKEND",
+        "Agg",
+        "--hostname",
+        "sandbox",
+        "--chdir",
+        "/tmp",
+        "--",
     ]
     return argv
 
@@ -99,17 +153,35 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
     if tier is Tier.A:
         S = protocol
         binds = [(p, p) for p in python_paths()]
-        binds += [(str(job.submission), S.SANDBOX_SUBMISSION), (str(job.extracted), S.SANDBOX_EXTRACTED),
-                  (str(job.inputs), S.SANDBOX_INPUTS), (str(job.lib), "/sandbox/lib")]
+        binds += [
+            (str(job.submission), S.SANDBOX_SUBMISSION),
+            (str(job.extracted), S.SANDBOX_EXTRACTED),
+            (str(job.inputs), S.SANDBOX_INPUTS),
+            (str(job.lib), "/sandbox/lib"),
+        ]
         binds += [(str(p), str(p)) for p in job.data_binds]
-        prefix = bwrap_argv(binds, [(str(job.out), S.SANDBOX_OUT)], limits.memory_bytes,
-                            limits.device, limits.threads)
+        prefix = bwrap_argv(
+            binds, [(str(job.out), S.SANDBOX_OUT)], limits.memory_bytes, limits.device, limits.threads
+        )
         roots, out, lib = [S.SANDBOX_SUBMISSION, S.SANDBOX_EXTRACTED], S.SANDBOX_OUT, "/sandbox/lib"
     else:
         prefix = []
         roots, out, lib = [str(job.submission), str(job.extracted)], str(job.out), str(job.lib)
-    argv = prefix + [python, "-I", "-B", "-c", BOOTSTRAP, lib, "--out", out,
-                     "--threads", str(limits.threads), "--reply-fd", str(reply_fd), "--seccomp"]
+    argv = prefix + [
+        python,
+        "-I",
+        "-B",
+        "-c",
+        BOOTSTRAP,
+        lib,
+        "--out",
+        out,
+        "--threads",
+        str(limits.threads),
+        "--reply-fd",
+        str(reply_fd),
+        "--seccomp",
+    ]
     for root in roots:
         argv += ["--root", root]
     return argv
@@ -118,16 +190,25 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
 def worker_env(tier: Tier, limits: Limits) -> dict[str, str]:
     if tier is Tier.A:
         return {}  # bwrap --clearenv sets the sandbox's environment
-    return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "OMP_NUM_THREADS": str(limits.threads),
-            "MPLBACKEND": "Agg", "LANG": "C.UTF-8"}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+        "OMP_NUM_THREADS": str(limits.threads),
+        "MPLBACKEND": "Agg",
+        "LANG": "C.UTF-8",
+    }
 
 
 def preexec(tier: Tier, limits: Limits, uid: int | None):
     """Runs in the child between fork and exec: rlimits, then the uid drop."""
 
     def setup() -> None:
-        caps = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 1024),
-                (resource.RLIMIT_FSIZE, FILE_BYTES), (resource.RLIMIT_CPU, limits.cpu_seconds)]
+        caps = [
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_NOFILE, 1024),
+            (resource.RLIMIT_FSIZE, FILE_BYTES),
+            (resource.RLIMIT_CPU, limits.cpu_seconds),
+        ]
         if limits.memory_bytes:
             caps.append((resource.RLIMIT_AS, limits.memory_bytes))
         if uid is not None:

@@ -76,24 +76,30 @@ class CappedLog:
         with self.lock:
             dropped = self.total - len(self.head) - len(self.tail)
             middle = f"\n[... {dropped} bytes of output cut ...]\n" if dropped > 0 else ""
-            return (bytes(self.head).decode(errors="replace") + middle
-                    + bytes(self.tail).decode(errors="replace"))
+            return (
+                bytes(self.head).decode(errors="replace") + middle + bytes(self.tail).decode(errors="replace")
+            )
 
 
 class _Worker:
     """A running worker process and its pipes."""
 
-    def __init__(self, tier: Tier, job: launcher.Job, limits: launcher.Limits,
-                 uid: int | None, log: CappedLog) -> None:
+    def __init__(
+        self, tier: Tier, job: launcher.Job, limits: launcher.Limits, uid: int | None, log: CappedLog
+    ) -> None:
         self.tier, self.uid = tier, uid
         response_r, response_w = os.pipe()
         log_r, log_w = os.pipe()
         self.proc = subprocess.Popen(  # noqa: S603
             launcher.worker_argv(tier, job, limits, reply_fd=response_w),
-            stdin=subprocess.PIPE, stdout=log_w, stderr=log_w,
-            pass_fds=(response_w,), env=launcher.worker_env(tier, limits),
+            stdin=subprocess.PIPE,
+            stdout=log_w,
+            stderr=log_w,
+            pass_fds=(response_w,),
+            env=launcher.worker_env(tier, limits),
             preexec_fn=launcher.preexec(tier, limits, uid),
-            start_new_session=True, cwd="/",
+            start_new_session=True,
+            cwd="/",
         )
         os.close(response_w)
         os.close(log_w)
@@ -202,10 +208,8 @@ class Sandbox:
         source = Path(__file__).parent / "worker"
         if self.job.lib.exists():
             shutil.rmtree(self.job.lib)
-        shutil.copytree(source, self.job.lib / "agworker",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        for folder in (self.job.root, self.job.lib, self.job.inputs, self.job.extracted,
-                       self.job.submission):
+        shutil.copytree(source, self.job.lib / "agworker", ignore=shutil.ignore_patterns("__pycache__"))
+        for folder in (self.job.root, self.job.lib, self.job.inputs, self.job.extracted, self.job.submission):
             _world_readable(folder)
         self.job.out.mkdir(parents=True, exist_ok=True)
 
@@ -262,8 +266,7 @@ class Sandbox:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
-            raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}"
-                               ) from None
+            raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_size > protocol.MAX_ARRAY_BYTES:
@@ -271,14 +274,15 @@ class Sandbox:
             try:
                 array = np.load(handle, allow_pickle=False)
             except (ValueError, OSError, EOFError) as exc:
-                raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc}"
-                                   ) from None
+                raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc}") from None
         if type(array) is not np.ndarray or array.dtype != np.dtype(dtype):
             raise SandboxError("protocol", f"the worker's array {name} is not {dtype}")
-        if array.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, array.shape,
-                                                                                      strict=True)):
-            raise SandboxError("protocol", f"the worker's array {name} has shape "
-                               f"{tuple(array.shape)}, expected {shape}")
+        if array.ndim != len(shape) or any(
+            w is not None and w != g for w, g in zip(shape, array.shape, strict=True)
+        ):
+            raise SandboxError(
+                "protocol", f"the worker's array {name} has shape {tuple(array.shape)}, expected {shape}"
+            )
         return array
 
     def output(self) -> str:

@@ -61,8 +61,9 @@ def _bwrap_works() -> tuple[bool, str]:
         return False, "bubblewrap (bwrap) is not installed"
     from .launcher import bwrap_argv
 
-    argv = bwrap_argv(binds=[(p, p) for p in python_paths()], rw_binds=[], memory=None,
-                      device="cpu", threads=1)
+    argv = bwrap_argv(
+        binds=[(p, p) for p in python_paths()], rw_binds=[], memory=None, device="cpu", threads=1
+    )
     argv += [sys.executable, "-I", "-c", "pass"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=30, preexec_fn=_drop_for_probe())

@@ -11,8 +11,18 @@ import errno
 import socket
 
 DENIED_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET)
-DENIED_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key",
-                "request_key", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd")
+DENIED_CALLS = (
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+)
 
 
 def install() -> None:

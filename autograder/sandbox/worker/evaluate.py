@@ -8,8 +8,17 @@ from typing import Any
 from .errors import WorkerError
 
 
-def logits(model: Any, images_path: str, out_path: str, mean: list[float], std: list[float],
-           resize: int | None, batch_size: int, device: str, call: Any) -> dict[str, Any]:
+def logits(
+    model: Any,
+    images_path: str,
+    out_path: str,
+    mean: list[float],
+    std: list[float],
+    resize: int | None,
+    batch_size: int,
+    device: str,
+    call: Any,
+) -> dict[str, Any]:
     """Write float32 logits for every image to ``out_path`` (.npy)."""
     import numpy as np
     import torch
@@ -35,8 +44,11 @@ def logits(model: Any, images_path: str, out_path: str, mean: list[float], std: 
     start = time.perf_counter()
     with torch.inference_mode():
         for lo in range(0, n, batch_size):
-            chunk = source[lo:lo + batch_size] if source is not None else torch.from_numpy(
-                np.asarray(images[lo:lo + batch_size]))
+            chunk = (
+                source[lo : lo + batch_size]
+                if source is not None
+                else torch.from_numpy(np.asarray(images[lo : lo + batch_size]))
+            )
             x = chunk.to(dev).float().div_(255.0).sub_(mean_t).div_(std_t)
             if resize:
                 x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
@@ -52,8 +64,11 @@ def logits(model: Any, images_path: str, out_path: str, mean: list[float], std: 
                 y = y[0]
             if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[0] != x.shape[0]:
                 shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                raise WorkerError("output", f"the model returned {shape} for a batch of "
-                                  f"{x.shape[0]} images; expected (batch, classes)")
+                raise WorkerError(
+                    "output",
+                    f"the model returned {shape} for a batch of "
+                    f"{x.shape[0]} images; expected (batch, classes)",
+                )
             outputs.append(y.float().cpu())
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -70,5 +85,4 @@ def _per_channel(values: list[float], channels: int) -> list[float]:
         return [float(values[0])] * channels
     if channels == 1 and len(values) == 3:  # RGB constants on a grey image: use their mean
         return [sum(values) / 3]
-    raise WorkerError("preprocess", f"normalisation has {len(values)} values for "
-                      f"{channels}-channel images")
+    raise WorkerError("preprocess", f"normalisation has {len(values)} values for {channels}-channel images")

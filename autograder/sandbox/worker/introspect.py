@@ -9,8 +9,18 @@ from typing import Any
 from .errors import WorkerError
 
 LAYER_ATTRS = (
-    "in_channels", "out_channels", "kernel_size", "stride", "padding", "groups",
-    "in_features", "out_features", "num_features", "p", "output_size", "bias",
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "groups",
+    "in_features",
+    "out_features",
+    "num_features",
+    "p",
+    "output_size",
+    "bias",
 )
 
 
@@ -48,44 +58,99 @@ def probe_input(shape: list[int], batch: int = 2, seed: int = 0) -> Any:
     return torch.rand((batch, *shape), generator=generator)
 
 
-def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
-    """Leaf modules in the order they ran on a probe input, with shapes.
+FUNCTIONAL = {
+    "relu": "ReLU",
+    "relu_": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "elu": "ELU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softmax": "Softmax",
+    "log_softmax": "LogSoftmax",
+    "max_pool2d": "MaxPool2d",
+    "avg_pool2d": "AvgPool2d",
+    "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
+    "adaptive_max_pool2d": "AdaptiveMaxPool2d",
+    "dropout": "Dropout",
+    "dropout2d": "Dropout2d",
+    "flatten": "Flatten",
+    "linear": "Linear",
+    "conv2d": "Conv2d",
+    "batch_norm": "BatchNorm2d",
+}
 
-    Modules that never ran (defined but unused) are listed separately: a
-    declared layer the forward pass skips does not count.
+
+def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
+    """Leaf modules and functional ops in the order they ran on a probe input.
+
+    Module hooks see ``nn.ReLU``; a torch-function mode sees ``F.relu`` and
+    ``x.relu()`` called directly in ``forward``. Modules that never ran are
+    listed separately: a declared layer the forward pass skips does not count.
     """
     import torch
+    from torch.overrides import TorchFunctionMode
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
     executed: list[dict[str, Any]] = []
     seen: set[str] = set()
+    depth = [0]
     handles = []
 
+    class Functional(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            kind = FUNCTIONAL.get(getattr(func, "__name__", ""))
+            if depth[0] == 0 and kind:
+                attrs = {}
+                if kind in ("MaxPool2d", "AvgPool2d"):
+                    size = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
+                    attrs["kernel_size"] = list(size) if isinstance(size, tuple) else size
+                executed.append(
+                    {
+                        "name": f"F.{func.__name__}",
+                        "type": kind,
+                        "attrs": attrs,
+                        "params": 0,
+                        "functional": True,
+                        "input_shape": _shape(args),
+                        "output_shape": _shape(out),
+                    }
+                )
+            return out
+
+    def pre(module, inputs):  # noqa: ARG001
+        depth[0] += 1
+
     def hook_for(name: str):
-        def hook(module, inputs, output):  # noqa: ARG001
-            executed.append({
-                "name": name,
-                "type": type(module).__name__,
-                "attrs": _attrs(module),
-                "params": sum(p.numel() for p in module.parameters(recurse=False)),
-                "input_shape": _shape(inputs),
-                "output_shape": _shape(output),
-            })
+        def hook(module, inputs, output):
+            depth[0] -= 1
+            executed.append(
+                {
+                    "name": name,
+                    "type": type(module).__name__,
+                    "attrs": _attrs(module),
+                    "params": sum(p.numel() for p in module.parameters(recurse=False)),
+                    "input_shape": _shape(inputs),
+                    "output_shape": _shape(output),
+                }
+            )
             seen.add(name)
+
         return hook
 
     for name, module in leaves:
+        handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(hook_for(name)))
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), Functional():
             output = call(model, probe_input(input_shape, batch=1))
     finally:
         for handle in handles:
             handle.remove()
-    unused = [
-        {"name": n, "type": type(m).__name__, "attrs": _attrs(m)} for n, m in leaves if n not in seen
-    ]
+    unused = [{"name": n, "type": type(m).__name__, "attrs": _attrs(m)} for n, m in leaves if n not in seen]
     return {"executed": executed, "unused": unused, "output_shape": _shape(output)}
 
 
@@ -143,8 +208,9 @@ def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8)
     return result
 
 
-def make_layer(model: Any, input_shape: list[int], call: Any, stages: list[str],
-               recheck_blocks: int) -> dict[str, Any]:
+def make_layer(
+    model: Any, input_shape: list[int], call: Any, stages: list[str], recheck_blocks: int
+) -> dict[str, Any]:
     """Facts about ``make_layer``: signature, stages, shapes, shortcuts, re-call."""
     import torch
     from torch import nn
@@ -166,18 +232,21 @@ def make_layer(model: Any, input_shape: list[int], call: Any, stages: list[str],
             continue
         blocks = list(stage.children())
         first = blocks[0] if blocks else None
-        stage_facts.append({
-            "name": name,
-            "present": True,
-            "type": type(stage).__name__,
-            "blocks": len(blocks),
-            "block_type": type(first).__name__ if first is not None else None,
-            "first_block_strides": _conv_strides(first),
-            "first_block_projection": _projection(first),
-            "other_blocks_projection": [_projection(b) for b in blocks[1:]],
-        })
-        handles.append(stage.register_forward_hook(
-            lambda m, i, o, name=name: shapes.__setitem__(name, _shape(o))))
+        stage_facts.append(
+            {
+                "name": name,
+                "present": True,
+                "type": type(stage).__name__,
+                "blocks": len(blocks),
+                "block_type": type(first).__name__ if first is not None else None,
+                "first_block_strides": _conv_strides(first),
+                "first_block_projection": _projection(first),
+                "other_blocks_projection": [_projection(b) for b in blocks[1:]],
+            }
+        )
+        handles.append(
+            stage.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, _shape(o)))
+        )
     model.eval()
     try:
         with torch.no_grad():
@@ -189,8 +258,9 @@ def make_layer(model: Any, input_shape: list[int], call: Any, stages: list[str],
         stage["output_shape"] = shapes.get(stage["name"])
     facts["stages"] = stage_facts
     if callable(fn) and stage_facts and stage_facts[-1].get("present"):
-        facts["recall"] = _recall(model, fn, stage_facts[-1], getattr(model, stages[-1]),
-                                  recheck_blocks, call)
+        facts["recall"] = _recall(
+            model, fn, stage_facts[-1], getattr(model, stages[-1]), recheck_blocks, call
+        )
     return facts
 
 
@@ -214,8 +284,7 @@ def _projection(block: Any) -> dict[str, Any] | None:
     return None
 
 
-def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, call: Any
-            ) -> dict[str, Any]:
+def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, call: Any) -> dict[str, Any]:
     """Call make_layer again with another block count, from the last stage's state."""
     import torch
 
@@ -233,8 +302,11 @@ def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, 
         built.eval()
         with torch.no_grad():
             out = call(lambda m, x: m(x), built, torch.rand(1, *shape[1:]))
-        return {"channels": channels, "num_blocks": blocks, "built_blocks": n,
-                "output_shape": _shape(out)}
+        return {"channels": channels, "num_blocks": blocks, "built_blocks": n, "output_shape": _shape(out)}
     except WorkerError as exc:
-        return {"channels": channels, "num_blocks": blocks, "error": exc.message,
-                "line": exc.details.get("line")}
+        return {
+            "channels": channels,
+            "num_blocks": blocks,
+            "error": exc.message,
+            "line": exc.details.get("line"),
+        }

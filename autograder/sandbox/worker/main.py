@@ -61,10 +61,10 @@ class Worker:
     def op_forward(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         return introspect.forward_check(self._model(task), input_shape, self.code.call)
 
-    def op_make_layer(self, task: str, input_shape: list[int], stages: list[str],
-                      recheck_blocks: int) -> dict[str, Any]:
-        return introspect.make_layer(self._model(task), input_shape, self.code.call, stages,
-                                     recheck_blocks)
+    def op_make_layer(
+        self, task: str, input_shape: list[int], stages: list[str], recheck_blocks: int
+    ) -> dict[str, Any]:
+        return introspect.make_layer(self._model(task), input_shape, self.code.call, stages, recheck_blocks)
 
     def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
         state, notes, _ = unwrap_state_dict(read_checkpoint(path))
@@ -79,12 +79,21 @@ class Worker:
         self.code.call(model.load_state_dict, state, strict=True)
         return {"notes": notes, "normalize": normalize, "tensors": len(state)}
 
-    def op_evaluate(self, task: str, images: str, out_name: str, mean: list[float],
-                    std: list[float], resize: int | None, batch_size: int,
-                    device: str) -> dict[str, Any]:
+    def op_evaluate(
+        self,
+        task: str,
+        images: str,
+        out_name: str,
+        mean: list[float],
+        std: list[float],
+        resize: int | None,
+        batch_size: int,
+        device: str,
+    ) -> dict[str, Any]:
         path = os.path.join(self.out, os.path.basename(out_name))
-        result = evaluate.logits(self._model(task), images, path, mean, std, resize, batch_size,
-                                 device, self.code.call)
+        result = evaluate.logits(
+            self._model(task), images, path, mean, std, resize, batch_size, device, self.code.call
+        )
         return {**result, "array": os.path.basename(path)}
 
     def _model(self, task: str) -> Any:
@@ -107,8 +116,9 @@ class Worker:
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, list, dict))
-            or v is None}
+    return {
+        k: v for k, v in details.items() if isinstance(v, (str, int, float, bool, list, dict)) or v is None
+    }
 
 
 def run(argv: list[str] | None = None) -> None:

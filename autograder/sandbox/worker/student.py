@@ -90,7 +90,9 @@ def read_checkpoint(path: str) -> Any:
                 f"{name} is a whole pickled object{what}, which the grader will not unpickle: "
                 "save the weights with torch.save(model.state_dict(), PATH)",
             ) from None
-        if any(s in text for s in ("zip archive", "central directory", "EOF", "truncated", "invalid load key")):
+        if any(
+            s in text for s in ("zip archive", "central directory", "EOF", "truncated", "invalid load key")
+        ):
             raise WorkerError(
                 "weights",
                 f"{name} is not a readable PyTorch checkpoint ({size} bytes; truncated or not "
@@ -135,7 +137,7 @@ def unwrap_state_dict(obj: Any) -> tuple[dict[str, Any], list[str], dict[str, An
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     for prefix in PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
             notes.append(f"stripped the '{prefix}' prefix from every key")
     return state, notes, normalize
 
@@ -144,8 +146,10 @@ def _is_tensor_dict(obj: dict[str, Any]) -> bool:
     import torch
 
     values = list(obj.values())
-    return bool(values) and all(isinstance(k, str) for k in obj) and (
-        sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2)
+    return (
+        bool(values)
+        and all(isinstance(k, str) for k in obj)
+        and (sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2))
     )
 
 

@@ -1,0 +1,154 @@
+"""``accuracy``: the submitted checkpoint on the hidden test split.
+
+The worker sees the test images in a secret order and never a label; it
+returns logits. The grader undoes the order, scores with its own labels and
+maps the accuracy to the rubric's tiers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..result import CheckFailed, Outcome
+from ..rubric import Item, parse_tiers
+from ..sandbox import SandboxError, WorkerFailure
+from .common import ask
+from .context import Context
+from .registry import allowed, check
+
+
+def _validate(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("accuracy", {"tiers", "batch_size"}, options)
+    options["tiers"] = parse_tiers(options.get("tiers"))
+    return options
+
+
+def score(
+    logits: np.ndarray, order: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix from permuted logits."""
+    predicted = np.full(len(labels), -1, dtype=np.int64)
+    finite = np.isfinite(logits).all(axis=1)
+    predicted[order[finite]] = logits[finite].argmax(axis=1)  # row i answered image order[i]
+    correct = predicted == labels
+    k = len(classes)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    valid = predicted >= 0
+    np.add.at(confusion, (labels[valid], predicted[valid]), 1)
+    per_class = {}
+    for c, name in enumerate(classes):
+        mask = labels == c
+        per_class[name] = float(correct[mask].mean()) if mask.any() else None
+    return {
+        "accuracy": float(correct.mean()),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "non_finite_rows": int((~finite).sum()),
+    }
+
+
+@check("accuracy", timeout=900, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    task = ctx.rubric.tasks[item.task]
+    source = ctx.model(task.id)
+    weights, how = ctx.weights(task.id)
+    try:
+        loaded = ctx.sandbox.setup(
+            "load_weights", 300, task=task.id, path=ctx.in_sandbox("submission", weights)
+        )
+    except WorkerFailure as exc:
+        raise CheckFailed(_weights_message(weights.name, task.model, exc)) from None
+    except SandboxError as exc:
+        raise CheckFailed(f"loading {weights.name} crashed or hung the worker: {exc.message}") from None
+    norm = ctx.normalization(task, loaded.get("normalize"))
+    split = ctx.split()
+    images_path, order = ctx.test_images()
+    answer = ask(
+        ctx,
+        source,
+        f"evaluating {task.model} on the test split",
+        "evaluate",
+        item.timeout,
+        task=task.id,
+        images=images_path,
+        out_name=f"logits_{task.id}.npy",
+        mean=list(norm.mean),
+        std=list(norm.std),
+        resize=task.resize,
+        batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
+        device=ctx.device,
+    )
+    try:
+        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
+    except SandboxError as exc:
+        raise CheckFailed(exc.message) from None
+    measured = score(logits, order, split.labels, split.spec.classes)
+    accuracy = measured["accuracy"]
+    tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)
+    points = tier.points if tier else 0.0
+    blocked = [r for r in item.requires if r in ctx.results and ctx.results[r].passed is False]
+    data = {
+        **measured,
+        "tier": tier.label() if tier else None,
+        "images": len(order),
+        "weights": weights.as_posix(),
+        "weights_sha256": ctx.submission.sha256(weights),
+        "weights_chosen": how,
+        "normalization": norm.as_dict(),
+        "eval_seconds": answer.get("seconds"),
+        "notes": loaded.get("notes", []),
+    }
+    ranked = sorted(((v, k) for k, v in measured["per_class"].items() if v is not None))
+    lines = [
+        f"weights: {weights.as_posix()} ({how})",
+        f"normalisation: mean {list(norm.mean)}, std {list(norm.std)} — {norm.source}",
+        *[f"note: {n}" for n in loaded.get("notes", [])],
+        f"test images: {len(order):,}; accuracy {accuracy:.2%}",
+        "tiers: " + ", ".join(f"{t.label()} → {t.points:g}" for t in item.options["tiers"]),
+        "per-class accuracy: " + ", ".join(f"{k} {v:.1%}" for v, k in reversed(ranked)),
+    ]
+    if ranked:
+        data["best_class"], data["worst_class"] = ranked[-1][1], ranked[0][1]
+    if measured["non_finite_rows"]:
+        lines.append(f"{measured['non_finite_rows']} images got NaN/inf logits (counted wrong)")
+    reached = (
+        f"tier {tier.label()}" if tier else f"below the lowest tier ({item.options['tiers'][-1].label()})"
+    )
+    if blocked:
+        data["withheld_by"] = blocked
+        return Outcome(
+            False,
+            f"{task.model} test accuracy {accuracy:.2%} ({reached}), but no "
+            f"points: {', '.join(blocked)} failed",
+            "\n".join(lines),
+            data,
+            score=0.0,
+        )
+    return Outcome(
+        tier is not None,
+        f"{task.model} test accuracy {accuracy:.2%}: {reached}, {points:g}/{item.points:g} points",
+        "\n".join(lines),
+        data,
+        score=points,
+    )
+
+
+def _weights_message(name: str, model: str, exc: WorkerFailure) -> str:
+    if exc.kind != "fit":
+        return exc.message
+    d = exc.details
+    parts = []
+    if d.get("missing"):
+        parts.append(f"missing keys {_few(d['missing'])}")
+    if d.get("unexpected"):
+        parts.append(f"unexpected keys {_few(d['unexpected'])}")
+    for m in (d.get("mismatched") or [])[:3]:
+        parts.append(f"{m['key']} has shape {tuple(m['got'])}, the model expects {tuple(m['expected'])}")
+    return f"{name} does not fit {model}: {'; '.join(parts)}"
+
+
+def _few(keys: list[str]) -> str:
+    shown = ", ".join(keys[:4])
+    return f"{shown} (+{len(keys) - 4} more)" if len(keys) > 4 else shown

@@ -1,0 +1,76 @@
+"""``counts``: parameters, thop MACs and FLOPs against the reference.
+
+MACs come from ultralytics-thop (pinned), so they equal what students print
+with ``thop.profile``; FLOPs from ``torch.utils.flop_counter.FlopCounterMode``
+(2 x multiply-adds, functional ops included). With ``must_match = false`` the
+numbers are reported and compared but never fail (labs that allow variants).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..result import Outcome
+from ..rubric import Item
+from .common import ask
+from .context import Context
+from .registry import allowed, check
+
+
+def _validate(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("counts", {"params", "macs", "flops", "must_match", "reference", "labels"}, options)
+    for key in ("params", "macs", "flops"):
+        value = options.get(key, [])
+        if isinstance(value, int):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise ValueError(f"counts: {key} must be an integer or a list of accepted integers")
+        options[key] = value
+    options.setdefault("must_match", True)
+    return options
+
+
+@check("counts", timeout=120, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    task = ctx.rubric.tasks[item.task]
+    source = ctx.model(task.id)
+    got = ask(
+        ctx,
+        source,
+        f"counting {task.model}",
+        "counts",
+        item.timeout,
+        task=task.id,
+        input_shape=task.input_shape,
+    )
+    labels = item.options.get("labels", {})
+    rows, wrong = [], []
+    for key in ("params", "macs", "flops"):
+        value, accepted = got.get(key), item.options[key]
+        expected = " or ".join(f"{v:,}" for v in accepted) if accepted else "—"
+        good = not accepted or value in accepted
+        name = labels.get(str(value), "") if value is not None else ""
+        rows.append(
+            f"{'  ' if good else '✗ '}{key:<7} {value if value is None else f'{value:,}':>15}"
+            f"   reference {expected}{'  (' + name + ')' if name else ''}"
+        )
+        if not good:
+            wrong.append(
+                f"{key} {value:,} (reference {expected})"
+                if value is not None
+                else f"{key} could not be counted"
+            )
+    if got.get("macs_error"):
+        rows.append(f"thop could not profile the model: {got['macs_error']}")
+    data = {k: got.get(k) for k in ("params", "trainable_params", "macs", "flops")}
+    data["reference"] = {k: item.options[k] for k in ("params", "macs", "flops")}
+    details = "\n".join(rows)
+    summary = (
+        f"params {got.get('params', 0):,}, thop MACs {got['macs']:,}"
+        if got.get("macs") is not None
+        else f"params {got.get('params', 0):,}"
+    )
+    if wrong and item.options["must_match"]:
+        return Outcome(False, f"{task.model}: {'; '.join(wrong)}", details, data)
+    suffix = "; differs from the reference (reported only)" if wrong else ", as the reference"
+    return Outcome(True, f"{task.model}: {summary}{suffix}", details, data)

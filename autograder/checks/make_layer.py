@@ -1,0 +1,132 @@
+"""``make_layer``: the ResNet's stages really come from ``make_layer``.
+
+Verified from behaviour, not names: block counts per stage, output shapes on
+a probe input (channels, and spatial size halving where the stride is 2), a
+1x1 projection shortcut exactly where the shape changes, and a second call
+with another ``num_blocks`` that must build that many blocks (catches a
+hard-coded layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..result import Outcome
+from ..rubric import Item
+from .common import ask, fmt_shape
+from .context import Context
+from .registry import allowed, check
+
+KEYS = {"stages", "blocks", "channels", "strides", "signature", "recheck_blocks"}
+
+
+def _validate(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("make_layer", KEYS, options)
+    options.setdefault("stages", ["layer1", "layer2", "layer3", "layer4"])
+    options.setdefault("blocks", [2, 2, 2, 2])
+    options.setdefault("channels", [64, 128, 256, 512])
+    options.setdefault("strides", [1, 2, 2, 2])
+    options.setdefault("signature", ["block", "channels", "num_blocks", "stride"])
+    options.setdefault("recheck_blocks", 3)
+    n = len(options["stages"])
+    if any(len(options[k]) != n for k in ("blocks", "channels", "strides")):
+        raise ValueError("make_layer: stages, blocks, channels and strides need the same length")
+    return options
+
+
+@check("make_layer", timeout=120, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    task = ctx.rubric.tasks[item.task]
+    source = ctx.model(task.id)
+    o = item.options
+    facts = ask(
+        ctx,
+        source,
+        f"inspecting {task.model}.make_layer",
+        "make_layer",
+        item.timeout,
+        task=task.id,
+        input_shape=task.input_shape,
+        stages=o["stages"],
+        recheck_blocks=o["recheck_blocks"],
+    )
+    problems: list[str] = []
+    lines: list[str] = []
+    if not facts.get("has_make_layer"):
+        problems.append(f"{task.model} has no make_layer method")
+    else:
+        params = [p for p in (facts.get("signature") or []) if p != "self"]
+        want = o["signature"]
+        if len(params) != len(want):
+            problems.append(f"make_layer takes ({', '.join(params)}); expected ({', '.join(want)})")
+        elif params != want:
+            lines.append(
+                f"note: make_layer's parameters are named ({', '.join(params)}); the "
+                f"handout uses ({', '.join(want)})"
+            )
+    stages = facts.get("stages") or []
+    prev_hw = None
+    for k, stage in enumerate(stages):
+        name = o["stages"][k]
+        if not stage.get("present"):
+            problems.append(f"{task.model} has no {name}")
+            continue
+        shape = stage.get("output_shape") or []
+        blocks, channels, stride = o["blocks"][k], o["channels"][k], o["strides"][k]
+        lines.append(
+            f"{name}: {stage['blocks']} x {stage.get('block_type')}, output "
+            f"{fmt_shape(shape)}, projection {'yes' if stage.get('first_block_projection') else 'no'}"
+        )
+        if stage["blocks"] != blocks:
+            problems.append(f"{name} has {stage['blocks']} blocks; expected {blocks}")
+        if len(shape) != 4 or shape[1] != channels:
+            problems.append(f"{name} outputs {fmt_shape(shape)}; expected {channels} channels")
+        elif prev_hw is not None and shape[2] * stride != prev_hw:
+            problems.append(
+                f"{name} turns {prev_hw}x{prev_hw} into {shape[2]}x{shape[3]}; with "
+                f"stride {stride} it should give {prev_hw // stride}x{prev_hw // stride}"
+            )
+        if len(shape) == 4:
+            prev_hw = shape[2]
+        projection = stage.get("first_block_projection")
+        needs = stride != 1 or (k > 0 and o["channels"][k - 1] != channels)
+        if needs and not projection:
+            problems.append(
+                f"the first block of {name} has no 1x1 projection shortcut (needed: its shape changes)"
+            )
+        elif needs and projection and projection.get("stride") != stride:
+            problems.append(
+                f"the shortcut of {name} has stride {projection.get('stride')}; expected {stride}"
+            )
+        if any(stage.get("other_blocks_projection") or []):
+            problems.append(f"{name}: only the first block should have a projection shortcut")
+    recall = facts.get("recall")
+    if isinstance(recall, dict):
+        if "error" in recall:
+            problems.append(
+                f"calling make_layer(block, {recall.get('channels')}, "
+                f"{o['recheck_blocks']}, 1) failed: {recall['error']}"
+            )
+        else:
+            lines.append(
+                f"make_layer(block, {recall['channels']}, {recall['num_blocks']}, 1) built "
+                f"{recall['built_blocks']} blocks"
+            )
+            if recall["built_blocks"] != o["recheck_blocks"]:
+                problems.append(
+                    f"make_layer(block, {recall['channels']}, {o['recheck_blocks']}, 1) "
+                    f"built {recall['built_blocks']} blocks instead of "
+                    f"{o['recheck_blocks']}: num_blocks seems to be ignored"
+                )
+    data = {"stages": stages, "recall": recall, "signature": facts.get("signature")}
+    details = "\n".join(lines + [f"✗ {p}" for p in problems])
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Outcome(False, f"{problems[0]}{more}", details, data)
+    return Outcome(
+        True,
+        f"make_layer builds {', '.join(o['stages'])} with "
+        f"{'/'.join(map(str, o['blocks']))} blocks, the right strides and shortcuts",
+        details,
+        data,
+    )

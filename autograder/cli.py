@@ -1,0 +1,114 @@
+"""The ``autograder`` command.
+
+Exit status of ``grade``: 0 whenever grading finished, whatever the score;
+2 when the grader itself cannot grade (unknown rubric, missing data root, no
+sandbox), with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+DATA_ENV = "AUTOGRADER_DATA"
+
+
+class UsageError(Exception):
+    """The grader cannot run as asked; the message is the one line to print."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rubric", required=True, help="rubric id (e.g. lab2-resnet18-cifar10) or path to a .toml file"
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help=f"folder with torchvision's dataset layouts (default ${DATA_ENV} or ./data)",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the worker")
+    parser.add_argument(
+        "--memory-mb", type=int, default=8192, help="address-space cap for the worker on CPU runs (MiB)"
+    )
+    parser.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="grade with a plain subprocess if no sandbox is available (tier C)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"autograder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser("grade", help="grade one submission (folder or zip)")
+    grade.add_argument("path", type=Path)
+    grade.add_argument("--out", type=Path, default=Path("autograder-out"))
+    _common(grade)
+    return parser
+
+
+def data_root(arg: Path | None, dataset: str) -> Path:
+    from .data import dataset_spec
+
+    root = arg or Path(os.environ.get(DATA_ENV, "data"))
+    folder = root / dataset_spec(dataset).folder
+    if not folder.is_dir():
+        raise UsageError(
+            f"data root {root} has no {folder.relative_to(root)} for {dataset} "
+            f"(pass --data-root, or fetch it with `autograder data {dataset}`)"
+        )
+    return root
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import grade
+    from .report import write_all
+    from .rubric import load
+
+    rubric = load(args.rubric)
+    root = data_root(args.data_root, rubric.dataset)
+    if not args.path.exists():
+        raise UsageError(f"{args.path} does not exist")
+    result = grade(
+        args.path,
+        rubric,
+        root,
+        device=args.device,
+        allow_unsandboxed=args.allow_unsandboxed,
+        threads=args.threads,
+        memory_bytes=args.memory_mb << 20,
+    )
+    paths = write_all(result, args.out)
+    print(
+        f"{result.rubric_title}: {result.score:g} / {result.max_score:g} autograded points"
+        + (f" (+{result.manual_points:g} graded by a TA)" if result.manual_points else "")
+    )
+    for item in result.items:
+        mark = "TA " if item.manual else ("ok " if item.passed else "FAIL")
+        print(f"  {mark:<4} {item.number:<5} {item.name}: {item.message}")
+    print(f"results: {paths['results']}  report: {paths['html']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .rubric import RubricError
+    from .sandbox.tiers import SandboxUnavailable
+
+    args = build_parser().parse_args(argv)
+    handlers = {"grade": cmd_grade}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, RubricError, SandboxUnavailable) as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

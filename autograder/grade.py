@@ -1,0 +1,194 @@
+"""Orchestration: rubric + submission -> result.
+
+One sandboxed worker serves every check of a submission. Each check runs
+under its own time limit; whatever happens inside one (a crash, a hang, a
+grader bug) fails that item alone and the rest keep their points.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import provenance
+from .checks import KINDS
+from .checks.context import Context
+from .result import CheckFailed, GradeResult, ItemResult, Outcome
+from .rubric import Item, Rubric
+from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier
+from .sandbox.launcher import Job, Limits
+from .submission import Submission, SubmissionError, intake
+
+DEFAULT_MEMORY = 8 << 30
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if os.path.exists("/dev/nvidiactl") else "cpu"
+
+
+def item_numbers(rubric: Rubric) -> dict[str, str]:
+    """Stable '1.2'-style numbers: group by the id's prefix, in rubric order."""
+    groups: list[str] = []
+    numbers: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for item in rubric.items:
+        group = item.id.split(".")[0]
+        if group not in groups:
+            groups.append(group)
+        counts[group] = counts.get(group, 0) + 1
+        numbers[item.id] = f"{groups.index(group) + 1}.{counts[group]}"
+    return numbers
+
+
+def grade(
+    submission: Path,
+    rubric: Rubric,
+    data_root: Path | None,
+    device: str = "auto",
+    allow_unsandboxed: bool = False,
+    threads: int | None = None,
+    memory_bytes: int | None = DEFAULT_MEMORY,
+    tier: TierInfo | None = None,
+) -> GradeResult:
+    started = time.monotonic()
+    device = resolve_device(device)
+    tier = tier or detect_tier(allow_unsandboxed)
+    workdir = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+    workdir.chmod(0o711)
+    job = Job(
+        root=workdir,
+        submission=workdir / "submission",
+        extracted=workdir / "extracted",
+        inputs=workdir / "inputs",
+        out=workdir / "out",
+        lib=workdir / "lib",
+    )
+    numbers = item_numbers(rubric)
+    try:
+        try:
+            sub = intake(submission, job.submission)
+        except SubmissionError as exc:
+            return _unreadable(rubric, numbers, str(exc), tier, device, started)
+        limits = Limits(
+            memory_bytes=None if device.startswith("cuda") else memory_bytes,
+            threads=threads or max(1, min(os.cpu_count() or 1, 8)),
+            device=device,
+        )
+        with Sandbox(tier, job, limits) as sandbox:
+            ctx = Context(rubric=rubric, submission=sub, sandbox=sandbox, data_root=data_root, device=device)
+            for item in rubric.items:
+                ctx.results[item.id] = _run_item(item, ctx, numbers[item.id])
+            dataset = ctx._memo.get("split", (None, None))
+            result = GradeResult(
+                rubric_id=rubric.id,
+                rubric_title=rubric.title,
+                items=list(ctx.results.values()),
+                provenance=provenance.collect(
+                    rubric.path,
+                    {f.as_posix(): sub.sha256(f) for f in sub.files},
+                    tier.as_dict(),
+                    device,
+                    sandbox.hello,
+                    dataset[1].provenance() if dataset[0] == "ok" else None,
+                    sandbox.starts,
+                ),
+                seconds=time.monotonic() - started,
+                notes=list(sub.notes),
+                worker_output=sandbox.output(),
+            )
+        result.leaderboard = _leaderboard(rubric, result)
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
+    started = time.monotonic()
+    try:
+        outcome = KINDS[item.kind].run(item, ctx)
+    except CheckFailed as exc:
+        outcome = Outcome(False, exc.message, exc.details, exc.data)
+    except WorkerFailure as exc:
+        outcome = Outcome(False, exc.message)
+    except SandboxError as exc:
+        outcome = Outcome(False, f"the check could not finish: {exc.message}")
+    except Exception as exc:  # noqa: BLE001 - a grader bug must not cost other items
+        traceback.print_exc(file=sys.stderr)
+        outcome = Outcome(
+            False,
+            f"internal grader error in this check ({type(exc).__name__}: "
+            f"{exc}); please tell the course staff",
+        )
+    if item.manual:
+        score, passed = None, None
+    else:
+        score = outcome.score if outcome.score is not None else (item.points if outcome.passed else 0.0)
+        blocked = [r for r in item.requires if ctx.results.get(r) and ctx.results[r].passed is False]
+        if blocked and score:
+            score = 0.0
+            outcome.message += f" — no points, because {', '.join(blocked)} failed"
+        passed = outcome.passed and not blocked
+    return ItemResult(
+        id=item.id,
+        number=number,
+        name=item.name,
+        kind=item.kind,
+        max_points=item.points,
+        score=score,
+        passed=passed,
+        message=outcome.message,
+        details=outcome.details,
+        visibility=item.visibility,
+        seconds=round(time.monotonic() - started, 3),
+        data=outcome.data,
+    )
+
+
+def _unreadable(
+    rubric: Rubric, numbers: dict[str, str], message: str, tier: TierInfo, device: str, started: float
+) -> GradeResult:
+    """The submission itself could not be read: every item fails with why."""
+    items = [
+        ItemResult(
+            id=i.id,
+            number=numbers[i.id],
+            name=i.name,
+            kind=i.kind,
+            max_points=i.points,
+            score=None if i.manual else 0.0,
+            passed=None if i.manual else False,
+            message=message,
+            visibility=i.visibility,
+        )
+        for i in rubric.items
+    ]
+    return GradeResult(
+        rubric.id,
+        rubric.title,
+        items,
+        provenance.collect(rubric.path, {}, tier.as_dict(), device, None, None, 0),
+        time.monotonic() - started,
+        fatal=message,
+    )
+
+
+def _leaderboard(rubric: Rubric, result: GradeResult) -> list[dict[str, object]]:
+    if not rubric.leaderboard:
+        return []
+    board: list[dict[str, object]] = []
+    for item in result.items:
+        if item.kind == "accuracy" and "accuracy" in item.data:
+            board.append({"name": f"{item.name}", "value": round(item.data["accuracy"], 4)})
+        if item.kind == "counts" and item.data.get("params"):
+            board.append({"name": f"{item.name} params", "value": item.data["params"], "order": "asc"})
+    return board
+
+
+__all__ = ["CheckFailed", "Submission", "grade"]

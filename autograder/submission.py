@@ -1,0 +1,206 @@
+"""Taking in what a student handed in: a folder or a zip (Gradescope, Moodle,
+``StudentID_lab2.zip``), copied into the job folder as plain regular files.
+
+Nothing here executes student material. Zips are extracted defensively: no
+path may leave the target (zip-slip), symlinks are dropped, and sizes are
+capped while reading, not by trusting the headers (zip bombs).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+MAX_TOTAL_BYTES = 2 << 30
+MAX_FILE_BYTES = 1 << 30
+MAX_FILES = 5000
+MAX_ZIP_DEPTH = 2
+JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "__pycache__", ".git")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".safetensors")
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read at all (not a zip, not a folder, empty)."""
+
+
+@dataclass
+class Submission:
+    root: Path  # the grader's copy; only regular files, no symlinks
+    source: Path
+    files: list[Path] = field(default_factory=list)  # relative to root
+    notes: list[str] = field(default_factory=list)  # what intake skipped or changed
+
+    def _by_suffix(self, *suffixes: str) -> list[Path]:
+        return [f for f in self.files if f.name.lower().endswith(suffixes)]
+
+    @property
+    def notebooks(self) -> list[Path]:
+        return self._by_suffix(".ipynb")
+
+    @property
+    def python_files(self) -> list[Path]:
+        return self._by_suffix(".py")
+
+    @property
+    def weights(self) -> list[Path]:
+        return self._by_suffix(*WEIGHT_SUFFIXES)
+
+    @property
+    def pdfs(self) -> list[Path]:
+        return self._by_suffix(".pdf")
+
+    def find(self, patterns: list[str]) -> list[Path]:
+        """Files whose name matches any pattern (case-insensitive), pattern order
+        first, then shallower paths first."""
+        found: list[Path] = []
+        for pattern in patterns:
+            pat = pattern.lower()
+            hits = [
+                f
+                for f in self.files
+                if fnmatch.fnmatch(f.name.lower(), pat) or fnmatch.fnmatch(f.as_posix().lower(), pat)
+            ]
+            for hit in sorted(hits, key=lambda p: (len(p.parts), p.as_posix())):
+                if hit not in found:
+                    found.append(hit)
+        return found
+
+    def sha256(self, relative: Path) -> str:
+        digest = hashlib.sha256()
+        with (self.root / relative).open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def listing(self) -> str:
+        return ", ".join(f.as_posix() for f in self.files) or "(no files)"
+
+
+def intake(source: Path, dest: Path) -> Submission:
+    """Copy ``source`` (folder or zip) into ``dest`` and index its files."""
+    source = Path(source)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    sub = Submission(root=dest, source=source)
+    budget = _Budget()
+    if source.is_dir():
+        _copy_tree(source, dest, sub, budget)
+    elif source.is_file() and zipfile.is_zipfile(source):
+        _extract(source, dest, sub, budget, depth=0)
+    elif source.is_file():
+        target = dest / _safe_name(source.name)
+        budget.copy(source.open("rb"), target, source.name)
+    else:
+        raise SubmissionError(f"{source} is neither a folder nor a file")
+    _unpack_nested(dest, sub, budget)
+    _flatten_single_folder(dest)
+    sub.files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
+    if not sub.files:
+        raise SubmissionError(f"{source.name} contains no files")
+    return sub
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def copy(self, reader, target: Path, label: str) -> None:
+        self.count += 1
+        if self.count > MAX_FILES:
+            raise SubmissionError(f"more than {MAX_FILES} files in the submission")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with reader, target.open("wb") as out:
+            while chunk := reader.read(1 << 20):
+                written += len(chunk)
+                self.total += len(chunk)
+                if written > MAX_FILE_BYTES or self.total > MAX_TOTAL_BYTES:
+                    out.close()
+                    target.unlink()
+                    raise SubmissionError(
+                        f"{label} unpacks to more than {_mb(min(MAX_FILE_BYTES, MAX_TOTAL_BYTES))}"
+                        " (a zip bomb or a far too large file); remove it and resubmit"
+                    )
+                out.write(chunk)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MB"
+
+
+def _junk(parts: tuple[str, ...]) -> bool:
+    return any(p in JUNK or p.startswith("._") for p in parts)
+
+
+def _safe_name(name: str) -> str:
+    return name.replace("/", "_").replace("\\", "_").lstrip(".") or "file"
+
+
+def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> None:
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if _junk(rel.parts):
+            continue
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            sub.notes.append(f"skipped the symbolic link {rel.as_posix()}")
+        elif stat.S_ISREG(info.st_mode):
+            budget.copy(path.open("rb"), dest / rel, rel.as_posix())
+
+
+def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = info.filename.replace("\\", "/")
+                parts = PurePosixPath(name).parts
+                if info.is_dir() or _junk(parts):
+                    continue
+                if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+                    sub.notes.append(
+                        f"skipped {name!r} in {archive.name}: its path leaves the submission folder"
+                    )
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    sub.notes.append(f"skipped the symbolic link {name} in {archive.name}")
+                    continue
+                budget.copy(zf.open(info), dest.joinpath(*parts), name)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise SubmissionError(f"{archive.name} is not a readable zip file: {exc}") from None
+
+
+def _unpack_nested(dest: Path, sub: Submission, budget: _Budget) -> None:
+    """A zip inside the zip (``StudentID_lab2.zip`` inside Gradescope's upload)."""
+    for depth in range(MAX_ZIP_DEPTH):
+        nested = [p for p in dest.rglob("*.zip") if p.is_file()]
+        if not nested:
+            return
+        for archive in nested:
+            target = archive.with_suffix("")
+            if target.exists():
+                target = archive.with_name(archive.stem + "_unzipped")
+            if zipfile.is_zipfile(archive):
+                _extract(archive, target, sub, budget, depth + 1)
+                sub.notes.append(f"unpacked the zip inside the submission: {archive.relative_to(dest)}")
+            archive.unlink()
+    if any(dest.rglob("*.zip")):
+        sub.notes.append(f"zips nested deeper than {MAX_ZIP_DEPTH} levels were not unpacked")
+
+
+def _flatten_single_folder(dest: Path) -> None:
+    """``StudentID_lab2/…`` as the only entry: grade its contents as the root."""
+    while True:
+        entries = list(dest.iterdir())
+        if len(entries) != 1 or not entries[0].is_dir():
+            return
+        inner = entries[0].rename(dest / ".flatten-in-progress")
+        for child in list(inner.iterdir()):
+            shutil.move(str(child), dest / child.name)
+        inner.rmdir()

@@ -1,0 +1,51 @@
+"""Shared fixtures: a generated CIFAR-format data root, reference models
+really trained on it (once per session), and lab 2 submissions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
+
+from helpers import data, submissions, train  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory) -> None:
+    """Decoded splits go to a per-session cache, not the user's."""
+    import os
+
+    os.environ["AUTOGRADER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    return data.make_cifar(tmp_path_factory.mktemp("cifar"), train=2000, test=500)
+
+
+@pytest.fixture(scope="session")
+def trained(cifar_root) -> dict[str, dict]:
+    from reference.lab2.resnet18 import ResNet18
+    from reference.lab2.simple_cnn import SimpleCNN
+
+    mean, std = submissions.MEAN, submissions.STD
+    simple = train.train(SimpleCNN(), cifar_root, "cifar10", mean, std, steps=150)
+    resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
+    return {"simple": simple.state_dict(), "resnet": resnet.state_dict()}
+
+
+@pytest.fixture(scope="session")
+def lab2_rubric():
+    from autograder.rubric import load
+
+    return load("lab2-resnet18-cifar10")
+
+
+@pytest.fixture(scope="session")
+def results_schema() -> dict:
+    return json.loads((Path(__file__).parent / "helpers" / "results.schema.json").read_text())

@@ -1,0 +1,1 @@
+"""Builders for test data and submissions (generated at test time, never committed)."""
