@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import preprocess
-from ..data import Split, load_split
+from ..data import DataError, Split, load_split
 from ..notebook.extract import ExtractedCode, NotebookError, defined_names, extract, read_notebook
 from ..result import CheckFailed, ItemResult
 from ..rubric import Rubric, Task
@@ -99,6 +99,7 @@ class Context:
 
     def _sources(self, task: Task) -> list[Source]:
         found: list[Source] = []
+        self._memo.setdefault("source_errors", ("ok", []))
         for rel in self.submission.find(task.sources):
             if rel.suffix.lower() == ".py":
                 text = (self.submission.root / rel).read_text(encoding="utf-8", errors="replace")
@@ -111,7 +112,8 @@ class Context:
                         if rel == self.notebook_path()
                         else read_notebook(self.submission.root / rel)
                     )
-                except (CheckFailed, NotebookError):
+                except (CheckFailed, NotebookError) as exc:
+                    self._memo["source_errors"][1].append(str(exc))
                     continue
                 name = f"nb_{len(found)}.py"
                 target = self.sandbox.job.extracted / name
@@ -146,6 +148,8 @@ class Context:
                     compile(s.text, s.label, "exec")
                 except SyntaxError as exc:
                     hint = f"; {s.label} line {exc.lineno} has a syntax error: {exc.msg}"
+            for problem in dict.fromkeys(self._memo.get("source_errors", ("ok", []))[1]):
+                hint += f"; {problem}"
             raise CheckFailed(
                 f"no class or function named {task.model} found (looked in "
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}"
@@ -305,7 +309,11 @@ class Context:
         def load() -> Split:
             if self.data_root is None:
                 raise CheckFailed("no data root was given to the grader")
-            return load_split(self.data_root, self.rubric.dataset, train=False)
+            try:
+                return load_split(self.data_root, self.rubric.dataset, train=False)
+            except DataError as exc:
+                raise CheckFailed(f"the grader's test data is unusable ({exc}); "
+                                  "this is not your fault: tell the course staff") from None
 
         return self.memo("split", load)
 

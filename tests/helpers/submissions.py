@@ -30,13 +30,15 @@ def lab2_notebook(
 ) -> nbformat.NotebookNode:
     nb = v4.new_notebook()
     cells = [
-        "import torch\nimport torch.nn as nn\nimport torchvision\nimport torchvision.transforms as transforms\n"
+        "import torch\nimport torch.nn as nn\nimport torchvision\n"
+        "import torchvision.transforms as transforms\n"
         "from google.colab import drive  # students on Colab\n!pip install thop",
         test_transform
         or (
             "train_transform = transforms.Compose([transforms.RandomHorizontalFlip(), "
             f"transforms.ToTensor(), transforms.Normalize({MEAN}, {STD})])\n"
-            f"test_transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize({MEAN}, {STD})])\n"
+            "test_transform = transforms.Compose([transforms.ToTensor(), "
+            f"transforms.Normalize({MEAN}, {STD})])\n"
             "trainset = torchvision.datasets.CIFAR10('./data', train=True, download=True, "
             "transform=train_transform)"
         ),
