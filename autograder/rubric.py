@@ -77,6 +77,7 @@ class Rubric:
     normalize: dict[str, list[float]] | None = None
     leaderboard: bool = False
     eval_batch_size: int = 500
+    import_timeout: float = 120.0  # seconds to import a student file and build its model
 
     @property
     def autograded_points(self) -> float:
@@ -168,6 +169,7 @@ class _Builder:
             normalize=normalize,
             leaderboard=bool(raw.get("leaderboard", False)),
             eval_batch_size=int(raw.get("eval_batch_size", 500)),
+            import_timeout=float(raw.get("import_timeout", 120)),
         )
 
     def task(self, tid: str, body: dict[str, Any], spec) -> Task:

@@ -155,7 +155,9 @@ class Context:
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}"
             )
         try:
-            self.sandbox.setup("load_source", 120, name=source.module, path=source.sandbox_path)
+            self.sandbox.setup(
+                "load_source", self.rubric.import_timeout, name=source.module, path=source.sandbox_path
+            )
         except WorkerFailure as exc:
             raise CheckFailed(
                 f"importing {source.where(exc.details.get('line'))} failed: {exc.message}"
@@ -167,7 +169,12 @@ class Context:
             ) from None
         try:
             self.sandbox.setup(
-                "build", 120, task=task.id, module=source.module, cls=task.model, num_classes=task.num_classes
+                "build",
+                self.rubric.import_timeout,
+                task=task.id,
+                module=source.module,
+                cls=task.model,
+                num_classes=task.num_classes,
             )
         except WorkerFailure as exc:
             raise CheckFailed(
@@ -217,7 +224,7 @@ class Context:
                 break
             try:
                 fits = self.sandbox.request(
-                    "fit", 120, tasks=built, path=self.in_sandbox("submission", path)
+                    "fit", self.rubric.import_timeout, tasks=built, path=self.in_sandbox("submission", path)
                 )["fits"]
             except (WorkerFailure, SandboxError):
                 continue
