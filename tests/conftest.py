@@ -29,18 +29,27 @@ def cifar_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(cifar_root) -> dict[str, dict]:
-    from reference.lab2.resnet18 import ResNet18
+def trained_simple(cifar_root) -> dict:
+    """The reference SimpleCNN's state_dict alone: tests that need no ResNet skip its training."""
+    import torch
+
     from reference.lab2.simple_cnn import SimpleCNN
 
+    torch.manual_seed(0)
+    simple = train.train(SimpleCNN(), cifar_root, "cifar10", submissions.MEAN, submissions.STD, steps=150)
+    return simple.state_dict()
+
+
+@pytest.fixture(scope="session")
+def trained(cifar_root, trained_simple) -> dict[str, dict]:
     import torch
+
+    from reference.lab2.resnet18 import ResNet18
 
     mean, std = submissions.MEAN, submissions.STD
     torch.manual_seed(0)
-    simple = train.train(SimpleCNN(), cifar_root, "cifar10", mean, std, steps=150)
-    torch.manual_seed(0)
     resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
-    return {"simple": simple.state_dict(), "resnet": resnet.state_dict()}
+    return {"simple": trained_simple, "resnet": resnet.state_dict()}
 
 
 @pytest.fixture(scope="session")
