@@ -20,7 +20,7 @@ from .checks import KINDS
 from .checks.context import Context
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
-from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier
+from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
 from .sandbox.launcher import Job, Limits
 from .submission import Submission, SubmissionError, intake
 
@@ -60,6 +60,8 @@ def grade(
     started = time.monotonic()
     device = resolve_device(device)
     tier = tier or detect_tier(allow_unsandboxed)
+    guard.check_environment()
+    guard.check_secrets(tier, data_root, rubric.dataset)
     workdir = Path(tempfile.mkdtemp(prefix="autograder-job-"))
     workdir.chmod(0o711)
     job = Job(
@@ -80,6 +82,7 @@ def grade(
             memory_bytes=None if device.startswith("cuda") else memory_bytes,
             threads=threads or max(1, min(os.cpu_count() or 1, 8)),
             device=device,
+            total_memory=memory_bytes,
         )
         with Sandbox(tier, job, limits) as sandbox:
             ctx = Context(rubric=rubric, submission=sub, sandbox=sandbox, data_root=data_root, device=device)
@@ -93,7 +96,7 @@ def grade(
                 provenance=provenance.collect(
                     rubric.path,
                     {f.as_posix(): sub.sha256(f) for f in sub.files},
-                    tier.as_dict(),
+                    sandbox.provenance(),
                     device,
                     sandbox.hello,
                     dataset[1].provenance() if dataset[0] == "ok" else None,

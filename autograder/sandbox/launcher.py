@@ -4,7 +4,8 @@ Tier A follows ``shared/reference/sandboxing.md`` §3.2: drop to a dedicated
 uid first (never run bwrap as root), then an unprivileged bwrap with every
 namespace unshared, a minimal read-only root and size-capped tmpfs. Tiers B
 and C run the worker directly with rlimits (B also under a separate uid in a
-fresh network namespace when root can make one).
+fresh network namespace when root can make one). Every tier sets
+no_new_privs, so no setuid binary can give the student back a privilege.
 """
 
 from __future__ import annotations
@@ -14,22 +15,30 @@ import ctypes
 import fcntl
 import os
 import resource
+import shutil
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cgroup
 from .tiers import Tier, python_paths
 from .worker import protocol
 
 PROBE_UID = 65534
 UID_BASE = 61000
 UID_SLOTS = 1000
-UID_LOCK_DIR = Path("/tmp/autograder-uids")
+# Root-only places for the uid slot locks; never a folder a sandbox uid could plant links in.
+UID_LOCK_DIRS = (Path("/run/autograder-uids"), Path("/tmp/autograder-uids"))
 TMPFS_BYTES = 512 << 20
 FILE_BYTES = 512 << 20
+OPEN_FILES = 1024
 CLONE_NEWNET = 0x40000000
+PR_SET_NO_NEW_PRIVS = 38
+# World-writable places outside the job folder where a tier B/C worker can leave files behind.
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 GPU_NODES = (
     "/dev/nvidia0",
     "/dev/nvidiactl",
@@ -37,11 +46,7 @@ GPU_NODES = (
     "/dev/nvidia-uvm-tools",
     "/dev/nvidia-modeset",
 )
-BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "'--seccomp' in sys.argv and __import__('agworker.confine').confine.install(); "
-    "from agworker.main import run; run(sys.argv[2:])"
-)
+BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from agworker.main import run; run(sys.argv[2:])"
 
 
 @dataclass
@@ -56,14 +61,41 @@ class Job:
     lib: Path
     data_binds: list[Path] = field(default_factory=list)  # read-only extras (notebook execution)
 
+    @property
+    def home(self) -> Path:
+        """HOME and TMPDIR of a tier B/C worker: private to its uid, deleted with the job."""
+        return self.root / "home"
+
 
 @dataclass
 class Limits:
     memory_bytes: int | None  # RLIMIT_AS; None on CUDA runs (it breaks CUDA's VA reservations)
     threads: int
     device: str = "cpu"
-    processes: int = 512
-    cpu_seconds: int = 6 * 3600
+    processes: int = 512  # RLIMIT_NPROC (threads count too), only under a dedicated uid
+    cpu_seconds: int = 6 * 3600  # a backstop: the grader's wall clock is the real limit
+    total_memory: int | None = None  # cgroup memory.max where one is available (CUDA runs too)
+
+    @property
+    def cgroup_memory(self) -> int | None:
+        return self.total_memory or self.memory_bytes
+
+    def describe(self, uid: bool, group: cgroup.Support) -> dict[str, object]:
+        """What actually caps this worker, for the result's provenance."""
+        caps = []
+        if group.parent and self.cgroup_memory:
+            caps.append(f"cgroup memory.max {self.cgroup_memory >> 20} MiB for all its processes")
+        if self.memory_bytes:
+            caps.append(f"RLIMIT_AS {self.memory_bytes >> 20} MiB per process")
+        return {
+            "memory": " + ".join(caps) or "none (CUDA run without a cgroup): only the wall clock",
+            "processes": self.processes if uid or group.parent else None,
+            "file_bytes": FILE_BYTES,
+            "open_files": OPEN_FILES,
+            "cpu_seconds": self.cpu_seconds,
+            "tmpfs_bytes": TMPFS_BYTES,
+            "cgroup": group.reason,
+        }
 
 
 def bwrap_argv(
@@ -80,6 +112,8 @@ def bwrap_argv(
         "--disable-userns",
         "--die-with-parent",
         "--new-session",
+        "--cap-drop",
+        "ALL",
         "--ro-bind",
         "/usr",
         "/usr",
@@ -181,48 +215,57 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
         "--reply-fd",
         str(reply_fd),
         "--seccomp",
+        "try" if tier is Tier.C else "required",
     ]
     for root in roots:
         argv += ["--root", root]
     return argv
 
 
-def worker_env(tier: Tier, limits: Limits) -> dict[str, str]:
+def worker_env(tier: Tier, limits: Limits, home: Path) -> dict[str, str]:
+    """A scrubbed environment: nothing of the grader's (tokens, paths) reaches student code."""
     if tier is Tier.A:
         return {}  # bwrap --clearenv sets the sandbox's environment
     return {
         "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
+        "HOME": str(home),
+        "TMPDIR": str(home),
         "OMP_NUM_THREADS": str(limits.threads),
         "MPLBACKEND": "Agg",
         "LANG": "C.UTF-8",
     }
 
 
-def preexec(tier: Tier, limits: Limits, uid: int | None):
-    """Runs in the child between fork and exec: rlimits, then the uid drop."""
+def preexec(tier: Tier, limits: Limits, uid: int | None, procs: str | None = None):
+    """Runs in the child between fork and exec: cgroup, rlimits, no_new_privs, then the uid drop.
+
+    Only async-signal-safe work happens here (no imports, no locks)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    caps = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, OPEN_FILES),
+        (resource.RLIMIT_FSIZE, FILE_BYTES),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+    ]
+    if limits.memory_bytes:
+        caps.append((resource.RLIMIT_AS, limits.memory_bytes))
+    if uid is not None:  # per-uid: with the grader's own uid it would count the grader's processes
+        caps.append((resource.RLIMIT_NPROC, limits.processes))
 
     def setup() -> None:
-        caps = [
-            (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_NOFILE, 1024),
-            (resource.RLIMIT_FSIZE, FILE_BYTES),
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-        ]
-        if limits.memory_bytes:
-            caps.append((resource.RLIMIT_AS, limits.memory_bytes))
-        if uid is not None:
-            caps.append((resource.RLIMIT_NPROC, limits.processes))
+        if procs is not None:
+            cgroup.join(procs)
         for which, value in caps:
             resource.setrlimit(which, (value, value))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        if uid is None:
-            return
-        if tier is Tier.B:  # a fresh network namespace has only a downed loopback
-            ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+        if tier is Tier.B and uid is not None:  # a fresh network namespace: only a downed loopback
+            libc.unshare(CLONE_NEWNET)
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         os.umask(0o077)
 
     return setup
@@ -238,23 +281,69 @@ def sandbox_uid() -> Iterator[int | None]:
     if os.geteuid() != 0:
         yield None
         return
-    UID_LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    locks = _lock_dir()
     start = os.getpid() % UID_SLOTS
     for offset in range(UID_SLOTS):
         uid = UID_BASE + (start + offset) % UID_SLOTS
-        handle = open(UID_LOCK_DIR / f"{uid}.lock", "w")  # noqa: SIM115
+        fd = os.open(locks / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.close()
+            os.close(fd)
             continue
         try:
+            kill_uid(uid)  # a previous grader killed mid-run may have left this uid's processes
             yield uid
         finally:
             kill_uid(uid)
-            handle.close()
+            remove_files_of(uid)
+            os.close(fd)
         return
     raise RuntimeError("no free sandbox uid")
+
+
+def _lock_dir() -> Path:
+    """A root-owned folder nobody else can write (a planted symlink would redirect root's writes)."""
+    for folder in UID_LOCK_DIRS:
+        with contextlib.suppress(OSError):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
+            return folder
+    raise RuntimeError(f"no safe folder for sandbox uid locks ({', '.join(map(str, UID_LOCK_DIRS))})")
+
+
+def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_TMP) -> list[str]:
+    """Delete what ``uid`` left in world-writable folders (tier B/C share the host's /tmp).
+
+    Runs after every process of the uid is dead, so nothing races the removal;
+    links are removed, never followed."""
+    removed: list[str] = []
+    pending = [(root, 0) for root in roots]
+    while pending:
+        folder, depth = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid == uid:
+                with contextlib.suppress(OSError):
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    removed.append(entry.path)
+            elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002 and depth < 2:
+                pending.append((entry.path, depth + 1))  # e.g. /tmp/.X11-unix: anyone may write there
+    return removed
 
 
 def kill_uid(uid: int) -> None:

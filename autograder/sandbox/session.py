@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import launcher
+from . import cgroup, launcher
 from .tiers import Tier, TierInfo
 from .worker import protocol
 
@@ -81,13 +81,44 @@ class CappedLog:
             )
 
 
+def parse_answer(line: bytes, expected_id: int) -> dict[str, Any]:
+    """One answer line from the worker, judged as hostile input.
+
+    Only a JSON object with the expected id and either a result object or an
+    error object is accepted; NaN/Infinity and absurd nesting are refused so
+    nothing the worker says can break the grader's own JSON output later."""
+    try:
+        message = json.loads(line, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise SandboxError("protocol", "the worker's answer was not valid JSON") from None
+    if not isinstance(message, dict) or message.get("id") != expected_id:
+        raise SandboxError("protocol", "the worker's answer did not match the request")
+    if message.get("ok") is True and isinstance(message.get("result"), dict):
+        return message["result"]
+    error = message.get("error")
+    if message.get("ok") is not False or not isinstance(error, dict):
+        raise SandboxError("protocol", "the worker's answer had neither result nor error")
+    details = {k: v for k, v in error.items() if k not in ("kind", "message")}
+    raise WorkerFailure(str(error.get("kind", "error"))[:100], str(error.get("message", ""))[:2000], details)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in an answer")
+
+
 class _Worker:
     """A running worker process and its pipes."""
 
     def __init__(
-        self, tier: Tier, job: launcher.Job, limits: launcher.Limits, uid: int | None, log: CappedLog
+        self,
+        tier: Tier,
+        job: launcher.Job,
+        limits: launcher.Limits,
+        uid: int | None,
+        log: CappedLog,
+        group: cgroup.WorkerCgroup | None = None,
     ) -> None:
-        self.tier, self.uid = tier, uid
+        self.tier, self.uid, self.group = tier, uid, group
         response_r, response_w = os.pipe()
         log_r, log_w = os.pipe()
         self.proc = subprocess.Popen(  # noqa: S603
@@ -96,8 +127,8 @@ class _Worker:
             stdout=log_w,
             stderr=log_w,
             pass_fds=(response_w,),
-            env=launcher.worker_env(tier, limits),
-            preexec_fn=launcher.preexec(tier, limits, uid),
+            env=launcher.worker_env(tier, limits, job.home),
+            preexec_fn=launcher.preexec(tier, limits, uid, group.procs if group else None),
             start_new_session=True,
             cwd="/",
         )
@@ -134,19 +165,9 @@ class _Worker:
             if len(self.buffer) > protocol.MAX_RESPONSE_BYTES:
                 raise SandboxError("protocol", "the worker's answer exceeded the size limit")
         line, self.buffer = self.buffer.split(b"\n", 1)
-        try:
-            message = json.loads(line)
-        except ValueError:
-            raise SandboxError("protocol", "the worker's answer was not valid JSON") from None
-        if not isinstance(message, dict) or message.get("id") != self.next_id:
-            raise SandboxError("protocol", "the worker's answer did not match the request")
-        if message.get("ok") is True and isinstance(message.get("result"), dict):
-            return message["result"]
-        error = message.get("error")
-        if not isinstance(error, dict):
-            raise SandboxError("protocol", "the worker's answer had neither result nor error")
-        details = {k: v for k, v in error.items() if k not in ("kind", "message")}
-        raise WorkerFailure(str(error.get("kind", "error")), str(error.get("message", "")), details)
+        if len(line) > protocol.MAX_RESPONSE_BYTES:
+            raise SandboxError("protocol", "the worker's answer exceeded the size limit")
+        return parse_answer(line, self.next_id)
 
     def _death(self, what: str) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -154,6 +175,8 @@ class _Worker:
         code = self.proc.returncode
         if code is None:
             return what
+        if self.group is not None and self.group.oom_killed():
+            return f"{what}: killed for using more memory than the sandbox allows"
         if code < 0:
             name = signal.Signals(-code).name
             hint = " (out of memory?)" if -code == signal.SIGKILL else ""
@@ -167,6 +190,8 @@ class _Worker:
             self.proc.kill()
         if self.uid is not None:
             launcher.kill_uid(self.uid)
+        if self.group is not None:
+            self.group.remove()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         for stream in (self.proc.stdin,):
@@ -217,10 +242,24 @@ class Sandbox:
         self.close()
         self._uid_ctx = launcher.sandbox_uid()
         uid = self._uid_ctx.__enter__()
-        if uid is not None:
-            os.chown(self.job.out, uid, uid)
-        self.job.out.chmod(0o700)
-        worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log)
+        for folder in (self.job.out, self.job.home):
+            folder.mkdir(exist_ok=True)
+            if uid is not None:
+                os.chown(folder, uid, uid)
+            folder.chmod(0o700)
+        support = cgroup.detect()
+        group = None
+        if support.parent is not None:
+            try:
+                group = cgroup.WorkerCgroup(
+                    support.parent,
+                    f"{self.job.root.name}-{self.starts}",
+                    self.limits.cgroup_memory,
+                    self.limits.processes,
+                )
+            except OSError:
+                group = None  # opportunistic: rlimits still hold
+        worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log, group)
         self._worker = worker
         self.starts += 1
         self.hello = worker.ask("hello", {}, START_TIMEOUT)
@@ -263,8 +302,8 @@ class Sandbox:
         if os.path.basename(name) != name or not name.endswith(".npy"):
             raise SandboxError("protocol", f"the worker named an invalid array file {name!r}")
         path = self.job.out / name
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:  # O_NONBLOCK: a FIFO planted under the expected name must not hang the grader
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as handle:
@@ -287,6 +326,17 @@ class Sandbox:
 
     def output(self) -> str:
         return self.log.text()
+
+    def provenance(self) -> dict[str, Any]:
+        """The tier and what actually confined the worker, for every result."""
+        uid = (self.hello or {}).get("uid")
+        return {
+            **self.tier.as_dict(),
+            "uid": uid,
+            "separate_uid": isinstance(uid, int) and uid != os.getuid(),
+            "seccomp": (self.hello or {}).get("seccomp"),
+            "limits": self.limits.describe(os.geteuid() == 0, cgroup.detect()),
+        }
 
 
 def _world_readable(folder: Path) -> None:

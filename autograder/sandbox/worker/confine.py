@@ -1,7 +1,10 @@
 """Seccomp filter the worker installs on itself before any student code runs.
 
 It denies new network sockets (IPv4/IPv6/netlink/packet), tracing other
-processes and a few kernel interfaces student code has no business with.
+processes, new namespaces (tier B has none of bubblewrap's protection against
+a user namespace giving the student capabilities), mounts, and a few kernel
+interfaces student code has no business with. ``clone3`` answers ENOSYS so
+that the C library falls back to ``clone``, whose flags the filter can see.
 Unix sockets stay allowed: an in-sandbox Jupyter kernel talks over them.
 """
 
@@ -22,10 +25,19 @@ DENIED_CALLS = (
     "bpf",
     "perf_event_open",
     "userfaultfd",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
 )
+CLONE_NEWUSER = 0x10000000
+PR_SET_NO_NEW_PRIVS = 38
 
 
 def install() -> None:
+    """Load the filter (also sets no_new_privs, so setuid binaries lose their power)."""
     import pyseccomp as seccomp
 
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
@@ -33,4 +45,17 @@ def install() -> None:
         rules.add_rule(seccomp.ERRNO(errno.EACCES), "socket", seccomp.Arg(0, seccomp.EQ, family))
     for call in DENIED_CALLS:
         rules.add_rule(seccomp.ERRNO(errno.EPERM), call)
+    rules.add_rule(
+        seccomp.ERRNO(errno.EPERM),
+        "clone",
+        seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER),
+    )
+    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     rules.load()
+
+
+def no_new_privs() -> None:
+    """Without seccomp (tier C) still stop setuid binaries from gaining privileges."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

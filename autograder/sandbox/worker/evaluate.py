@@ -35,10 +35,8 @@ def logits(
     channels = images.shape[1]
     mean_t = torch.tensor(_per_channel(mean, channels), device=dev).view(1, -1, 1, 1)
     std_t = torch.tensor(_per_channel(std, channels), device=dev).view(1, -1, 1, 1)
-    if dev.type == "cuda":  # the whole split fits on any GPU: one copy, no per-batch transfers
-        source = torch.from_numpy(np.ascontiguousarray(images)).to(dev)
-    else:
-        source = None
+    # On a GPU the whole split fits: one copy, no per-batch transfers.
+    source = torch.from_numpy(np.ascontiguousarray(images)).to(dev) if dev.type == "cuda" else None
     layout = torch.channels_last if images.shape[-1] >= 16 else torch.contiguous_format
     outputs: list[Any] = []
     start = time.perf_counter()

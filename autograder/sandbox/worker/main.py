@@ -19,10 +19,11 @@ from .student import StudentCode, constructor_kwargs, fit_report, read_checkpoin
 
 
 class Worker:
-    def __init__(self, roots: tuple[str, ...], out: str, threads: int) -> None:
+    def __init__(self, roots: tuple[str, ...], out: str, threads: int, seccomp: bool = False) -> None:
         self.code = StudentCode(roots)
         self.out = out
         self.threads = threads
+        self.seccomp = seccomp
         self.models: dict[str, Any] = {}
 
     # --- ops -------------------------------------------------------------
@@ -36,6 +37,7 @@ class Worker:
             "cuda": torch.cuda.is_available(),
             "uid": os.getuid(),
             "threads": torch.get_num_threads(),
+            "seccomp": self.seccomp,
         }
 
     def op_load_source(self, name: str, path: str) -> dict[str, Any]:
@@ -121,17 +123,36 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _confine(mode: str) -> bool:
+    """Install the seccomp filter before any student code exists; tiers A and B insist on it."""
+    from . import confine
+
+    if mode == "off":
+        confine.no_new_privs()
+        return False
+    try:
+        confine.install()
+        return True
+    except Exception as exc:  # noqa: BLE001 - libseccomp missing or a kernel without seccomp
+        if mode == "required":
+            sys.stderr.write(f"sandbox worker: cannot install the seccomp filter: {describe(exc)}\n")
+            sys.exit(70)
+        confine.no_new_privs()
+        return False
+
+
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="worker")
     parser.add_argument("--root", action="append", default=[])
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reply-fd", type=int, default=protocol.RESPONSE_FD)
-    parser.add_argument("--seccomp", action="store_true")
+    parser.add_argument("--seccomp", choices=("required", "try", "off"), default="required")
     args = parser.parse_args(argv)
+    seccomp = _confine(args.seccomp)
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    worker = Worker(tuple(args.root), args.out, args.threads)
+    worker = Worker(tuple(args.root), args.out, args.threads, seccomp)
     import json
 
     for line in sys.stdin.buffer:

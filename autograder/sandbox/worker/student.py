@@ -68,12 +68,22 @@ class StudentCode:
             raise WorkerError("crash", describe(exc), file=file, line=line) from None
 
 
+SAFE_TORCH = (2, 6)  # weights_only=True could still run code before 2.6 (CVE-2025-32434)
+
+
 def read_checkpoint(path: str) -> Any:
     """``torch.load`` with ``weights_only=True``; whole pickled models are refused."""
     import os
 
     import torch
 
+    release = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2] if p.isdigit())
+    if release < SAFE_TORCH:
+        raise WorkerError(
+            "weights",
+            f"the grader's torch {torch.__version__} cannot load checkpoints safely (CVE-2025-32434); "
+            "the course staff must install torch >= 2.6",
+        )
     size = os.path.getsize(path)
     if size == 0:
         raise WorkerError("weights", f"{os.path.basename(path)} is empty (0 bytes)")
