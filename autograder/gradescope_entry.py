@@ -54,13 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"no rubric configured (set AUTOGRADER_RUBRIC or write {marker})")
         rubric = load(rubric_id)
         data_root = Path(os.environ.get("AUTOGRADER_DATA", args.home / "data"))
-        result = grade(
-            root / "submission",
-            rubric,
-            data_root,
-            device="auto",
-            allow_unsandboxed=os.environ.get("AUTOGRADER_ALLOW_UNSANDBOXED") == "1",
-        )
+        from .sandbox import detect_tier
+        from .sandbox.lockdown import lockdown
+
+        tier = detect_tier(os.environ.get("AUTOGRADER_ALLOW_UNSANDBOXED") == "1")
+        lockdown(tier, args.home, data_root, results_dir)  # tier B: hide data/solutions from the sandbox uid
+        result = grade(root / "submission", rubric, data_root, device="auto", tier=tier)
         write_all(result, results_dir)
         print(
             f"graded: {result.score:g} / {result.max_score:g}; tier "

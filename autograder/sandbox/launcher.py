@@ -158,6 +158,9 @@ def bwrap_argv(
             argv += ["--dev-bind-try", node, node]
         for extra in ("/usr/local/nvidia", "/usr/local/cuda"):
             argv += ["--ro-bind-try", extra, extra]
+    # Last, once every mount point exists: bwrap's own root and /dev are tmpfs without a size
+    # cap, so leaving them writable would let a student fill the machine's memory.
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     argv += [
         "--clearenv",
         "--setenv",

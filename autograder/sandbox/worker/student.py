@@ -39,7 +39,9 @@ class StudentCode:
         try:
             spec.loader.exec_module(module)
         except SystemExit as exc:
-            raise WorkerError("import", f"{path} called exit({exc.code}) while being imported") from None
+            raise WorkerError(
+                "import", f"it called exit({exc.code!r}) while being imported; exiting decides nothing"
+            ) from None
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
             file, line = student_location(exc, self.roots)
             raise WorkerError("import", describe(exc), file=file, line=line) from None
