@@ -306,23 +306,12 @@ class Sandbox:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > protocol.MAX_ARRAY_BYTES:
+            os.close(fd)
+            raise SandboxError("protocol", f"the worker's array {name} is not a small regular file")
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > protocol.MAX_ARRAY_BYTES:
-                raise SandboxError("protocol", f"the worker's array {name} is not a small regular file")
-            try:
-                array = np.load(handle, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc}") from None
-        if type(array) is not np.ndarray or array.dtype != np.dtype(dtype):
-            raise SandboxError("protocol", f"the worker's array {name} is not {dtype}")
-        if array.ndim != len(shape) or any(
-            w is not None and w != g for w, g in zip(shape, array.shape, strict=True)
-        ):
-            raise SandboxError(
-                "protocol", f"the worker's array {name} has shape {tuple(array.shape)}, expected {shape}"
-            )
-        return array
+            return _load_exact(handle, name, np.dtype(dtype), shape, info.st_size)
 
     def output(self) -> str:
         return self.log.text()
@@ -337,6 +326,32 @@ class Sandbox:
             "seccomp": (self.hello or {}).get("seccomp"),
             "limits": self.limits.describe(os.geteuid() == 0, cgroup.detect()),
         }
+
+
+def _load_exact(
+    handle: Any, name: str, dtype: np.dtype, shape: tuple[int | None, ...], size: int
+) -> np.ndarray:
+    """Judge the .npy header before reading any data: a header may claim terabytes or be
+    crafted to break numpy's parser, and the data must fill the file exactly."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(handle)
+        header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}[version]
+        got_shape, fortran, got_dtype = header(handle, max_header_size=4096)
+    except Exception as exc:  # noqa: BLE001 - any parser failure on hostile bytes is the worker's fault
+        raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc!s:.200}") from None
+    if got_dtype != dtype or fortran:
+        raise SandboxError("protocol", f"the worker's array {name} is not {dtype}")
+    if len(got_shape) != len(shape) or any(
+        w is not None and w != g for w, g in zip(shape, got_shape, strict=True)
+    ):
+        raise SandboxError("protocol", f"the worker's array {name} has shape {got_shape}, expected {shape}")
+    count = int(np.prod(got_shape, dtype=np.int64))
+    if handle.tell() + count * dtype.itemsize != size:
+        raise SandboxError("protocol", f"the worker's array {name} is unreadable: its size does not match")
+    data = handle.read(count * dtype.itemsize)
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(got_shape).copy()
 
 
 def _world_readable(folder: Path) -> None:
