@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 NUMBER = r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
 TRIPLE = rf"[\[(]\s*({NUMBER})\s*,\s*({NUMBER})\s*,\s*({NUMBER})\s*,?\s*[\])]"
-SINGLE = rf"[\[(]?\s*({NUMBER})\s*,?\s*[\])]?"
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,8 @@ def from_code(text: str, locate: Callable[[int], str]) -> Normalization | None:
 def from_outputs(texts: list[str], label: str) -> Normalization | None:
     """mean/std a notebook printed, e.g. ``mean: tensor([0.4914, 0.4822, 0.4465])``."""
     joined = "\n".join(texts)
-    mean = re.search(rf"mean[^\n\[(]{{0,40}}(?:tensor)?{TRIPLE}", joined, re.I)
-    std = re.search(rf"std[^\n\[(]{{0,40}}(?:tensor)?{TRIPLE}", joined, re.I)
+    mean = re.search(rf"mean[^\n\d]{{0,40}}?{TRIPLE}", joined, re.I)
+    std = re.search(rf"std[^\n\d]{{0,40}}?{TRIPLE}", joined, re.I)
     if mean and std:
         m = tuple(float(v) for v in mean.groups())
         s = tuple(float(v) for v in std.groups())

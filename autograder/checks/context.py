@@ -148,8 +148,10 @@ class Context:
                     compile(s.text, s.label, "exec")
                 except SyntaxError as exc:
                     hint = f"; {s.label} line {exc.lineno} has a syntax error: {exc.msg}"
-            for problem in dict.fromkeys(self._memo.get("source_errors", ("ok", []))[1]):
-                hint += f"; {problem}"
+            problems = list(dict.fromkeys(self._memo.get("source_errors", ("ok", []))[1]))
+            if problems:
+                raise CheckFailed(f"{'; '.join(problems)}; no other file defines {task.model} "
+                                  f"(expected in {' or '.join(task.sources)})")
             raise CheckFailed(
                 f"no class or function named {task.model} found (looked in "
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}"

@@ -56,8 +56,10 @@ class ExtractedCode:
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
+    text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        json.loads(text)  # nbformat hides the position of a JSON error; students need it
+        nb = nbformat.reads(text, as_version=4)
     except json.JSONDecodeError as exc:
         raise NotebookError(
             f"{path.name} is not valid JSON (line {exc.lineno}, column "
