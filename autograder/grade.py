@@ -18,6 +18,7 @@ from pathlib import Path
 from . import provenance
 from .checks import KINDS
 from .checks.context import Context
+from .machine import usable_cpus
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
 from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
@@ -80,7 +81,7 @@ def grade(
             return _unreadable(rubric, numbers, str(exc), tier, device, started)
         limits = Limits(
             memory_bytes=None if device.startswith("cuda") else memory_bytes,
-            threads=threads or max(1, min(os.cpu_count() or 1, 8)),
+            threads=threads or min(usable_cpus(), 8),  # a cgroup quota (Gradescope: ½ vCPU) counts
             device=device,
             total_memory=memory_bytes,
         )
@@ -88,7 +89,6 @@ def grade(
             ctx = Context(rubric=rubric, submission=sub, sandbox=sandbox, data_root=data_root, device=device)
             for item in rubric.items:
                 ctx.results[item.id] = _run_item(item, ctx, numbers[item.id])
-            dataset = ctx._memo.get("split", (None, None))
             result = GradeResult(
                 rubric_id=rubric.id,
                 rubric_title=rubric.title,
@@ -99,7 +99,7 @@ def grade(
                     sandbox.provenance(),
                     device,
                     sandbox.hello,
-                    dataset[1].provenance() if dataset[0] == "ok" else None,
+                    ctx.dataset_provenance(),
                     sandbox.starts,
                 ),
                 seconds=time.monotonic() - started,

@@ -314,6 +314,11 @@ class Context:
         return joined, locate
 
     # --- data ------------------------------------------------------------
+    def dataset_provenance(self) -> dict[str, Any] | None:
+        """Files and hashes of the test split, if a check loaded it."""
+        state, split = self._memo.get("split", (None, None))
+        return split.provenance() if state == "ok" else None
+
     def split(self) -> Split:
         def load() -> Split:
             if self.data_root is None:
