@@ -98,6 +98,37 @@ class Worker:
         )
         return {**result, "array": os.path.basename(path)}
 
+    def op_train(
+        self,
+        task: str,
+        module: str,
+        cls: str,
+        num_classes: int,
+        train_images: str,
+        train_labels: str,
+        test_images: str,
+        out_name: str,
+        mean: list[float],
+        std: list[float],
+        resize: int | None,
+        recipe: dict[str, Any],
+        device: str,
+    ) -> dict[str, Any]:
+        """Retrain a fresh instance of the student's model (never the loaded weights)."""
+        import torch
+
+        from . import training
+
+        plan = training.Recipe(**recipe)
+        torch.manual_seed(plan.seed)
+        self.op_build(f"retrain:{task}", module, cls, num_classes)
+        model = self.models.pop(f"retrain:{task}")
+        name = os.path.basename(out_name)
+        return training.train(
+            model, train_images, train_labels, test_images, self.out, name, num_classes, mean, std,
+            resize, plan, device, self.code.call, f"progress_{task}.json",
+        )  # fmt: skip
+
     def _model(self, task: str) -> Any:
         if task not in self.models:
             raise WorkerError("missing", f"no model was built for {task}")

@@ -1,0 +1,248 @@
+"""``retrain``: train the student's architecture from scratch with the
+grader's fixed recipe (``sandbox/worker/training.py``) and score it like a
+checkpoint.
+
+The worker gets the training split with its labels and the test images in a
+secret order without labels; it returns test logits, and the grader scores
+them with its own labels and the item's tiers, exactly as ``accuracy`` does.
+The worker first times a few probe steps; a model that would not finish inside
+the rubric's ``budget`` on this device is refused up front with the estimate.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import DataError, load_split
+from ..result import CheckFailed, Outcome
+from ..rubric import Item, Task, parse_tiers
+from ..sandbox import SandboxError, WorkerFailure
+from .accuracy import score
+from .context import Context
+from .registry import allowed, check
+
+DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}
+LIMITS = {"epochs": (1, 500), "batch_size": (1, 8192), "lr": (1e-6, 10.0), "budget": (1.0, 86400.0)}
+SLACK = 300.0  # seconds on top of the budget for start-up, the probe and evaluation
+
+
+def _validate(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("retrain", {"tiers", *DEFAULTS}, options)
+    options["tiers"] = parse_tiers(options.get("tiers"))
+    for key, default in DEFAULTS.items():
+        value = options.get(key, default)
+        kind = int if isinstance(default, int) else float
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (kind is int and value != int(value))
+        ):
+            raise ValueError(f"{key} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        low, high = LIMITS.get(key, (0, 2**31))
+        if not low <= value <= high:
+            raise ValueError(f"{key} = {value!r} is outside {low:g}..{high:g}")
+        options[key] = kind(value)
+    return options
+
+
+@check("retrain", timeout=900, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    task = ctx.rubric.tasks[item.task]
+    source = ctx.model(task.id)
+    train_images, train_labels, n_train = _training_inputs(ctx)
+    split = ctx.split()
+    images_path, order = ctx.test_images()
+    mean, std = _normalization(ctx)
+    recipe = {k: item.options[k] for k in DEFAULTS}
+    timeout = max(item.timeout, recipe["budget"] * 1.1 + SLACK)
+    args = dict(
+        task=task.id,
+        module=source.module,
+        cls=task.model,
+        num_classes=task.num_classes,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=images_path,
+        out_name=f"retrain_{task.id}.npy",
+        mean=mean,
+        std=std,
+        resize=task.resize,
+        recipe=recipe,
+        device=ctx.device,
+    )
+    try:
+        answer = _with_progress(ctx, task, recipe["epochs"], lambda: _train(ctx, source, task, timeout, args))
+    except WorkerFailure as exc:  # only the budget refusal reaches here
+        raise CheckFailed(
+            f"{task.model} was not retrained: {exc.message}. On a CPU only small models fit; "
+            "grade this item with --device cuda",
+            details=_plan_lines(exc.details, recipe),
+            refused=True,
+            **{k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history")},
+        ) from None
+    try:
+        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
+    except SandboxError as exc:
+        raise CheckFailed(exc.message) from None
+    measured = score(logits, order, split.labels, split.spec.classes)
+    accuracy = measured["accuracy"]
+    tiers = item.options["tiers"]
+    tier = next((t for t in tiers if t.reached(accuracy)), None)
+    points = tier.points if tier else 0.0
+    history = answer.get("history") or []
+    data = {
+        **measured,
+        "tier": tier.label() if tier else None,
+        "images": len(order),
+        "train_images": n_train,
+        "train_seconds": answer.get("train_seconds"),
+        "estimate_seconds": answer.get("estimate_seconds"),
+        "eval_seconds": answer.get("eval_seconds"),
+        "device": answer.get("device"),
+        "recipe": recipe,
+        "history": history,
+        "normalization": {"mean": mean, "std": std, "source": "the grader's (training from scratch)"},
+    }
+    ranked = sorted((v, k) for k, v in measured["per_class"].items() if v is not None)
+    lines = [
+        _plan_lines({k: v for k, v in answer.items() if k != "history"}, recipe),
+        *[
+            f"epoch {h['epoch']:>3}: loss {h['loss']:.4f}, train accuracy {h['train_accuracy']:.1%}, "
+            f"{h['seconds']:.1f} s"
+            for h in history
+        ],
+        f"test images: {len(order):,}; accuracy {accuracy:.2%}",
+        "tiers: " + ", ".join(f"{t.label()} → {t.points:g}" for t in tiers),
+        "per-class accuracy: " + ", ".join(f"{k} {v:.1%}" for v, k in reversed(ranked)),
+    ]
+    if measured["non_finite_rows"]:
+        lines.append(f"{measured['non_finite_rows']} images got NaN/inf logits (counted wrong)")
+    reached = f"tier {tier.label()}" if tier else f"below the lowest tier ({tiers[-1].label()})"
+    return Outcome(
+        tier is not None,
+        f"{task.model} retrained in {answer.get('train_seconds', 0):.0f} s ({recipe['epochs']} epochs "
+        f"on {answer.get('device')}): test accuracy {accuracy:.2%}: {reached}, "
+        f"{points:g}/{item.points:g} points",
+        "\n".join(lines),
+        data,
+        score=points,
+    )
+
+
+def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:
+    """The worker request; a budget refusal passes through, other failures become one line."""
+    what = f"retraining {task.model}"
+    try:
+        return ctx.sandbox.request("train", timeout, **args)
+    except WorkerFailure as exc:
+        if exc.kind == "budget":
+            raise
+        line = exc.details.get("line")
+        where = f" at {source.where(line)}" if line else ""
+        raise CheckFailed(f"{what} failed{where}: {exc.message}") from None
+    except SandboxError as exc:
+        if exc.kind == "timeout":
+            raise CheckFailed(f"{what} did not finish within the {timeout:g} s time limit") from None
+        raise CheckFailed(f"{what} crashed the worker: {exc.message}") from None
+
+
+def _plan_lines(plan: dict[str, Any], recipe: dict[str, Any]) -> str:
+    lines = [
+        f"recipe: {recipe['epochs']} epochs, batch {plan.get('batch_size', recipe['batch_size'])}, "
+        f"Nesterov SGD lr {recipe['lr']:g} one-cycle, label smoothing 0.2, flip + crop, "
+        f"seed {recipe['seed']}",
+    ]
+    if "estimate_seconds" in plan:
+        lines.append(
+            f"estimate before training: {plan['estimate_seconds']:.1f} s on {plan.get('device')} "
+            f"({plan.get('probe_images_per_second', 0):,.0f} images/s in probe steps); "
+            f"budget {recipe['budget']:g} s"
+        )
+    for row in plan.get("history") or []:
+        lines.append(f"epoch {row['epoch']}: loss {row['loss']:.4f}, {row['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _normalization(ctx: Context) -> tuple[list[float], list[float]]:
+    """Training from scratch: the grader's own statistics, for training and testing alike."""
+    if ctx.rubric.normalize:
+        return list(ctx.rubric.normalize["mean"]), list(ctx.rubric.normalize["std"])
+    spec = ctx.split().spec
+    return list(spec.mean), list(spec.std)
+
+
+def _training_inputs(ctx: Context) -> tuple[str, str, int]:
+    """The training split (images and labels) written for the worker, once per submission."""
+
+    def write() -> tuple[str, str, int]:
+        if ctx.data_root is None:
+            raise CheckFailed("no data root was given to the grader")
+        try:
+            split = load_split(ctx.data_root, ctx.rubric.dataset, train=True)
+        except DataError as exc:
+            raise CheckFailed(f"retraining needs the training split: {exc}") from None
+        for name, array in (("train_images.npy", split.images), ("train_labels.npy", split.labels)):
+            target = ctx.sandbox.job.inputs / name
+            np.save(target, array, allow_pickle=False)
+            target.chmod(0o644)
+        return (
+            ctx.in_sandbox("inputs", "train_images.npy"),
+            ctx.in_sandbox("inputs", "train_labels.npy"),
+            len(split.labels),
+        )
+
+    return ctx.memo("train_inputs", write)
+
+
+def _with_progress(ctx: Context, task: Task, epochs: int, work: Any) -> dict[str, Any]:
+    """Run ``work`` while showing the worker's progress file as a bar (on a terminal only)."""
+    if not sys.stderr.isatty():
+        return work()
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    path = ctx.sandbox.job.out / f"progress_{task.id}.json"
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"))
+    with (
+        Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        shown = bar.add_task(f"retraining {task.model}", total=epochs, note="probing speed")
+        future = pool.submit(work)
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                state = read_progress(path)
+                if state:
+                    done = state["epoch"] - 1 + state["step"] / max(1, state["steps"])
+                    note = f"epoch {state['epoch']}/{state['epochs']}, {state['seconds']:.0f} s"
+                    bar.update(shown, completed=min(done, epochs), note=note)
+
+
+def read_progress(path: Path) -> dict[str, Any] | None:
+    """The worker's progress file, if it is a small regular file holding the expected numbers."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 4096:
+            return None
+        try:
+            state = json.loads(handle.read(4096))
+        except ValueError:
+            return None
+    keys = ("epoch", "epochs", "step", "steps", "seconds")
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), (int, float)) for k in keys):
+        return None
+    return state

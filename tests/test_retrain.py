@@ -1,0 +1,195 @@
+"""The ``retrain`` kind: the student's architecture trained from scratch in
+the sandbox with the grader's recipe, scored like a checkpoint; refused up
+front when it would overrun the budget; a model that cannot train fails alone.
+
+One grade run covers the three outcomes (it trains SimpleCNN for real on the
+generated data: a few seconds on two cores)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import data, grading, submissions
+
+from autograder.checks.retrain import read_progress
+from autograder.rubric import RubricError, load
+from autograder.sandbox.worker.training import Progress
+from reference.lab2.simple_cnn import SimpleCNN
+
+BROKEN = textwrap.dedent(
+    '''
+    class BrokenCNN(nn.Module):
+        """Evaluates fine, refuses to train; shows what the sandbox's inputs folder holds."""
+
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.fc = nn.Linear(3 * 32 * 32, num_classes)
+
+        def forward(self, x):
+            if self.training:
+                import os, pathlib
+                inputs = pathlib.Path(__file__).resolve().parent.parent / "inputs"
+                print("SANDBOX INPUTS:", sorted(os.listdir(inputs)), flush=True)
+                raise RuntimeError("BrokenCNN refuses to train")
+            return self.fc(x.flatten(1))
+    '''
+)
+
+RUBRIC = """
+id = "retrain-test"
+title = "Retrain test"
+dataset = "cifar10"
+
+[tasks.task1]
+model = "SimpleCNN"
+sources = ["*.ipynb"]
+weights = ["simple_cnn*.pth"]
+
+[tasks.broken]
+model = "BrokenCNN"
+sources = ["*.ipynb"]
+
+[[items]]
+id = "task1.accuracy"
+kind = "accuracy"
+task = "task1"
+name = "SimpleCNN checkpoint accuracy"
+points = 10
+tiers = [{ above = 0.6, points = 10 }]
+
+[[items]]
+id = "task1.retrain"
+kind = "retrain"
+task = "task1"
+name = "SimpleCNN retrained by the grader"
+points = 10
+epochs = 3
+batch_size = 64
+lr = 0.05
+budget = 900
+tiers = [{ above = 0.8, points = 10 }, { above = 0.6, points = 6 }, { above = 0.3, points = 3 }]
+
+[[items]]
+id = "task1.retrain_long"
+kind = "retrain"
+task = "task1"
+name = "SimpleCNN retrained for 500 epochs in one second"
+points = 10
+epochs = 500
+budget = 1
+tiers = [{ above = 0.6, points = 10 }]
+
+[[items]]
+id = "broken.retrain"
+kind = "retrain"
+task = "broken"
+name = "BrokenCNN retrained"
+points = 5
+epochs = 1
+budget = 600
+tiers = [{ above = 0.5, points = 5 }]
+"""
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("retrain")
+    # 30% of the test images are noise with random labels: a model that learns
+    # the rest lands between 70% and 80%, in the middle tier.
+    root = data.make_cifar(tmp / "data", train=2000, test=500, impossible=0.3, seed=3)
+    (tmp / "rubric.toml").write_text(RUBRIC)
+    torch.manual_seed(0)
+    untrained = SimpleCNN().state_dict()  # the checkpoint scores ~10%: retraining must not start from it
+    notebook = submissions.lab2_notebook(extra_cells=[BROKEN])
+    folder = submissions.write_lab2(tmp / "sub", untrained, None, notebook=notebook)
+    return grading.run(folder, load(str(tmp / "rubric.toml")), root, tmp / "out", device="cpu")
+
+
+def test_retrained_accuracy_is_scored_with_the_tiers(graded):
+    entry = graded.test("task1.retrain")
+    extra = entry["extra_data"]
+    assert 0.6 < extra["accuracy"] < 0.8
+    assert entry["score"] == 6 and extra["tier"] == ">60%"
+    assert extra["images"] == 500
+    message = graded.message("task1.retrain")
+    assert message.startswith("SimpleCNN retrained in ") and "(3 epochs on cpu" in message
+    assert "6/10 points" in message
+    output = entry["output"]
+    assert "epoch   3: loss" in output and "estimate before training:" in output
+    history = graded.result.item("task1.retrain").data["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["train_accuracy"] > 0.9  # the learnable training split is really learnt
+
+
+def test_retraining_starts_from_scratch_not_from_the_checkpoint(graded):
+    assert graded.test("task1.accuracy")["extra_data"]["accuracy"] < 0.3
+    assert graded.test("task1.accuracy")["score"] == 0
+    assert graded.test("task1.retrain")["extra_data"]["accuracy"] > 0.6
+
+
+def test_model_over_the_budget_is_refused_up_front(graded):
+    entry = graded.test("task1.retrain_long")
+    assert entry["score"] == 0
+    message = graded.message("task1.retrain_long")
+    assert message.startswith("SimpleCNN was not retrained: retraining would take about ")
+    assert "× 500 epochs of 2,000 images), more than the 1 s budget" in message
+    assert message.endswith("grade this item with --device cuda")
+    data = graded.result.item("task1.retrain_long").data
+    assert data["refused"] is True and data["estimate_seconds"] > 1
+    assert "history" not in data  # no training step was taken
+
+
+def test_model_that_cannot_train_fails_alone_with_its_line(graded):
+    message = graded.message("broken.retrain")
+    assert message.startswith("retraining BrokenCNN failed at StudentID_lab2.ipynb cell 6")
+    assert message.endswith("RuntimeError: BrokenCNN refuses to train")
+    assert graded.test("broken.retrain")["score"] == 0
+    assert graded.test("task1.retrain")["score"] == 6  # the others keep their points
+
+
+def test_sandbox_gets_training_labels_but_never_test_labels(graded):
+    listing = "SANDBOX INPUTS: ['test_images.npy', 'train_images.npy', 'train_labels.npy']"
+    assert listing in graded.result.worker_output
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("epochs = 0", "epochs = 0 is outside 1..500"),
+        ("epochs = 2.5", "epochs must be an integer, got 2.5"),
+        ('epochs = "fast"', "epochs must be an integer, got 'fast'"),
+        ("epochs = 3\nschedule = 'cosine'", "kind retrain has no option schedule"),
+    ],
+)
+def test_bad_recipe_options_name_the_rubric_line(tmp_path, line, error):
+    path = tmp_path / "bad.toml"
+    path.write_text(RUBRIC.replace("epochs = 3\n", f"{line}\n"))
+    with pytest.raises(RubricError) as caught:
+        load(str(path))
+    assert str(caught.value).startswith(f"{path}:") and error in str(caught.value)
+
+
+def test_progress_file_round_trip_and_untrusted_files_ignored(tmp_path):
+    path = tmp_path / "progress_task1.json"
+    Progress(str(path), epochs=4)(2, 7, 31, 12.5, force=True)
+    assert read_progress(path) == {"epoch": 2, "epochs": 4, "step": 7, "steps": 31, "seconds": 12.5}
+    (tmp_path / "big.json").write_text("[" + "0," * 5000 + "0]")
+    (tmp_path / "bad.json").write_text('{"epoch": "one"}')
+    (tmp_path / "link.json").symlink_to(path)
+    for name in ("big.json", "bad.json", "link.json", "missing.json"):
+        assert read_progress(tmp_path / name) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_retrain_on_gpu(tmp_path):
+    root = data.make_cifar(tmp_path / "data", train=2000, test=500, impossible=0.3, seed=3)
+    (tmp_path / "rubric.toml").write_text(RUBRIC)
+    folder = submissions.write_lab2(tmp_path / "sub", SimpleCNN().state_dict(), None)
+    rubric = grading.only(load(str(tmp_path / "rubric.toml")), "task1.retrain")
+    graded = grading.run(Path(folder), rubric, root, tmp_path / "out", device="cuda")
+    assert graded.test("task1.retrain")["score"] == 6
+    assert "on cuda" in graded.message("task1.retrain")
