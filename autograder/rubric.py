@@ -214,7 +214,7 @@ class _Builder:
         points = body.get("points", 0)
         if not isinstance(points, (int, float)) or points < 0:
             raise self.fail(line, f"item {body['id']}: points must be a number >= 0")
-        visibility = body.get("visibility", "visible")
+        visibility = body.get("visibility", registry.KINDS[kind].visibility)
         if visibility not in VISIBILITIES:
             raise self.fail(line, f"item {body['id']}: visibility must be one of {', '.join(VISIBILITIES)}")
         task = body.get("task")

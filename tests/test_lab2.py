@@ -24,7 +24,14 @@ def test_correct_submission_gets_all_autograded_points(correct, results_schema):
     jsonschema.validate(correct.json, results_schema)
     assert correct.json["score"] == 40
     assert correct.json["extra_data"]["max_score"] == 40
-    failed = [t["name"] for t in correct.json["tests"] if t.get("status") == "failed"]
+    # Only notebook evidence may fail here: the helper's notebook has no plots or model summary and
+    # claims an arbitrary 97% (tests/test_report.py grades a complete, truthful notebook).
+    evidence = ("notebook_outputs", "claims")
+    failed = [
+        t["name"]
+        for t in correct.json["tests"]
+        if t.get("status") == "failed" and t["extra_data"]["kind"] not in evidence
+    ]
     assert failed == []
     assert correct.test("task1.accuracy")["score"] == 20
     assert correct.test("task2.accuracy")["score"] == 20

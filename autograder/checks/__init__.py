@@ -1,6 +1,18 @@
 """One module per check kind; importing this package registers them all."""
 
-from . import accuracy, counts, files, forward, make_layer, manual, retrain, spec  # noqa: F401
+from . import (  # noqa: F401
+    accuracy,
+    claims,
+    counts,
+    execute,
+    files,
+    forward,
+    make_layer,
+    manual,
+    notebook,
+    retrain,
+    spec,
+)
 from .registry import KINDS
 
 __all__ = ["KINDS"]

@@ -20,6 +20,7 @@ class CheckKind:
     validate: Callable[[dict[str, Any]], dict[str, Any]]
     needs_task: bool
     timeout: float
+    visibility: str = "visible"  # default Gradescope visibility of its items (a rubric may override)
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -31,9 +32,10 @@ def check(
     needs_task: bool = True,
     timeout: float = 60.0,
     validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    visibility: str = "visible",
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
-        KINDS[name] = CheckKind(name, fn, validate or _no_options(name), needs_task, timeout)
+        KINDS[name] = CheckKind(name, fn, validate or _no_options(name), needs_task, timeout, visibility)
         return fn
 
     return register

@@ -60,19 +60,62 @@ def _measured(data: dict[str, Any]) -> dict[str, Any]:
         "eval_seconds",
         "reference",
         "defined_in",
+        # notebook kinds: what the TA and batch summaries read
+        "flag",
+        "claimed",
+        "claimed_cell",
+        "measured",
+        "gap",
+        "measured_by",
+        "executed",
+        "unexecuted",
+        "errors",
+        "found",
+        "status",
+        "cells_run",
+        "failed_cell",
     )
     return {k: data[k] for k in keep if k in data}
 
 
+WHEN = {
+    "after_due_date": "after the due date",
+    "after_published": "when grades are published",
+    "hidden": "to the course staff only",
+}
+
+
 def summary_lines(result: GradeResult) -> list[str]:
-    lines = [f"{result.rubric_title}", f"Autograded score: {result.score:g} / {result.max_score:g}"]
+    """The few lines at the top of a Gradescope result. Students see them at once, so
+    results that the rubric shows only later (test accuracy) are neither listed nor
+    folded into a total here."""
+    lines = [f"{result.rubric_title}"]
+    later = [i for i in result.items if i.visibility != "visible" and not i.manual]
+    if later:
+        shown = [i for i in result.items if i.visibility == "visible" and not i.manual]
+        got, out_of = sum(i.score or 0.0 for i in shown), sum(i.max_points for i in shown)
+        lines.append(f"Checks shown now: {got:g} / {out_of:g} points")
+        for visibility, words in WHEN.items():
+            group = [i for i in later if i.visibility == visibility]
+            if group:
+                points = sum(i.max_points for i in group)
+                lines.append(
+                    f"{len(group)} more result{'s' if len(group) > 1 else ''} ({points:g} points) "
+                    f"appear {words}: {', '.join(i.name for i in group)}"
+                )
+    else:
+        lines.append(f"Autograded score: {result.score:g} / {result.max_score:g}")
     if result.manual_points:
         lines.append(f"{result.manual_points:g} more points are graded by a TA.")
     if result.fatal:
         lines.append(f"The submission could not be graded: {result.fatal}")
-    failed = [i for i in result.items if i.passed is False]
+    failed = [i for i in result.items if i.passed is False and i.visibility == "visible"]
     for item in failed[:6]:
         lines.append(f"✗ {item.name}: {item.message}")
+    if len(failed) > 6:
+        lines.append(f"… and {len(failed) - 6} more failed checks (see below)")
+    if not failed and not result.fatal:
+        lines.append("✓ every check shown now passed")
     tier = (result.provenance.get("sandbox") or {}).get("tier")
     if tier == "C":
         lines.append("WARNING: graded WITHOUT a sandbox (tier C); not a security boundary.")

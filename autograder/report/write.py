@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import jinja2
 
 from ..result import GradeResult
+from . import views
 from .gradescope import clip, results_json
 
 MD_LIMIT = 90_000  # Gradescope truncates output fields at 100,000 characters
+DETAIL_LIMITS = (3000, 1200, 400)  # characters of each item's details in report.md, tried in turn
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def environment() -> jinja2.Environment:
@@ -38,20 +42,40 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def render(result: GradeResult, template: str, **extra: Any) -> str:
+def render(result: GradeResult, template: str, view: views.Report | None = None, **extra: Any) -> str:
     p = result.provenance
     tier = (p.get("sandbox") or {}).get("tier")
-    return environment().get_template(template).render(r=result, p=p, tier=tier, **extra)
+    view = view or views.build(result)
+    return environment().get_template(template).render(r=result, p=p, tier=tier, v=view, **extra)
 
 
-def markdown(result: GradeResult) -> str:
-    return clip(render(result, "report.md.j2"), MD_LIMIT)
+def markdown(result: GradeResult, view: views.Report | None = None) -> str:
+    """report.md within Gradescope's output limit: item details shrink before anything is cut."""
+    view = view or views.build(result)
+    text = ""
+    for detail_limit in DETAIL_LIMITS:
+        text = render(result, "report.md.j2", view, detail_limit=detail_limit)
+        if len(text) <= MD_LIMIT:
+            return text
+    return clip(text, MD_LIMIT)
+
+
+def artifact_name(name: str) -> str:
+    """A file name from the submission, safe to write beside the report."""
+    cleaned = SAFE_NAME.sub("_", Path(name).name).lstrip(".")
+    return cleaned[:120] or "artifact"
 
 
 def write_all(result: GradeResult, out: Path) -> dict[str, Path]:
     out = Path(out)
+    view = views.build(result)
     paths = {"results": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
+    for item in result.items:
+        for name, text in (item.data.get("artifacts") or {}).items():
+            target = out / artifact_name(name)
+            write_atomic(target, text)
+            paths[f"artifact:{target.name}"] = target
     write_atomic(paths["results"], json.dumps(results_json(result), indent=2, allow_nan=False))
-    write_atomic(paths["markdown"], markdown(result))
-    write_atomic(paths["html"], render(result, "report.html.j2"))
+    write_atomic(paths["markdown"], markdown(result, view))
+    write_atomic(paths["html"], render(result, "report.html.j2", view))
     return paths

@@ -98,6 +98,19 @@ class Worker:
         )
         return {**result, "array": os.path.basename(path)}
 
+    def op_execute_notebook(
+        self,
+        notebook: str,
+        submission: str,
+        out_name: str,
+        cell_timeout: float,
+        total: float,
+        data: str | None,
+    ) -> dict[str, Any]:
+        from . import nbrun  # nbclient is imported only by the worker that runs notebooks
+
+        return nbrun.execute(notebook, submission, self.out, out_name, cell_timeout, total, data)
+
     def op_train(
         self,
         task: str,

@@ -1,0 +1,232 @@
+"""``notebook`` and ``notebook_outputs``: the saved notebook, read without running it.
+
+``notebook`` asks whether it really ran: every code cell executed, top to
+bottom, without an error output. ``notebook_outputs`` asks whether it shows
+what the handout asks for (a model summary, a FLOP print, the test accuracy,
+plots, per-class lines, ...). Both record the numbers the outputs claim
+(``notebook/claims.py``), which the ``claims`` check and the report use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..data.registry import DATASETS
+from ..notebook import claims as nbclaims
+from ..notebook import outputs
+from ..result import CheckFailed, Outcome
+from ..rubric import Item
+from .context import Context
+from .registry import allowed, check
+
+RERUN = "run Kernel → Restart & Run All, then save the notebook before submitting"
+
+
+@dataclass
+class Facts:
+    """What the submitted notebook shows, computed once per submission."""
+
+    name: str
+    cells: list[outputs.Cell]
+    claims: nbclaims.Claims
+    owners: dict[int, str | None]
+
+
+def facts(ctx: Context) -> Facts:
+    def read() -> Facts:
+        nb = ctx.notebook()
+        cells = outputs.cells(nb)
+        owners = nbclaims.attribute(cells, nbclaims.task_headings(ctx.rubric.tasks))
+        found = nbclaims.read(cells, DATASETS[ctx.rubric.dataset].classes, owners)
+        return Facts(ctx.notebook_path().as_posix(), cells, found, owners)
+
+    return ctx.memo("notebook_facts", read)
+
+
+def _few(numbers: list[int], limit: int = 6) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f" (+{len(numbers) - limit} more)" if len(numbers) > limit else "")
+
+
+# --- notebook ---------------------------------------------------------------
+def _validate_run(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("notebook", {"executed", "in_order", "errors"}, options)
+    for key in ("executed", "in_order", "errors"):
+        value = options.setdefault(key, True)
+        if not isinstance(value, bool):
+            raise ValueError(f"notebook: {key} must be true or false")
+    return options
+
+
+@check("notebook", needs_task=False, timeout=30, validate=_validate_run)
+def run_notebook(item: Item, ctx: Context) -> Outcome:
+    found = facts(ctx)
+    nb = ctx.notebook()
+    order = outputs.run_order(nb)
+    problems: list[str] = []
+    schema = outputs.schema_problem(nb)
+    if schema:
+        problems.append(
+            f"{found.name} does not follow the notebook format ({schema}); re-save it from Jupyter"
+        )
+    if item.options["executed"] and order.unexecuted:
+        cells = [c.number for c in order.unexecuted]
+        problems.append(
+            f"{len(cells)} of {order.code} code cells were never run (cells {_few(cells)}); {RERUN}"
+        )
+    if item.options["executed"] and order.code and not order.executed:
+        problems[-1:] = [f"{found.name} was saved without running any cell; {RERUN}"]
+    if item.options["in_order"] and order.out_of_order:
+        first, second = order.out_of_order[0]
+        problems.append(
+            f"cells ran out of order ({second.label} after {first.label}"
+            + (f", and {len(order.out_of_order) - 1} more" if len(order.out_of_order) > 1 else "")
+            + f"); {RERUN}"
+        )
+    error_lines = [outputs.error_line(cell, error) for cell, error in order.errors]
+    if item.options["errors"] and error_lines:
+        problems.append(
+            error_lines[0] + (f" (+{len(error_lines) - 1} more errors)" if len(error_lines) > 1 else "")
+        )
+    details = [
+        f"notebook: {found.name}",
+        f"code cells: {order.code}, executed: {order.executed}",
+        *(f"never run: cell {c.number}" for c in order.unexecuted[:20]),
+        *(f"out of order: {b.label} after {a.label}" for a, b in order.out_of_order[:20]),
+        *(f"error: {line}" for line in error_lines[:20]),
+        f"images (image/png outputs): {sum(c.images() for c in found.cells)}",
+    ]
+    data = {
+        "notebook": found.name,
+        "code_cells": order.code,
+        "executed": order.executed,
+        "unexecuted": [c.number for c in order.unexecuted],
+        "out_of_order": [[a.number, b.number] for a, b in order.out_of_order],
+        "errors": [
+            {"cell": c.number, "ename": str(e.get("ename", "")), "evalue": str(e.get("evalue", ""))[:300]}
+            for c, e in order.errors
+        ],
+        "claims": found.claims.summary(),
+    }
+    if problems:
+        return Outcome(False, "; ".join(problems), "\n".join(details), data)
+    return Outcome(
+        True,
+        f"{found.name}: all {order.executed} code cells ran in order"
+        + (", no errors" if not error_lines else f"; {len(error_lines)} error outputs (reported only)"),
+        "\n".join(details),
+        data,
+    )
+
+
+# --- notebook_outputs -------------------------------------------------------
+SUMMARY = re.compile(r"Total params|Layer \(type|Param #|Trainable params|^\s*\(\w+\): \w+\(", re.I)
+FLOPS = re.compile(
+    r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds)\b.*?\d|\d.*?\b(?:[gmk]?flops?|[gmk]?macs?)\b", re.I
+)
+PARAMS = re.compile(r"\bparam(?:eter)?s?\b.*\d", re.I)
+FINDERS = {
+    "summary": "a model summary (torchsummary/torchinfo table or print(model))",
+    "flops": "a FLOPs/MACs print (thop)",
+    "params": "a parameter-count print",
+    "test_accuracy": "a test-accuracy print",
+    "per_class": "per-class accuracy lines",
+    "best_worst": "the best and worst class",
+    "plots": "plots (image outputs)",
+    "curves": "a per-epoch training log",
+}
+
+
+def _validate_outputs(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("notebook_outputs", {"require"}, options)
+    require = options.get("require")
+    if not isinstance(require, list) or not require:
+        raise ValueError('notebook_outputs needs require = [{find = "plots", min = 2}, {regex = "..."}, ...]')
+    normalised = []
+    for entry in require:
+        if isinstance(entry, str):
+            entry = {"find": entry}
+        if not isinstance(entry, dict) or ("find" in entry) == ("regex" in entry):
+            raise ValueError(f"notebook_outputs: {entry!r} needs exactly one of find or regex")
+        if "find" in entry and entry["find"] not in FINDERS:
+            raise ValueError(f"notebook_outputs: unknown find {entry['find']!r}; known: {', '.join(FINDERS)}")
+        if "regex" in entry:
+            try:
+                entry["compiled"] = re.compile(entry["regex"], re.I)
+            except re.error as exc:
+                raise ValueError(f"notebook_outputs: bad regex {entry['regex']!r}: {exc}") from None
+        minimum = entry.setdefault("min", 1)
+        if not isinstance(minimum, int) or minimum < 1:
+            raise ValueError(f"notebook_outputs: min must be a positive integer in {entry!r}")
+        entry.setdefault(
+            "what", FINDERS.get(entry.get("find", ""), f"output matching /{entry.get('regex')}/")
+        )
+        normalised.append(entry)
+    options["require"] = normalised
+    return options
+
+
+def _matching_cells(found: Facts, pattern: re.Pattern[str]) -> list[int]:
+    return [c.number for c in found.cells if c.kind == "code" and any(pattern.search(x) for x in c.lines())]
+
+
+def _count(entry: dict[str, Any], found: Facts) -> tuple[int, list[int]]:
+    """How many of the wanted outputs the notebook has, and in which cells."""
+    claims = found.claims
+    what = entry.get("find")
+    if what == "summary":
+        cells = _matching_cells(found, SUMMARY)
+    elif what == "flops":
+        cells = _matching_cells(found, FLOPS)
+    elif what == "params":
+        cells = _matching_cells(found, PARAMS)
+    elif what == "test_accuracy":
+        cells = [c.cell for c in claims.test_accuracy]
+    elif what == "per_class":
+        cells = [next(iter(t.values())).cell for t in claims.per_class]
+    elif what == "best_worst":
+        best, worst = [c.cell for c in claims.best_class], [c.cell for c in claims.worst_class]
+        return min(len(best), len(worst)), sorted(set(best + worst))
+    elif what == "plots":
+        cells = [c.number for c in found.cells for _ in range(c.images())]
+    elif what == "curves":
+        cells = [r.cell for r in claims.runs if len(r.epochs) >= 2]
+    else:
+        cells = _matching_cells(found, entry["compiled"])
+    return len(cells), sorted(set(cells))
+
+
+@check("notebook_outputs", needs_task=False, timeout=30, validate=_validate_outputs)
+def run_outputs(item: Item, ctx: Context) -> Outcome:
+    found = facts(ctx)
+    if not any(c.outputs for c in found.cells):
+        raise CheckFailed(f"{found.name} has no outputs at all; {RERUN}")
+    lines, missing, met = [], [], 0
+    counts: dict[str, int] = {}
+    for entry in item.options["require"]:
+        count, cells = _count(entry, found)
+        counts[entry["what"]] = count
+        where = f" in cells {_few(cells)}" if cells else ""
+        if count >= entry["min"]:
+            met += 1
+            lines.append(f"found {entry['what']}: {count}{where}")
+        else:
+            need = f" (found {count}, need {entry['min']})" if entry["min"] > 1 or count else ""
+            missing.append(f"{entry['what']}{need}")
+            lines.append(f"MISSING {entry['what']}: found {count}{where}, need {entry['min']}")
+    total = len(item.options["require"])
+    data = {"found": counts, "met": met, "required": total}
+    score = round(item.points * met / total, 4)
+    if missing:
+        return Outcome(
+            False,
+            f"{found.name} is missing {'; '.join(missing)} ({met}/{total} required outputs shown)",
+            "\n".join(lines),
+            data,
+            score=score,
+        )
+    return Outcome(
+        True, f"{found.name} shows all {total} required outputs", "\n".join(lines), data, score=score
+    )

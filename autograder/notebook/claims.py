@@ -1,0 +1,230 @@
+"""The numbers a notebook claims in its printed outputs.
+
+Test accuracy (``Test Accuracy: 84.31%``, ``Accuracy of the network on the
+10000 test images: 54 %``, ``test acc = 0.8431``), per-class accuracy (one
+line per class name, or a table), the best and worst class, and the training
+curves (``history.py``). Each claim keeps its cell, so a message can point at
+it, and an owner: the rubric task whose model the notebook was working on
+when it printed the line (the last cell, at or before it, that mentions the
+model's class name or the task's "Task N" heading).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import history
+from .outputs import Cell
+
+NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?|\.\d+)(?![\w.])(\s*%)?")
+ACC_WORD = re.compile(r"\bacc(?:uracy)?\b", re.I)
+TEST_ACC = re.compile(
+    r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b|\bacc(?:uracy)?\b.{0,60}?\btest\b", re.I
+)
+BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b", re.I)
+WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b", re.I)
+EPOCH_WORD = re.compile(r"\bepoch\b", re.I)
+ALIASES = {"airplane": ("plane", "aeroplane"), "automobile": ("car",), "T-shirt/top": ("t-shirt", "tshirt")}
+
+
+@dataclass
+class Claim:
+    value: Any  # a fraction for accuracies, a class name for best/worst
+    cell: int
+    line: str
+    owner: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "cell": self.cell, "line": self.line[:200], "owner": self.owner}
+
+
+@dataclass
+class Claims:
+    test_accuracy: list[Claim] = field(default_factory=list)
+    per_class: list[dict[str, Claim]] = field(default_factory=list)  # one table per cell
+    best_class: list[Claim] = field(default_factory=list)
+    worst_class: list[Claim] = field(default_factory=list)
+    runs: list[history.Run] = field(default_factory=list)
+
+    def for_task(self, task: str | None) -> dict[str, Any]:
+        """The claims that belong to ``task`` (the last of each kind), as plain data."""
+
+        def last(claims: list[Claim]) -> Claim | None:
+            mine = [c for c in claims if c.owner == task]
+            return mine[-1] if mine else None
+
+        tables = [t for t in self.per_class if next(iter(t.values())).owner == task]
+        return {
+            "test_accuracy": last(self.test_accuracy),
+            "per_class": tables[-1] if tables else {},
+            "best_class": last(self.best_class),
+            "worst_class": last(self.worst_class),
+            "runs": [r for r in self.runs if r.owner == task],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Everything found, for the report and ``Outcome.data``."""
+        return {
+            "test_accuracy": [c.as_dict() for c in self.test_accuracy],
+            "per_class": [
+                {"cell": next(iter(t.values())).cell, "owner": next(iter(t.values())).owner}
+                | {"values": {k: c.value for k, c in t.items()}}
+                for t in self.per_class
+            ],
+            "best_class": [c.as_dict() for c in self.best_class],
+            "worst_class": [c.as_dict() for c in self.worst_class],
+            "runs": [r.as_dict() for r in self.runs],
+        }
+
+
+class ClassNames:
+    """Finds the dataset's class names (and their usual aliases) in a line."""
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        self.numeric = all(c.isdigit() for c in classes)
+        names: dict[str, str] = {}
+        for name in classes:
+            names[name.lower()] = name
+            for alias in ALIASES.get(name, ()):
+                names.setdefault(alias.lower(), name)
+        alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        if self.numeric:
+            self.pattern = re.compile(r"\b(?:class|digit|label)\s*[:#]?\s*(\d)\b", re.I)
+        else:
+            self.pattern = re.compile(rf"(?<![\w-])({alternatives})(?![\w-])", re.I)
+        self.names = names
+
+    def find(self, line: str) -> list[tuple[int, str]]:
+        return [
+            (m.start(), self.names.get(m.group(1).lower(), m.group(1))) for m in self.pattern.finditer(line)
+        ]
+
+
+def accuracy_in(line: str, start: int = 0, loose: bool = True) -> float | None:
+    """The accuracy a line states after ``start``: a percentage, else a fraction, else
+    (``loose``) the one bare number between 1 and 100, read as a percentage."""
+    numbers = [
+        m
+        for m in NUMBER.finditer(line, start)
+        if line[m.end() : m.end() + 1] != "/" and line[max(0, m.start() - 1) : m.start()] != "/"
+    ]
+    for m in numbers:
+        if m.group(2):
+            value = float(m.group(1)) / 100
+            return value if 0 <= value <= 1 else None
+    for m in numbers:
+        if "." in m.group(1) and float(m.group(1)) <= 1:
+            return float(m.group(1))
+    if loose:
+        candidates = [float(m.group(1)) for m in numbers if 1 < float(m.group(1)) <= 100]
+        if len(candidates) == 1:
+            return candidates[0] / 100
+    return None
+
+
+def _test_accuracy(line: str, classes: ClassNames) -> float | None:
+    match = TEST_ACC.search(line)
+    if not match or EPOCH_WORD.search(line) or classes.find(line):
+        return None
+    keyword = ACC_WORD.search(line, match.start())
+    return accuracy_in(line, keyword.end() if keyword else match.end())
+
+
+def _per_class(line: str, classes: ClassNames, loose: bool) -> dict[str, float]:
+    """Class -> accuracy on one line: 'cat: 45.0%', a table row, or a printed dict."""
+    mentions = classes.find(line)
+    if not mentions or BEST.search(line) or WORST.search(line) or EPOCH_WORD.search(line):
+        return {}
+    if len({name for _, name in mentions}) == 1:
+        value = accuracy_in(line, mentions[0][0] + 1, loose=loose)
+        return {mentions[0][1]: value} if value is not None else {}
+    found = {}
+    ends = [pos for pos, _ in mentions[1:]] + [len(line)]
+    for (pos, name), end in zip(mentions, ends, strict=True):
+        value = accuracy_in(line[:end], pos + 1, loose=loose)
+        if value is not None:
+            found.setdefault(name, value)
+    return found if len(found) == len({name for _, name in mentions}) else {}
+
+
+def _ranked(line: str, classes: ClassNames) -> list[tuple[str, str]]:
+    """('best'|'worst', class) pairs: the first class named after each keyword."""
+    mentions = classes.find(line)
+    pairs = []
+    for kind, pattern in (("best", BEST), ("worst", WORST)):
+        for m in pattern.finditer(line):
+            after = [name for pos, name in mentions if pos >= m.end()]
+            before = [name for pos, name in mentions if pos < m.start()]
+            if after:
+                pairs.append((kind, after[0]))
+            elif before:
+                pairs.append((kind, before[-1]))
+            break
+    return pairs
+
+
+def attribute(cells: list[Cell], tasks: dict[str, tuple[str, str | None]]) -> dict[int, str | None]:
+    """Cell number -> the task being worked on: the last one mentioned at or before it.
+
+    ``tasks`` maps a task id to (model name, heading such as 'Task 1' or None)."""
+    patterns = []
+    for task_id, (model, heading) in tasks.items():
+        patterns.append((re.compile(rf"\b{re.escape(model)}\b"), task_id, ("code", "markdown")))
+        if heading:
+            words = r"\s*".join(re.escape(w) for w in heading.split())
+            patterns.append((re.compile(rf"(?<!\w){words}(?!\d)", re.I), task_id, ("markdown",)))
+    owners: dict[int, str | None] = {}
+    current: str | None = None
+    for cell in cells:
+        last = -1
+        for pattern, task_id, kinds in patterns:
+            if cell.kind not in kinds:
+                continue
+            for m in pattern.finditer(cell.source):
+                if m.start() > last:
+                    last, current = m.start(), task_id
+        owners[cell.number] = current
+    return owners
+
+
+def read(cells: list[Cell], classes: tuple[str, ...], owners: dict[int, str | None] | None = None) -> Claims:
+    """Every claim the notebook's outputs make, each tagged with its owner task."""
+    names = ClassNames(classes)
+    owners = owners or {}
+    claims = Claims()
+    for cell in cells:
+        if cell.kind != "code":
+            continue
+        owner = owners.get(cell.number)
+        table: dict[str, Claim] = {}
+        lines = [line.strip() for line in cell.lines()]
+        loose = any(ACC_WORD.search(line) for line in lines)
+        for text in lines:
+            if (value := _test_accuracy(text, names)) is not None:
+                claims.test_accuracy.append(Claim(value, cell.number, text, owner))
+            else:
+                for name, value in _per_class(text, names, loose).items():
+                    table[name] = Claim(value, cell.number, text, owner)
+            for kind, name in _ranked(text, names):
+                target = claims.best_class if kind == "best" else claims.worst_class
+                target.append(Claim(name, cell.number, text, owner))
+        if len(table) >= max(2, len(classes) // 2):
+            claims.per_class.append(table)
+    claims.runs = history.runs([c for c in cells if c.kind == "code"])
+    for run in claims.runs:
+        run.owner = owners.get(run.cell)
+    return claims
+
+
+def task_headings(tasks: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """(model, 'Task 1') per rubric task, the heading taken from a title like 'Task 1: ...'."""
+    found = {}
+    for task_id, task in tasks.items():
+        title = getattr(task, "title", "") or ""
+        head = title.split(":")[0].strip() if ":" in title else None
+        if head and not re.fullmatch(r"(?:task|part|exercise|question|q)\s*\d+[a-z]?", head, re.I):
+            head = None
+        found[task_id] = (task.model, head)
+    return found

@@ -1,0 +1,147 @@
+"""Running a submitted notebook in a sandbox of its own (grader side).
+
+Why a second sandbox rather than the submission's worker: the notebook needs
+the dataset (``./data``), and the dataset holds the test labels, which the
+worker that computes the graded accuracy must never see. So the notebook
+gets a separate job folder with a copy of the dataset bound read-only, and
+the submission's worker is stopped while it runs (tiers B and C share the
+host's files; nothing else of this student may run beside the copy). The
+copy lives under an unguessable name in a folder other uids cannot list,
+and is deleted as soon as the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
+from ..sandbox.launcher import Job
+from ..sandbox.worker import protocol
+from .smoke import Prepared
+
+MAX_NOTEBOOK_BYTES = 64 << 20
+SETUP_SECONDS = 90.0  # worker start, copying the submission, kernel start-up
+
+
+@dataclass
+class Execution:
+    status: str  # ok, error, timeout, total_timeout, dead_kernel, no_kernel, sandbox
+    message: str
+    answer: dict[str, Any]
+    notebook: nbformat.NotebookNode | None
+    log: str
+
+
+def _stage_data(dataset_folder: Path, target: Path) -> None:
+    """A world-readable copy of the dataset folder (the original is the grader's, root-only)."""
+    target.mkdir(parents=True)
+    for dirpath, dirnames, filenames in os.walk(dataset_folder):
+        rel = Path(dirpath).relative_to(dataset_folder)
+        for name in dirnames:
+            (target / rel / name).mkdir(mode=0o755)
+        for name in filenames:
+            source = Path(dirpath) / name
+            if source.is_symlink() or not source.is_file():
+                continue
+            shutil.copyfile(source, target / rel / name)
+            (target / rel / name).chmod(0o644)
+    for path in [target, *target.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+
+
+def _read_back(path: Path) -> nbformat.NotebookNode:
+    """The executed notebook, read as hostile input: no links, no FIFOs, bounded size."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(
+                f"the executed notebook is not a regular file under {MAX_NOTEBOOK_BYTES >> 20} MiB"
+            )
+        text = handle.read(MAX_NOTEBOOK_BYTES + 1).decode("utf-8", errors="replace")
+    return nbformat.reads(text, as_version=4)
+
+
+def run(
+    sandbox: Sandbox,
+    prepared: Prepared,
+    dataset_folder: Path | None,
+    cell_timeout: float,
+    total: float,
+) -> Execution:
+    """Execute ``prepared.nb`` in a fresh sandbox beside ``sandbox``'s job folder."""
+    main = sandbox.job
+    root = main.root / f"nbexec-{secrets.token_hex(12)}"
+    root.mkdir(mode=0o711)
+    root.chmod(0o711)
+    inputs = root / "inputs"
+    inputs.mkdir(mode=0o755)
+    nbformat.write(prepared.nb, str(inputs / "notebook.ipynb"))
+    (inputs / "notebook.ipynb").chmod(0o644)
+    data_path = None
+    binds: list[Path] = []
+    if dataset_folder is not None:
+        staged = root / secrets.token_hex(16)
+        _stage_data(dataset_folder, staged / dataset_folder.name)
+        staged.chmod(0o755)
+        data_path, binds = str(staged), [staged]
+    job = Job(
+        root=root,
+        submission=main.submission,
+        extracted=root / "extracted",
+        inputs=inputs,
+        out=root / "out",
+        lib=root / "lib",
+        data_binds=binds,
+    )
+    tier_a = sandbox.tier.tier is Tier.A
+    sandbox.close()  # the submission's own worker stops while the notebook sees the data
+    try:
+        with Sandbox(sandbox.tier, job, sandbox.limits) as box:
+            try:
+                answer = box.request(
+                    "execute_notebook",
+                    total + SETUP_SECONDS,
+                    notebook=f"{protocol.SANDBOX_INPUTS}/notebook.ipynb"
+                    if tier_a
+                    else str(inputs / "notebook.ipynb"),
+                    submission=protocol.SANDBOX_SUBMISSION if tier_a else str(main.submission),
+                    out_name="executed.ipynb",
+                    cell_timeout=cell_timeout,
+                    total=total,
+                    data=data_path,
+                )
+            except WorkerFailure as exc:
+                return Execution(
+                    "sandbox", f"the notebook could not be run: {exc.message}", {}, None, box.output()
+                )
+            except SandboxError as exc:
+                return Execution(
+                    "sandbox",
+                    f"the notebook run did not finish within {total + SETUP_SECONDS:g} s and was stopped"
+                    if exc.kind == "timeout"
+                    else f"the notebook run crashed the sandbox: {exc.message}",
+                    {},
+                    None,
+                    box.output(),
+                )
+            try:
+                executed = _read_back(job.out / str(answer.get("notebook", "executed.ipynb")))
+            except (OSError, ValueError) as exc:
+                return Execution(
+                    "sandbox", f"the executed notebook could not be read back: {exc}", answer, None, ""
+                )
+            return Execution(
+                str(answer.get("status", "")), str(answer.get("message", "")), answer, executed, box.output()
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

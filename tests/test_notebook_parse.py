@@ -1,0 +1,194 @@
+"""Reading a saved notebook's printouts: the training logs students print in
+their many formats, the accuracy claims, which task each claim belongs to,
+and the smoke-mode rewrite that makes a 100-epoch notebook run one epoch."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import notebooks
+from nbformat import v4
+
+from autograder.data.registry import CIFAR10_CLASSES, FASHION_CLASSES
+from autograder.notebook import claims, history, outputs, smoke
+
+
+def cells_of(*texts: str) -> list[outputs.Cell]:
+    nb = v4.new_notebook()
+    for k, text in enumerate(texts, start=1):
+        cell = v4.new_code_cell("pass", execution_count=k)
+        cell.outputs = [notebooks.stream(text)]
+        nb.cells.append(cell)
+    return outputs.cells(nb)
+
+
+def run_of(text: str) -> dict:
+    (run,) = history.runs(cells_of(text))
+    return run.as_dict()
+
+
+LOGS = {
+    "keras one line": "".join(
+        f"Epoch {e}/3 - loss: {1 / e:.3f} - acc: {60 + e}.0% - val_loss: {1.5 / e:.3f} "
+        f"- val_acc: {50 + e}.0%\n"
+        for e in (1, 2, 3)
+    ),
+    "handout brackets": "".join(
+        f"Epoch [{e}/3], Train Loss: {1 / e:.4f}, Train Acc: {60 + e:.2f}%, Val Loss: {1.5 / e:.4f}, "
+        f"Val Acc: {50 + e:.2f}%\n"
+        for e in (1, 2, 3)
+    ),
+    "keras progress bar": "".join(
+        f"Epoch {e}/3\n\r 10/782 [>...] - loss: 2.9 - accuracy: 0.05"
+        f"\r782/782 [======] - 9s 11ms/step - loss: {1 / e:.4f} - accuracy: 0.{60 + e} "
+        f"- val_loss: {1.5 / e:.4f} - val_accuracy: 0.{50 + e}\n"
+        for e in (1, 2, 3)
+    ),
+    "train and val lines": "".join(
+        f"Epoch {e}/3\nTrain Loss: {1 / e:.3f} | Train Acc: {60 + e}.00%\n"
+        f"Val Loss: {1.5 / e:.3f} | Val Acc: {50 + e}.00%\n\n"
+        for e in (1, 2, 3)
+    )
+    + "Test Accuracy: 99.00%\n",
+    "sides": "".join(
+        f"epoch {e}: Train - loss: {1 / e:.3f} acc: {60 + e}% | Val - loss: {1.5 / e:.3f} acc: {50 + e}%\n"
+        for e in (1, 2, 3)
+    ),
+    "pandas table": "   epoch  train_loss  train_acc  val_loss  val_acc\n"
+    + "".join(f"{e - 1}  {e}  {1 / e:.3f}  0.{60 + e}  {1.5 / e:.3f}  0.{50 + e}\n" for e in (1, 2, 3)),
+    "history dict": "{'train_loss': [1.0, 0.5, 0.333], 'train_acc': [0.61, 0.62, 0.63], "
+    "'val_loss': [1.5, 0.75, 0.5], 'val_acc': [51.0, 52.0, 53.0]}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOGS))
+def test_training_logs_in_common_formats_become_the_same_curves(name):
+    run = run_of(LOGS[name])
+    assert run["epochs"] == [1, 2, 3]
+    assert run["train_loss"] == pytest.approx([1.0, 0.5, 0.333], abs=1e-3)
+    assert run["train_acc"] == pytest.approx([0.61, 0.62, 0.63])
+    assert run["val_loss"] == pytest.approx([1.5, 0.75, 0.5], abs=1e-3)
+    assert run["val_acc"] == pytest.approx([0.51, 0.52, 0.53])
+
+
+def test_tqdm_bar_keeps_the_last_update_of_each_epoch_and_not_its_percentage():
+    text = "".join(
+        "".join(
+            f"\rEpoch {e}: {p:3d}%|███  | {p}/100 [00:01<00:02, 38.1it/s, "
+            f"loss={2 - p / 100:.2f}, acc={p / 2:.1f}]"
+            for p in (10, 50, 100)
+        )
+        + "\n"
+        for e in (1, 2)
+    )
+    run = run_of(text)
+    assert run["epochs"] == [1, 2] and run["train_loss"] == [1.0, 1.0] and run["train_acc"] == [0.5, 0.5]
+    assert "val_acc" not in run
+
+
+def test_a_second_training_run_in_one_cell_is_its_own_curve():
+    text = "".join(f"Epoch {e}/2 loss {1 / e:.2f}\n" for e in (1, 2)) * 2
+    assert [r.epochs for r in history.runs(cells_of(text))] == [[1, 2], [1, 2]]
+
+
+def test_a_run_continued_in_the_next_cell_is_joined():
+    first = "".join(f"Epoch {e}/4 - loss: {1 / e:.2f}\n" for e in (1, 2))
+    second = "".join(f"Epoch {e}/4 - loss: {1 / e:.2f}\n" for e in (3, 4))
+    (run,) = history.runs(cells_of(first, second))
+    assert run.epochs == [1, 2, 3, 4] and run.cells == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("Test Accuracy: 97.00%", 0.97),
+        ("Accuracy of the network on the 10000 test images: 54 %", 0.54),
+        ("test acc = 0.8431", 0.8431),
+        ("Test set: Average loss: 0.0318, Accuracy: 9890/10000 (99%)", 0.99),
+        ("Final test loss 0.52, test accuracy 0.81", 0.81),
+        ("Accuracy on test set: 84.3", 0.843),
+        ("Epoch 3: test acc 80%", None),  # a per-epoch line, read as a curve
+        ("Test accuracy of cat: 50%", None),  # a per-class line
+    ],
+)
+def test_test_accuracy_claims(line, value):
+    found = claims.read(cells_of(line + "\n"), CIFAR10_CLASSES)
+    assert [c.value for c in found.test_accuracy] == ([value] if value is not None else [])
+
+
+def test_per_class_lines_and_best_worst_classes():
+    text = "".join(
+        f"Accuracy for class: {name:5s} is {50 + k}.0 %\n"
+        for k, name in enumerate(
+            ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        )
+    )
+    text += "The model performs best on truck and worst on airplane\n"
+    found = claims.read(cells_of(text), CIFAR10_CLASSES)
+    (table,) = found.per_class
+    assert {k: c.value for k, c in table.items()} == pytest.approx(
+        {name: (50 + k) / 100 for k, name in enumerate(CIFAR10_CLASSES)}
+    )
+    assert [c.value for c in found.best_class] == ["truck"]
+    assert [c.value for c in found.worst_class] == ["airplane"]
+
+
+def test_fashion_class_names_with_slashes_and_shared_words():
+    text = "T-shirt/top: 85.0%\nShirt: 40.1%\nAnkle boot : 97 %\nSandal: 90.0%\nBag: 0.95\nCoat: 0.7\n"
+    (table,) = claims.read(cells_of(text), FASHION_CLASSES).per_class
+    assert {k: c.value for k, c in table.items()} == pytest.approx(
+        {"T-shirt/top": 0.85, "Shirt": 0.401, "Ankle boot": 0.97, "Sandal": 0.9, "Bag": 0.95, "Coat": 0.7}
+    )
+
+
+def test_claims_belong_to_the_task_whose_model_the_notebook_was_using():
+    task1 = {"accuracy": 0.846, "per_class": {n: 0.8 for n in CIFAR10_CLASSES}}
+    nb = notebooks.executed_lab2(task1, task2_claim=0.91)
+    cells = outputs.cells(nb)
+    owners = claims.attribute(cells, {"task1": ("SimpleCNN", "Task 1"), "task2": ("ResNet18", "Task 2")})
+    found = claims.read(cells, CIFAR10_CLASSES, owners)
+    mine = found.for_task("task1")
+    assert mine["test_accuracy"].value == 0.846 and mine["test_accuracy"].cell == 5
+    assert found.for_task("task2")["test_accuracy"].value == 0.91
+    assert [r.owner for r in found.runs] == ["task1", "task2"]
+    assert len(mine["per_class"]) == 10
+
+
+def prepared(nb):
+    return smoke.prepare(nb, smoke=True)
+
+
+def test_smoke_mode_injects_after_the_parameters_cell_and_rewrites_the_constant():
+    out = prepared(notebooks.runnable())
+    sources = [c.source for c in out.nb.cells]
+    assert sources[2].startswith("EPOCHS = 1  # [autograder] smoke mode, was 100\nBATCH_SIZE = 64")
+    assert out.nb.cells[3].metadata["tags"] == ["injected-parameters"] and "EPOCHS = 1" in sources[3]
+    assert "BATCH_SIZE" not in sources[3]  # only the overridden names
+    assert "pass  # [autograder] skipped: !pip install thop" in sources[1]
+    assert "pass  # [autograder] skipped: drive.mount('/content/drive')" in sources[1]
+    assert out.overridden and out.injected_at == 4 and out.original(6) == 5
+    assert compile(smoke._parseable(sources[1]), "cell", "exec")  # still valid Python
+
+
+def test_smoke_mode_shortens_a_literal_epoch_loop_and_keeps_other_loops():
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_code_cell(
+            "for epoch in range(100):\n    for i in range(100):\n        pass\n"
+            "for epoch in range(1, 51):\n    pass"
+        )
+    ]
+    out = prepared(nb)
+    assert out.nb.cells[0].source.splitlines() == [
+        "for epoch in range(1):  # [autograder] smoke mode, was 100",
+        "    for i in range(100):",
+        "        pass",
+        "for epoch in range(1, 2):  # [autograder] smoke mode, was 51",
+        "    pass",
+    ]
+    assert out.changes == ["cell 1: range(..100) → 1", "cell 1: range(..51) → 2"]
+
+
+def test_without_smoke_mode_only_unrunnable_lines_change():
+    out = smoke.prepare(notebooks.runnable(), smoke=False)
+    assert "EPOCHS = 100" in out.nb.cells[2].source and not out.overridden and out.injected_at is None
+    assert all("skipped" in c for c in out.changes)
