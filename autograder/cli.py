@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("path", type=Path)
     grade.add_argument("--out", type=Path, default=Path("autograder-out"))
     _common(grade)
+    from .batch.command import add_arguments as batch_arguments
+
+    batch = sub.add_parser("batch", help="grade a class: Moodle download -> gradebook.csv, summary.html")
+    batch_arguments(batch)
+    _common(batch)
     return parser
 
 
@@ -97,12 +102,25 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch.command import run
+    from .batch.grades import BatchInputError
+    from .batch.moodle import DownloadError
+    from .rubric import load
+
+    rubric = load(args.rubric)
+    try:
+        return run(args, rubric, data_root(args.data_root, rubric.dataset))
+    except (BatchInputError, DownloadError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from .rubric import RubricError
     from .sandbox.tiers import SandboxUnavailable
 
     args = build_parser().parse_args(argv)
-    handlers = {"grade": cmd_grade}
+    handlers = {"grade": cmd_grade, "batch": cmd_batch}
     try:
         return handlers[args.command](args)
     except (UsageError, RubricError, SandboxUnavailable) as exc:

@@ -1,0 +1,323 @@
+"""Finding each student's submission in what a TA downloaded.
+
+Layouts (``shared/reference/gradescope-moodle-formats.md`` §3.3):
+
+- Moodle >= 4.1, "download in folders": ``Full Name_<id>_assignsubmission_file/…``;
+- Moodle 3.1–4.0: the same with a trailing underscore, ``…_assignsubmission_file_/…``;
+- folders off (flat): ``Full Name_<id>_assignsubmission_file_<filename>``;
+- team submissions: the number is the group id (``--teams``), and a submission
+  without a group is ``Default group_assignsubmission_file``;
+- a folder (or zip) of ``StudentID_lab2.zip`` files or ``StudentID_lab2/`` folders.
+
+The student key parsed from those names is what every output carries. A
+download zip is unpacked once, defensively (no path may leave the staging
+folder, no symbolic links, sizes capped while reading), and kept across
+re-runs so a resumed batch does not unpack it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import stat
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+MOODLE_NAME = re.compile(
+    r"^(?P<name>[^_]+?)(?:_(?P<id>\d+))?_assignsubmission_(?P<plugin>[a-z]+)(?P<sep>_?)(?P<rest>.*)$",
+    re.DOTALL,
+)
+STUDENT_ID = re.compile(r"^(?P<id>[A-Za-z0-9]+)(?:[_\-. ].*)?$")
+JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
+MAX_FILE_BYTES = 4 << 30
+MAX_TOTAL_BYTES = 256 << 30
+MAX_ENTRIES = 200_000
+STAGE_MARK = ".autograder-staged.json"
+
+
+class DownloadError(Exception):
+    """The download cannot be read at all; the message is the one line to show."""
+
+
+@dataclass(frozen=True)
+class Student:
+    """One gradable submission and who it belongs to."""
+
+    key: str  # the Moodle participant id, ``group-<id>``, or the student id
+    name: str  # full name, group name, or the student id
+    kind: str  # "participant" | "team" | "student_id"
+    folder: str  # the per-student output folder name
+    source: Path  # a folder or a zip, handed to grade()
+
+    @property
+    def identifier(self) -> str | None:
+        """The worksheet's ``Identifier`` cell for this student, when there is one."""
+        return f"Participant {self.key}" if self.kind == "participant" else None
+
+
+@dataclass
+class Download:
+    students: list[Student]
+    layout: str
+    notes: list[str] = field(default_factory=list)
+
+
+def discover(path: Path, staging: Path, teams: bool = False) -> Download:
+    """The students in ``path`` (a download zip or folder), in a stable order."""
+    path = Path(path)
+    if not path.exists():
+        raise DownloadError(f"{path} does not exist")
+    notes: list[str] = []
+    root = path
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise DownloadError(
+                f"{path} is neither a folder nor a zip file; pass Moodle's 'Download all submissions' "
+                "zip or a folder of submissions"
+            )
+        root = unpack_download(path, staging / "download", notes)
+    root = _unwrap(root)
+    entries = sorted(p for p in root.iterdir() if not _junk(p.name))
+    moodle = [e for e in entries if MOODLE_NAME.match(e.name)]
+    if moodle:
+        students = _moodle_students(moodle, staging / "flat", teams, notes)
+        layout = _layout_name(moodle)
+        for other in entries:
+            if other not in moodle:
+                notes.append(f"ignored {other.name}: not a Moodle submission name")
+    else:
+        students, layout = _id_students(entries, notes), "student-id"
+    if not students:
+        raise DownloadError(
+            f"no submissions found in {path}: expected Moodle folders such as "
+            "'Full Name_1234567_assignsubmission_file' or files such as 'StudentID_lab2.zip'"
+        )
+    return Download(sorted(students, key=lambda s: (s.name.casefold(), s.key)), layout, notes)
+
+
+def _junk(name: str) -> bool:
+    return name in JUNK or name.startswith((".", "._"))
+
+
+def _unwrap(root: Path) -> Path:
+    """A download unzipped into a folder of its own: grade what is inside."""
+    for _ in range(2):
+        entries = [p for p in root.iterdir() if not _junk(p.name)]
+        if len(entries) != 1 or not entries[0].is_dir() or MOODLE_NAME.match(entries[0].name):
+            return root
+        if STUDENT_ID.match(entries[0].name) and any(c.is_file() for c in entries[0].iterdir()):
+            return root  # a single StudentID_lab2/ folder is one student, not a wrapper
+        root = entries[0]
+    return root
+
+
+def _layout_name(entries: list[Path]) -> str:
+    kinds = set()
+    for entry in entries:
+        match = MOODLE_NAME.match(entry.name)
+        assert match
+        if entry.is_dir():
+            kinds.add("moodle-folders" + ("-underscore" if match["sep"] and not match["rest"] else ""))
+        else:
+            kinds.add("moodle-flat")
+    return "+".join(sorted(kinds))
+
+
+def _moodle_students(entries: list[Path], flat_root: Path, teams: bool, notes: list[str]) -> list[Student]:
+    groups: dict[tuple[str, str | None], list[Path]] = {}
+    for entry in entries:
+        match = MOODLE_NAME.match(entry.name)
+        assert match
+        if match["plugin"] != "file":
+            notes.append(f"ignored {entry.name}: only file submissions are graded ({match['plugin']})")
+            continue
+        if match["id"] is None and not teams:
+            notes.append(f"ignored {entry.name}: no participant number (pass --teams for group submissions)")
+            continue
+        groups.setdefault((match["name"], match["id"]), []).append(entry)
+    students = []
+    for (name, number), members in sorted(groups.items(), key=lambda g: (g[0][1] or "", g[0][0])):
+        folders = [m for m in members if m.is_dir()]
+        flat = [m for m in members if m.is_file()]
+        if folders and not flat and len(folders) == 1:
+            source = folders[0]
+        else:
+            source = _stage_flat(flat_root / _prefix(name, number), folders, flat)
+        if teams:
+            key = f"group-{number}" if number else "group-default"
+            students.append(Student(key, name, "team", _prefix(name, number), source))
+        else:
+            assert number is not None
+            students.append(Student(number, name, "participant", _prefix(name, number), source))
+    return students
+
+
+def _prefix(name: str, number: str | None) -> str:
+    return safe_folder(f"{name}_{number}" if number else name)
+
+
+def safe_folder(name: str) -> str:
+    """A folder name that stays one path component, keeps readable Unicode."""
+    name = unicodedata.normalize("NFC", name).replace("/", "_").replace("\\", "_").replace("\0", "")
+    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
+    return name[:120] or "student"
+
+
+def _stage_flat(target: Path, folders: list[Path], flat: list[Path]) -> Path:
+    """Flat-layout files (``…_assignsubmission_file_model.py``) as one folder."""
+    tmp = target.with_name(f".tmp-{target.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for folder in folders:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True, symlinks=True)
+    for path in flat:
+        match = MOODLE_NAME.match(path.name)
+        assert match
+        if path.is_symlink():
+            continue
+        shutil.copyfile(path, tmp / (safe_folder(match["rest"]) or "file"))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def _id_students(entries: list[Path], notes: list[str]) -> list[Student]:
+    """``StudentID_lab2.zip`` / ``StudentID_lab2/``: the key is the leading id."""
+    by_id: dict[str, list[Path]] = {}
+    for entry in entries:
+        if entry.is_symlink():
+            notes.append(f"ignored {entry.name}: a symbolic link")
+            continue
+        if entry.is_file() and not zipfile.is_zipfile(entry):
+            if entry.suffix.lower() == ".zip":
+                by_id.setdefault(_student_id(entry.name), []).append(entry)  # graded: says "not a zip"
+            else:
+                notes.append(f"ignored {entry.name}: not a zip file or a folder")
+            continue
+        by_id.setdefault(_student_id(entry.name), []).append(entry)
+    students = []
+    for sid, paths in by_id.items():
+        chosen = max(paths, key=lambda p: (p.stat().st_mtime, p.name))
+        for other in paths:
+            if other != chosen:
+                notes.append(f"{sid}: graded {chosen.name}, the newest of several; ignored {other.name}")
+        students.append(Student(sid, sid, "student_id", safe_folder(sid), chosen))
+    return students
+
+
+def _student_id(name: str) -> str:
+    stem = name[:-4] if name.lower().endswith(".zip") else name
+    match = STUDENT_ID.match(stem)
+    return match["id"] if match else safe_folder(stem)
+
+
+# --- unpacking the download zip ---------------------------------------------------
+
+
+def _zip_signature(archive: Path) -> str:
+    """Names, sizes and CRCs of every entry: unchanged download, unchanged staging."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
+    return digest.hexdigest()
+
+
+def unpack_download(archive: Path, target: Path, notes: list[str]) -> Path:
+    """Unpack ``archive`` into ``target`` once; a re-run with the same zip reuses it."""
+    try:
+        signature = _zip_signature(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
+    mark = target / STAGE_MARK
+    if mark.is_file():
+        saved = json.loads(mark.read_text(encoding="utf-8"))
+        if saved.get("signature") == signature:
+            notes.extend(saved.get("notes", []))
+            return target
+    tmp = target.with_name(f".tmp-{target.name}")
+    for stale in (tmp, target):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    skipped = _extract_all(archive, tmp)
+    (tmp / STAGE_MARK).write_text(json.dumps({"signature": signature, "notes": skipped}), encoding="utf-8")
+    tmp.rename(target)
+    notes.extend(skipped)
+    return target
+
+
+def _extract_all(archive: Path, dest: Path) -> list[str]:
+    skipped: list[str] = []
+    total = 0
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise DownloadError(f"{archive.name} has {len(infos)} entries (limit {MAX_ENTRIES})")
+            for info in infos:
+                name = info.filename.replace("\\", "/")
+                parts = PurePosixPath(name).parts
+                if info.is_dir() or not parts:
+                    continue
+                if name.startswith("/") or ".." in parts or ":" in parts[0]:
+                    skipped.append(f"skipped {name!r}: its path leaves the download folder")
+                    continue
+                if any(p in JUNK or p.startswith("._") for p in parts):
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    skipped.append(f"skipped the symbolic link {name}")
+                    continue
+                total += _copy_capped(zf, info, dest.joinpath(*parts), total)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
+    return skipped
+
+
+def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, total: int) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(info) as reader, open(target, "wb") as out:
+        while chunk := reader.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_FILE_BYTES or total + written > MAX_TOTAL_BYTES:
+                out.close()
+                target.unlink()
+                raise DownloadError(
+                    f"{info.filename} unpacks to more than {MAX_FILE_BYTES >> 30} GiB "
+                    "(a zip bomb or a far too large file); remove it from the download"
+                )
+            out.write(chunk)
+    return written
+
+
+def content_hash(source: Path) -> str:
+    """What the student handed in, by content: the cache key's first part."""
+    digest = hashlib.sha256()
+    if source.is_file():
+        digest.update(b"file\0")
+        _hash_file(source, digest)
+        return digest.hexdigest()
+    for path in sorted(source.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.name == STAGE_MARK:
+            continue
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        _hash_file(path, digest)
+    return digest.hexdigest()
+
+
+def _hash_file(path: Path, digest) -> None:  # noqa: ANN001 - hashlib has no public type
+    inner = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            inner.update(chunk)
+    digest.update(inner.digest())
+
+
+__all__ = ["Download", "DownloadError", "Student", "content_hash", "discover"]

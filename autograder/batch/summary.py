@@ -1,0 +1,220 @@
+"""summary.html: the class at a glance, and what needs a human.
+
+Plots are drawn with matplotlib (Agg) and inlined as PNG, so the page is one
+self-contained file a TA can mail or open offline. Every student links to
+their own report.html.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from ..result import GradeResult, ItemResult
+from ..rubric import Rubric
+from .grades import FinalGrade
+from .integrity import Group
+from .moodle import Student
+
+CLAIM_GAP = 0.05  # claimed vs measured accuracy beyond this, when a check reports both
+GROUP_LABELS = {
+    "checkpoint": "Identical checkpoints",
+    "code": "Identical code",
+    "near-code": "Near-identical code",
+    "outputs": "Identical notebook outputs",
+}
+
+
+@dataclass
+class Row:
+    student: Student
+    link: str  # report.html, relative to summary.html
+    result: GradeResult | None
+    grade: FinalGrade | None
+    error: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def claim_flags(item: ItemResult) -> list[str]:
+    """Flags a check left for the TA (e.g. claimed vs measured accuracy)."""
+    data = item.data or {}
+    found: list[str] = []
+    for key in ("flag", "claim_flag", "needs_review"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            found.append(value.strip())
+        elif value is True:
+            found.append("flagged for review")
+    flags = data.get("flags")
+    if isinstance(flags, list):
+        found += [str(f) for f in flags if f]
+    claimed, measured = data.get("claimed_accuracy", data.get("claimed")), data.get("accuracy")
+    numbers = isinstance(claimed, (int, float)) and isinstance(measured, (int, float))
+    if numbers and abs(claimed - measured) > CLAIM_GAP and not found:
+        found.append(f"claims {claimed:.1%}, measured {measured:.1%}")
+    return [f"{item.name}: {f}" for f in found]
+
+
+def reasons(row: Row, groups: list[Group]) -> list[str]:
+    why = []
+    if row.error:
+        why.append(f"grader error: {row.error}")
+    result = row.result
+    if result is not None:
+        if result.fatal:
+            why.append(f"submission could not be read: {result.fatal}")
+        for item in result.items:
+            if "internal grader error" in item.message:
+                why.append(f"grader error in {item.name}")
+            why += claim_flags(item)
+        tier = (result.provenance.get("sandbox") or {}).get("tier")
+        if tier == "C":
+            why.append("graded without a sandbox (tier C)")
+    for group in groups:
+        if row.student.key in group.members:
+            others = len(group.members) - 1
+            why.append(f"{GROUP_LABELS[group.kind].lower()} with {others} other{'s' * (others != 1)}")
+    return why
+
+
+def _png(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _histogram(values: list[float], xlabel: str, bins: int, limits: tuple[float, float]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.hist(values, bins=bins, range=limits, color="#3b6ea8", edgecolor="white")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("students")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def _per_class_plot(per_class: dict[str, list[float]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_class)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3))
+    ax.boxplot([per_class[n] for n in names], showfliers=True)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def _accuracy_sections(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+    sections = []
+    for rubric_item in rubric.items:
+        if rubric_item.kind != "accuracy":
+            continue
+        values: list[float] = []
+        per_class: dict[str, list[float]] = {}
+        for row in rows:
+            item = row.result.item(rubric_item.id) if row.result else None
+            if item is None or not isinstance(item.data.get("accuracy"), (int, float)):
+                continue
+            values.append(float(item.data["accuracy"]))
+            for name, acc in (item.data.get("per_class") or {}).items():
+                if isinstance(acc, (int, float)):
+                    per_class.setdefault(name, []).append(float(acc))
+        if not values:
+            continue
+        table = [
+            {
+                "name": name,
+                "mean": statistics.fmean(accs),
+                "median": statistics.median(accs),
+                "min": min(accs),
+                "max": max(accs),
+            }
+            for name, accs in per_class.items()
+        ]
+        sections.append(
+            {
+                "name": rubric_item.name,
+                "count": len(values),
+                "median": statistics.median(values),
+                "histogram": _histogram(values, "test accuracy", 20, (0.0, 1.0)),
+                "per_class_plot": _per_class_plot(per_class) if per_class else None,
+                "per_class": sorted(table, key=lambda r: r["mean"]),
+            }
+        )
+    return sections
+
+
+def _item_rates(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+    rates = []
+    for rubric_item in rubric.items:
+        if rubric_item.manual:
+            continue
+        items = [r.result.item(rubric_item.id) for r in rows if r.result and not r.result.fatal]
+        items = [i for i in items if i is not None]
+        passed = sum(1 for i in items if i.passed)
+        rates.append(
+            {
+                "name": rubric_item.name,
+                "points": rubric_item.points,
+                "graded": len(items),
+                "rate": passed / len(items) if items else 0.0,
+                "mean": statistics.fmean([i.score or 0.0 for i in items]) if items else 0.0,
+            }
+        )
+    return rates
+
+
+def render(
+    rubric: Rubric,
+    rows: list[Row],
+    groups: list[Group],
+    max_grade: float,
+    meta: dict[str, Any],
+    notes: list[str],
+) -> str:
+    grades = [float(r.grade.scaled(max_grade)) for r in rows if r.grade is not None]
+    members = {m for g in groups for m in g.members}
+    keyed = {r.student.key: r for r in rows}
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("autograder.batch", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    return env.get_template("summary.html.j2").render(
+        rubric=rubric,
+        rows=rows,
+        meta=meta,
+        notes=notes,
+        max_grade=max_grade,
+        graded=len(grades),
+        mean=statistics.fmean(grades) if grades else None,
+        median=statistics.median(grades) if grades else None,
+        score_plot=_histogram(grades, f"grade (out of {max_grade:g})", 20, (0, max_grade))
+        if grades
+        else None,
+        items=_item_rates(rubric, rows),
+        accuracy=_accuracy_sections(rubric, rows),
+        attention=[r for r in rows if r.reasons],
+        groups=[
+            {"label": GROUP_LABELS[g.kind], "evidence": g.evidence, "members": [keyed[m] for m in g.members]}
+            for g in groups
+            if all(m in keyed for m in g.members)
+        ],
+        flagged=members,
+    )
