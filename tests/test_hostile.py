@@ -1,0 +1,477 @@
+"""The hostile corpus, graded in tier A (bubblewrap) and tier B (separate uid,
+rlimits, seccomp, no namespaces): no attack changes a score, reads a label,
+outlives its worker or takes the grader down, and every results.json is
+valid, names the tier and explains what failed.
+
+The honest SimpleCNN scores ~70% on a test split capped by pure-noise images
+(10 of 20 points); a stolen label answers everything (20 points), so "score
+unchanged" really catches a thief. ``test_thief_wins_where_labels_are_readable``
+proves the thief's code works when nothing stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+from helpers import data, grading
+from hostile import corpus
+
+from autograder import cli, gradescope_entry
+from autograder.data import load_split
+from autograder.rubric import load
+from autograder.sandbox import guard
+from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo
+
+TIERS = ["A", "B"]
+RUBRIC = Path(__file__).parent / "rubrics" / "hostile-simplecnn.toml"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tiers A (as root) and B need root")
+
+
+# --- fixtures ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A folder other users may traverse, like /autograder: only the grader's own
+    permissions (not pytest's private tmp folder) stand between a student and its files."""
+    root = Path(tempfile.mkdtemp(prefix="ag-hostile-", dir="/tmp"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(world):
+    """The decoded-split cache lives in the world-traversable folder too (it makes itself 0700)."""
+    old = os.environ.get("AUTOGRADER_CACHE")
+    os.environ["AUTOGRADER_CACHE"] = str(world / "cache")
+    yield world / "cache"
+    if old is None:
+        os.environ.pop("AUTOGRADER_CACHE", None)
+    else:
+        os.environ["AUTOGRADER_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def open_root(world):
+    """A data root as a fresh install leaves it: world-readable (umask 022)."""
+    return data.make_cifar(world / "data-open", train=10, test=300, impossible=0.3, seed=5)
+
+
+@pytest.fixture(scope="module")
+def private_root(world, open_root):
+    """The same data, private to the grader (what ``lockdown`` makes of it)."""
+    root = world / "data-private"
+    shutil.copytree(open_root, root)
+    os.chmod(root / "cifar-10-batches-py", 0o700)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rubric():
+    return load(str(RUBRIC))
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory, trained_simple, private_root, rubric):
+    """The baseline every attack is compared with (graded once: the tier cannot change it)."""
+    tmp = tmp_path_factory.mktemp("honest")
+    os.environ[FORCE_ENV] = "A"
+    try:
+        graded = grading.run(corpus.honest(tmp / "s", trained_simple), rubric, private_root, tmp / "out")
+    finally:
+        os.environ.pop(FORCE_ENV, None)
+    accuracy = graded.test("task1.accuracy")["extra_data"]["accuracy"]
+    assert 0.6 < accuracy < 0.9 and graded.json["score"] == 10, graded.json
+    return graded
+
+
+@pytest.fixture
+def tier(request, monkeypatch) -> str:
+    monkeypatch.setenv(FORCE_ENV, request.param)
+    return request.param
+
+
+def by_tier(fn):
+    return pytest.mark.parametrize("tier", TIERS, indirect=True)(fn)
+
+
+# --- what every graded attack must satisfy ------------------------------------
+
+
+def processes_of(uid: int) -> list[int]:
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        if int(uids[0]) == uid and "State:\tZ" not in status:
+            alive.append(int(entry.name))
+    return alive
+
+
+def contained(doc: dict, tier: str, schema: dict) -> dict:
+    """results.json is valid, names the tier, and the sandbox uid has nothing left running."""
+    jsonschema.validate(doc, schema)
+    sandbox = doc["extra_data"]["provenance"]["sandbox"]
+    assert doc["extra_data"]["sandbox_tier"] == tier == sandbox["tier"]
+    assert sandbox["separate_uid"] is True and sandbox["seccomp"] is True
+    assert processes_of(sandbox["uid"]) == []
+    return sandbox
+
+
+def entry(doc: dict, item_id: str) -> dict:
+    return next(t for t in doc["tests"] if t["extra_data"]["id"] == item_id)
+
+
+def hostile_report(output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith(corpus.TAG + " ")]
+    assert lines, f"no {corpus.TAG} line in the worker output:\n{output[-3000:]}"
+    return json.loads(lines[-1][len(corpus.TAG) + 1 :])
+
+
+# --- the corpus -----------------------------------------------------------------
+
+
+@by_tier
+def test_every_attack_that_keeps_the_model_working_changes_nothing(
+    tier, world, open_root, cache, rubric, honest, trained_simple, results_schema
+):
+    """One submission, many attacks, graded the Gradescope way (run_autograder's
+    entry point, as root, AUTOGRADER_ROOT standing in for /autograder), each
+    attack's outcome asserted on its own line."""
+    token = f"{tier}-{os.getpid()}"
+    base = world / f"gradescope-{tier}"
+    home = base / "source"  # /autograder/source: data, solutions, rubric
+    shutil.copytree(open_root, home / "data")
+    (home / "reference").mkdir()
+    (home / "reference" / "solution.py").write_text("SECRET = 'reference solution'\n")
+    results = base / "results"
+    results.mkdir(parents=True)
+    test_batch = home / "data" / "cifar-10-batches-py" / "test_batch"
+    assert list(cache.glob("*.npz")), "the honest run should have cached the decoded split"
+    listener = socket.create_server(("127.0.0.1", 0))
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind(f"\0ag-hostile-{token}")
+    abstract.listen()
+    listener.setblocking(False)
+    abstract.setblocking(False)
+    leftovers = [f"/tmp/ag-left-{token}", f"/dev/shm/ag-left-{token}", f"/var/tmp/ag-left-{token}"]
+    slips = [f"../../../../../../tmp/ag-slip-{token}.py", f"/tmp/ag-abs-{token}.py"]
+    paths = {
+        "test_batch": str(test_batch),
+        "cache": str(cache),
+        "results": str(results / "results.json"),
+        "port": listener.getsockname()[1],
+        "abstract": f"ag-hostile-{token}",
+        "leftovers": leftovers,
+        "symlinks": {"labels.bin": str(test_batch), "cache": str(cache), "shadow.txt": "/etc/shadow"},
+        "zip_slip": slips,
+    }
+    corpus.sink(base / "submission", trained_simple, paths)
+    env = {
+        "AUTOGRADER_ROOT": str(base),
+        "AUTOGRADER_RUBRIC": str(RUBRIC),
+        "AUTOGRADER_DATA": str(home / "data"),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert gradescope_entry.main(["--home", str(home)]) == 0
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    text = (results / "results.json").read_text()
+    doc = json.loads(text)
+    sandbox = contained(doc, tier, results_schema)
+    time.sleep(0.5)  # the daemon would keep overwriting results.json if it were alive
+    assert (results / "results.json").read_text() == text and "HACKED" not in text
+
+    # the score and every item's verdict are exactly the honest ones
+    assert doc["score"] == honest.json["score"] == 10
+    for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+        assert entry(doc, item)["status"] == honest.test(item)["status"] == "passed"
+    accuracy = entry(doc, "task1.accuracy")["extra_data"]["accuracy"]
+    assert accuracy == honest.test("task1.accuracy")["extra_data"]["accuracy"]
+
+    # each attack, from the submission's own report
+    output = doc["extra_data"]["worker_output"]
+    found = hostile_report(output)
+    assert "attack_errors" not in found, found
+    missing = "FileNotFoundError" if tier == "A" else "PermissionError"
+    assert found["labels_data_root"] == missing and found["labels_cache"] == missing
+    assert found["eval_detected"] is True and found["inputs_folder"] == ["test_images.npy"]
+    assert "cheated_images" not in found
+    if tier == "A":  # a read-only root; the real path lies under /tmp, the sandbox's private tmpfs
+        assert found["results_gradescope"] == "OSError" and found["results_relative"] == "WRITTEN"
+    else:
+        assert found["results_gradescope"] == found["results_real"] == "PermissionError"
+    for key in ("net_loopback", "net_public", "net_ipv6"):
+        assert found[key] == "PermissionError", (key, found[key])
+    assert found["net_abstract_unix"] == "ConnectionRefusedError"
+    assert found["net_dns"] != "RESOLVED"
+    assert with_accept_none(listener) and with_accept_none(abstract)
+    assert found["memory_64g"] == "MemoryError" and found["memory_shared_32g"] == "OSError"
+    assert found["file_4g"] == "OSError errno 27"  # EFBIG: RLIMIT_FSIZE
+    assert 0 < found["forks"] < 512 and found["fork_error"] == "BlockingIOError errno 11"
+    assert found["daemon_started"] is True
+    assert found["kill_parent"] == ("NOT ATTEMPTED (pid namespace)" if tier == "A" else "PermissionError")
+    assert found["monkeypatched"] is True and found["flooded_mb"] == 50
+    assert f"{corpus.TAG}-SHADOW" not in output
+
+    # what the sandbox looked like from inside
+    assert found["uid"] == sandbox["uid"] != 0
+    assert found["cap_eff"] == "0000000000000000" and found["no_new_privs"] == "1"
+    assert found["seccomp_mode"] == "2"
+    assert found["rlimits"]["NPROC"] == 512 and found["rlimits"]["CORE"] == 0
+    assert found["rlimits"]["FSIZE"] == 512 << 20 and found["rlimits"]["AS"] == 8 << 30
+    allowed = {"PATH", "HOME", "TMPDIR", "OMP_NUM_THREADS", "MPLBACKEND", "LANG", "LC_CTYPE", "PWD"}
+    assert set(found["env"]) <= allowed  # nothing of the grader's environment
+    if tier == "A":
+        assert found["hostname"] == "sandbox" and found["pids_visible"] <= 4
+        assert set(found["root"]) <= {
+            "bin",
+            "dev",
+            "etc",
+            "lib",
+            "lib64",
+            "proc",
+            "sandbox",
+            "sbin",
+            "tmp",
+            "usr",
+            "work",
+        }
+    else:  # tier B sees the host, which is why the grader's files had to be locked down
+        assert stat.S_IMODE((home / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((home / "reference").stat().st_mode) == 0o700
+        assert stat.S_IMODE(results.stat().st_mode) == 0o700
+
+    # 50 MB of prints became a few KB of evidence
+    assert "AAAA" in output and "characters cut" in output
+    assert len(output) < 4200 and len(text) < 60_000
+
+    # intake: links and escaping zip entries skipped and said so
+    notes = doc["output"]
+    for name in ("labels.bin", "cache", "shadow.txt"):
+        assert f"skipped the symbolic link {name}" in notes
+    assert "skipped the symbolic link extras/labels_link in extras.zip" in notes
+    assert notes.count("its path leaves the submission folder") == 2
+    for path in [*leftovers, f"/tmp/ag-slip-{token}.py", f"/tmp/ag-abs-{token}.py"]:
+        assert not os.path.lexists(path), f"{path} outlived the sandbox"
+
+
+def with_accept_none(server: socket.socket) -> bool:
+    """Nobody connected to a listener the sandbox tried to reach."""
+    try:
+        server.accept()
+    except BlockingIOError:
+        return True
+    finally:
+        server.close()
+    return False
+
+
+@by_tier
+@pytest.mark.parametrize("how", ["os._exit", "sys.exit"])
+def test_exit_at_import_fails_the_model_items_with_why(
+    tier, how, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    folder = corpus.import_exit(tmp_path / "s", trained_simple, how)
+    graded = grading.run(folder, rubric, private_root, tmp_path / "out")
+    contained(graded.json, tier, results_schema)
+    assert graded.json["score"] == 0
+    expected = (
+        "importing simple_cnn.py crashed the worker (the worker process ended with exit status 0)"
+        if how == "os._exit"
+        else "importing simple_cnn.py failed: it called exit(0) while being imported; exiting decides nothing"
+    )
+    for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+        assert graded.test(item)["status"] == "failed"
+        assert graded.message(item).startswith(expected)
+    # the fake score it printed is just text in the log
+    assert "Test Accuracy: 100.00%" in graded.result.worker_output
+
+
+@by_tier
+def test_infinite_loop_at_import_costs_only_the_time_limit(
+    tier, tmp_path, private_root, rubric, trained_simple, results_schema
+):
+    started = time.monotonic()
+    graded = grading.run(
+        corpus.import_loop(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
+    )
+    assert time.monotonic() - started < rubric.import_timeout + 60
+    contained(graded.json, tier, results_schema)
+    for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+        assert graded.message(item).startswith(
+            "importing simple_cnn.py took too long "
+            f"(no answer within the {rubric.import_timeout:g} s time limit)"
+        )
+    assert graded.json["score"] == 0
+
+
+@by_tier
+def test_infinite_loop_in_forward_fails_that_check_alone(
+    tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    graded = grading.run(
+        corpus.forward_loop(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
+    )
+    sandbox = contained(graded.json, tier, results_schema)
+    assert graded.test("task1.spec")["status"] == "passed"
+    assert "within the 6 s time limit" in graded.message("task1.forward")
+    accuracy = graded.test("task1.accuracy")
+    assert accuracy["extra_data"]["accuracy"] == honest.test("task1.accuracy")["extra_data"]["accuracy"]
+    assert accuracy["score"] == 0 and "no points: task1.forward failed" in accuracy["output"]
+    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 2  # killed, then restarted
+    assert sandbox["uid"]
+
+
+@by_tier
+def test_protocol_attacks_fail_their_checks_and_never_hang_the_grader(
+    tier, tmp_path, private_root, rubric, trained_simple, results_schema
+):
+    """A 6 MiB answer without a newline on the reply pipe; a FIFO where the logits belong."""
+    started = time.monotonic()
+    graded = grading.run(
+        corpus.protocol(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
+    )
+    assert time.monotonic() - started < 60
+    contained(graded.json, tier, results_schema)
+    assert graded.test("task1.spec")["status"] == "passed"
+    assert "the worker's answer exceeded the size limit" in graded.message("task1.forward")
+    assert (
+        graded.message("task1.accuracy") == "the worker's array logits_task1.npy is not a small regular file"
+    )
+    assert graded.json["score"] == 0
+
+
+@by_tier
+def test_checkpoint_whose_unpickling_runs_code_is_refused(
+    tier, tmp_path, private_root, rubric, results_schema
+):
+    marker = Path(f"/tmp/ag-payload-{tier}-{os.getpid()}")
+    graded = grading.run(
+        corpus.payload_checkpoint(tmp_path / "s", marker), rubric, private_root, tmp_path / "o"
+    )
+    contained(graded.json, tier, results_schema)
+    message = graded.message("task1.accuracy")
+    assert message.startswith("simple_cnn.pth is a whole pickled object (it contains a pickled exec)")
+    assert message.endswith("save the weights with torch.save(model.state_dict(), PATH)")
+    assert not marker.exists()
+    assert f"{corpus.TAG}-PAYLOAD-RAN" not in graded.result.worker_output
+
+
+def test_the_payload_really_runs_code_when_unpickled(tmp_path):
+    """Control for the test above: a plain torch.load(weights_only=False) runs it."""
+    marker = tmp_path / "marker"
+    folder = corpus.payload_checkpoint(tmp_path / "s", marker)
+    torch.load(folder / "simple_cnn.pth", weights_only=False)
+    assert marker.read_text() == "pwned"
+
+
+@by_tier
+def test_whole_model_pickle_is_refused_with_how_to_save(
+    tier, tmp_path, private_root, rubric, trained_simple, results_schema
+):
+    graded = grading.run(
+        corpus.whole_model(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
+    )
+    contained(graded.json, tier, results_schema)
+    assert graded.message("task1.accuracy") == (
+        "simple_cnn.pth is a whole pickled object (it contains a pickled "
+        "reference.lab2.simple_cnn.SimpleCNN), which the grader will not unpickle: "
+        "save the weights with torch.save(model.state_dict(), PATH)"
+    )
+    assert graded.test("task1.forward")["status"] == "passed"
+
+
+@by_tier
+def test_zip_bomb_is_refused_before_any_code_runs(
+    tier, tmp_path, private_root, rubric, trained_simple, results_schema
+):
+    bomb = corpus.zip_bomb(tmp_path / "StudentID_lab2.zip", trained_simple)
+    assert bomb.stat().st_size < 10 << 20
+    graded = grading.run(bomb, rubric, private_root, tmp_path / "o")
+    jsonschema.validate(graded.json, results_schema)
+    assert graded.json["extra_data"]["sandbox_tier"] == tier
+    assert graded.json["score"] == 0
+    assert graded.message("task1.accuracy") == (
+        "data.bin unpacks to more than 1,024 MB (a zip bomb or a far too large file); remove it and resubmit"
+    )
+
+
+# --- the guard and the controls ---------------------------------------------------
+
+
+def test_thief_wins_where_labels_are_readable(open_root, trained_simple, honest):
+    """The thief's code, run where nothing stops it, answers every test image."""
+    split = load_split(open_root, "cifar10")
+    paths = {"test_batch": str(open_root / "cifar-10-batches-py" / "test_batch"), "cache": "/nonexistent"}
+    stolen = corpus.thief_accuracy(paths, trained_simple, split.images, split.labels)
+    assert stolen == 1.0 > honest.test("task1.accuracy")["extra_data"]["accuracy"]
+
+
+def test_tier_b_refuses_a_data_root_the_sandbox_uid_can_read(tmp_path, open_root, rubric, monkeypatch):
+    monkeypatch.setenv(FORCE_ENV, "B")
+    folder = corpus.honest(tmp_path / "s", {})
+    with pytest.raises(guard.UnsafeSetup) as refused:
+        grading.run(folder, rubric, open_root, tmp_path / "o")
+    folder_path = open_root / "cifar-10-batches-py"
+    assert str(refused.value).startswith("tier B: student code would run as a uid that can read")
+    assert str(refused.value).endswith(f"chmod -R go-rwx {folder_path}")
+    assert not (tmp_path / "o").exists()
+    # tier A never mounts the data root, so the same folder is fine there
+    guard.check_secrets(TierInfo(Tier.A, "test"), open_root, "cifar10")
+
+
+def test_tier_b_without_the_guard_the_thief_wins(
+    tmp_path, open_root, rubric, trained_simple, cache, monkeypatch, results_schema
+):
+    """Why the guard exists: with a world-readable data root and no refusal, tier B leaks."""
+    monkeypatch.setenv(FORCE_ENV, "B")
+    monkeypatch.setattr(guard, "check_secrets", lambda *a: None)
+    paths = {"test_batch": str(open_root / "cifar-10-batches-py" / "test_batch"), "cache": str(cache)}
+    graded = grading.run(
+        corpus.thief(tmp_path / "s", trained_simple, paths), rubric, open_root, tmp_path / "o"
+    )
+    contained(graded.json, "B", results_schema)
+    assert graded.test("task1.accuracy")["extra_data"]["accuracy"] == 1.0
+    assert graded.json["score"] == 20
+
+
+def test_grader_refuses_to_start_with_unsafe_torch_load(tmp_path, open_root, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    folder = corpus.honest(tmp_path / "s", {})
+    status = cli.main(
+        [
+            "grade",
+            str(folder),
+            "--rubric",
+            str(RUBRIC),
+            "--data-root",
+            str(open_root),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("autograder: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set in the grader's environment")
+    assert err.endswith("Unset it (unset TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD) and run the grader again")
+    assert not (tmp_path / "o").exists()
