@@ -46,6 +46,9 @@ class Task:
     input_shape: list[int]
     resize: int | None = None
     title: str = ""
+    # Input sizes the lab accepts (e.g. AlexNet on 28x28 or up-sampled to 224): the
+    # first one the student's model maps to (N, num_classes) is used (Context.task).
+    input_sizes: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -192,7 +195,13 @@ class _Builder:
             input_shape=list(body.get("input_shape", spec.input_shape)),
             resize=body.get("resize"),
             title=str(body.get("title", tid)),
+            input_sizes=self.sizes(tid, body.get("input_sizes", []), line),
         )
+
+    def sizes(self, tid: str, value: object, line: int) -> list[int]:
+        if not (isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)):
+            raise self.fail(line, f"task {tid}: input_sizes must be a list of image sizes, e.g. [28, 224]")
+        return value
 
     def item(self, index: int, body: dict[str, Any], tasks: dict[str, Task]) -> Item:
         from .checks import registry

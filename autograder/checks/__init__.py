@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     accuracy,
+    block,
     claims,
     counts,
     execute,
@@ -10,6 +11,7 @@ from . import (  # noqa: F401
     make_layer,
     manual,
     notebook,
+    residual,
     retrain,
     spec,
 )

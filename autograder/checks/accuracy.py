@@ -51,7 +51,7 @@ def score(
 
 @check("accuracy", timeout=900, validate=_validate)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
+    task = ctx.task(item.task)
     source = ctx.model(task.id)
     weights, how = ctx.weights(task.id)
     try:

@@ -186,6 +186,37 @@ class Context:
             raise CheckFailed(f"building {task.model}() {_sandbox_words(exc)}") from None
         return source
 
+    def task(self, task_id: str) -> Task:
+        """The task as this submission needs it. With ``input_sizes`` (AlexNet on
+        28x28 or up-sampled to 224) the first size the model maps to
+        (N, num_classes) sets the probe shape and the test-time resize."""
+        task = self.rubric.tasks[task_id]
+        if not task.input_sizes:
+            return task
+        return self.memo(f"task:{task_id}", lambda: self._sized(task))
+
+    def _sized(self, task: Task) -> Task:
+        import dataclasses
+
+        self.model(task.id)
+        native = self.rubric.tasks[task.id].input_shape[-1]
+        tried = []
+        for size in task.input_sizes:
+            shape = [task.input_shape[0], size, size]
+            try:
+                got = self.sandbox.request("forward", 60, task=task.id, input_shape=shape)
+            except (WorkerFailure, SandboxError) as exc:
+                tried.append(f"{size}x{size}: {exc.message}")
+                continue
+            if got.get("output_shape") == [8, task.num_classes]:
+                resize = None if size == native else size
+                return dataclasses.replace(task, input_shape=shape, resize=resize)
+            tried.append(f"{size}x{size}: output {got.get('output_shape')}")
+        raise CheckFailed(
+            f"{task.model} maps none of the accepted input sizes to (N, {task.num_classes}) logits "
+            f"({'; '.join(tried)})"
+        )
+
     # --- weights ---------------------------------------------------------
     def weights(self, task_id: str) -> tuple[Path, str]:
         """The checkpoint for a task and how it was chosen."""

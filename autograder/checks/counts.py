@@ -32,7 +32,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("counts", timeout=120, validate=_validate)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
+    task = ctx.task(item.task)
     source = ctx.model(task.id)
     got = ask(
         ctx,
@@ -72,5 +72,10 @@ def run(item: Item, ctx: Context) -> Outcome:
     )
     if wrong and item.options["must_match"]:
         return Outcome(False, f"{task.model}: {'; '.join(wrong)}", details, data)
-    suffix = "; differs from the reference (reported only)" if wrong else ", as the reference"
+    has_reference = any(item.options[k] for k in ("params", "macs", "flops"))
+    suffix = (
+        "; differs from the reference (reported only)"
+        if wrong
+        else (", as the reference" if has_reference else " (reported)")
+    )
     return Outcome(True, f"{task.model}: {summary}{suffix}", details, data)

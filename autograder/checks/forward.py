@@ -20,7 +20,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("forward", timeout=60, validate=_validate)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
+    task = ctx.task(item.task)
     source = ctx.model(task.id)
     got = ask(
         ctx,

@@ -127,7 +127,7 @@ def compare(
 
 @check("spec", timeout=60, validate=_validate)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
+    task = ctx.task(item.task)
     source = ctx.model(task.id)
     facts = ask(
         ctx,

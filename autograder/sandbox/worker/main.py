@@ -68,6 +68,16 @@ class Worker:
     ) -> dict[str, Any]:
         return introspect.make_layer(self._model(task), input_shape, self.code.call, stages, recheck_blocks)
 
+    def op_residual(self, task: str, input_shape: list[int]) -> dict[str, Any]:
+        from . import structure
+
+        return structure.residual(self._model(task), input_shape, self.code.call)
+
+    def op_block(self, module: str, name: str, probes: list[dict[str, Any]]) -> dict[str, Any]:
+        from . import structure
+
+        return structure.block(self.code.attribute(module, name), name, probes, self.code.call)
+
     def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
         state, notes, _ = unwrap_state_dict(read_checkpoint(path))
         return {"notes": notes, "fits": {t: fit_report(self._model(t), state) for t in tasks}}

@@ -1,0 +1,185 @@
+"""``block``: a building block the lecture names (``vgg_block``, ``Inception``,
+``Residual``) as the student wrote it: its signature, what it builds for
+probe arguments, and how that behaves on a probe input.
+
+Each probe calls the block with the rubric's arguments and may pin the
+output shape (per sample), the parameter count (the reference's, pinned by
+tests), leaf-layer counts, the shortcuts of its skip connections and the
+number of branches concatenated at its output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ..notebook.extract import defined_names
+from ..result import CheckFailed, Outcome
+from ..rubric import Item
+from ..sandbox import SandboxError, WorkerFailure
+from .common import ask, fmt_shape
+from .context import Context, Source
+from .registry import allowed, check
+
+PROBE_KEYS = {"args", "kwargs", "input", "output", "params", "layers", "skips", "branches"}
+SHORTCUTS = ("identity", "projection")
+
+
+def _validate(options: dict[str, Any]) -> dict[str, Any]:
+    allowed("block", {"block", "signature", "probes"}, options)
+    if not isinstance(options.get("block"), str):
+        raise ValueError('block needs block = "name of the function or class"')
+    signature = options.setdefault("signature", [])
+    if not isinstance(signature, list) or not all(isinstance(s, str) for s in signature):
+        raise ValueError('block: signature must be a list of parameter names, e.g. ["num_convs", ...]')
+    probes = options.get("probes")
+    if not isinstance(probes, list) or not probes:
+        raise ValueError("block needs probes = [{args = [...], input = [C, H, W], output = [...]}, ...]")
+    for n, probe in enumerate(probes, start=1):
+        if not isinstance(probe, dict):
+            raise ValueError(f"block: probe {n} must be a table")
+        unknown = set(probe) - PROBE_KEYS
+        if unknown:
+            raise ValueError(f"block: probe {n} has no key {', '.join(sorted(unknown))}")
+        probe.setdefault("args", [])
+        probe.setdefault("kwargs", {})
+        if not isinstance(probe["args"], list) or not isinstance(probe["kwargs"], dict):
+            raise ValueError(f"block: probe {n}: args must be a list and kwargs a table")
+        for key in ("input", "output"):
+            shape = probe.get(key)
+            if (key == "input" or shape is not None) and not (
+                isinstance(shape, list) and shape and all(isinstance(v, int) and v > 0 for v in shape)
+            ):
+                raise ValueError(f"block: probe {n}: {key} must be a shape like [3, 32, 32] (no batch)")
+        if "params" in probe and not isinstance(probe["params"], int):
+            raise ValueError(f"block: probe {n}: params must be an integer")
+        if "layers" in probe and not (
+            isinstance(probe["layers"], dict) and all(isinstance(v, int) for v in probe["layers"].values())
+        ):
+            raise ValueError(f"block: probe {n}: layers must be a table like {{Conv2d = 2, ReLU = 2}}")
+        if "skips" in probe and not (
+            isinstance(probe["skips"], list) and all(s in SHORTCUTS for s in probe["skips"])
+        ):
+            raise ValueError(f'block: probe {n}: skips must list "identity" / "projection" shortcuts')
+        if "branches" in probe and not isinstance(probe["branches"], int):
+            raise ValueError(f"block: probe {n}: branches must be an integer")
+    return options
+
+
+def _source(ctx: Context, item: Item, name: str) -> Source:
+    """The submission file defining ``name``, imported in the worker (once)."""
+    task = ctx.rubric.tasks[item.task]
+    sources = ctx.sources(task)
+    source = next((s for s in sources if name in defined_names(s.text)), None)
+    if source is None:
+        looked = ", ".join(s.label for s in sources) or "no matching files"
+        raise CheckFailed(
+            f"no function or class named {name} found (looked in {looked}; "
+            f"expected in {' or '.join(task.sources)})"
+        )
+    if task.model in defined_names(source.text):
+        with contextlib.suppress(CheckFailed):  # a model that fails to build is another item's
+            ctx.model(task.id)  # imports the same file
+    if not any(
+        op == "load_source" and a.get("name") == source.module for op, a, _ in ctx.sandbox.setup_steps
+    ):
+        try:
+            ctx.sandbox.setup("load_source", 120, name=source.module, path=source.sandbox_path)
+        except WorkerFailure as exc:
+            raise CheckFailed(
+                f"importing {source.where(exc.details.get('line'))} failed: {exc.message}"
+            ) from None
+        except SandboxError as exc:
+            raise CheckFailed(f"importing {source.label} did not finish: {exc.message}") from None
+    return source
+
+
+def _signature_problem(got: list[str] | None, required: int | None, want: list[str]) -> str | None:
+    if not want or got is None:
+        return None
+    shown = f"({', '.join(got)})"
+    if len(got) < len(want) or (required is not None and required > len(want)):
+        return f"takes {shown}; expected ({', '.join(want)})"
+    return None
+
+
+def _compare(probe: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """What differs between the probe's expectations and the worker's facts."""
+    if "error" in got:
+        return [got["error"]]
+    wrong = []
+    if probe.get("output") and got.get("output_shape") != probe["output"]:
+        wrong.append(
+            f"maps {fmt_shape(probe['input'])} to {fmt_shape(got.get('output_shape'))}; "
+            f"expected {fmt_shape(probe['output'])}"
+        )
+    if "params" in probe and got.get("params") != probe["params"]:
+        wrong.append(f"has {got.get('params', 0):,} parameters; the reference has {probe['params']:,}")
+    layers = got.get("layers") or {}
+    for kind, count in (probe.get("layers") or {}).items():
+        if layers.get(kind, 0) != count:
+            wrong.append(f"builds {layers.get(kind, 0)} {kind}; expected {count}")
+    if "skips" in probe and sorted(got.get("skips") or []) != sorted(probe["skips"]):
+        have = ", ".join(got.get("skips") or []) or "none"
+        want = ", ".join(probe["skips"]) or "none"
+        wrong.append(f"its skip connections: {have}; expected {want}")
+    if "branches" in probe and got.get("concat_inputs") != probe["branches"]:
+        wrong.append(
+            f"its output concatenates {got.get('concat_inputs') or 'no'} branches; "
+            f"expected {probe['branches']}"
+        )
+    return wrong
+
+
+@check("block", timeout=60, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    name = item.options["block"]
+    source = _source(ctx, item, name)
+    probes = [{"args": p["args"], "kwargs": p["kwargs"], "input": p["input"]} for p in item.options["probes"]]
+    facts = ask(
+        ctx, source, f"probing {name}", "block", item.timeout, module=source.module, name=name, probes=probes
+    )
+    problems: list[str] = []
+    lines: list[str] = []
+    signature = facts.get("signature")
+    sig_problem = _signature_problem(signature, facts.get("required"), item.options["signature"])
+    if sig_problem:
+        problems.append(f"{name} {sig_problem}")
+    elif (
+        signature is not None
+        and item.options["signature"]
+        and signature[: len(item.options["signature"])] != item.options["signature"]
+    ):
+        lines.append(
+            f"note: {name} names its parameters ({', '.join(signature)}); the lecture uses "
+            f"({', '.join(item.options['signature'])})"
+        )
+    data: dict[str, Any] = {"defined_in": source.label, "signature": signature, "probes": []}
+    for probe, got in zip(item.options["probes"], facts.get("probes") or [], strict=False):
+        wrong = _compare(probe, got)
+        where = f" ({source.where(got['line'])})" if got.get("line") else ""
+        facts_line = (
+            f"-> {fmt_shape(got.get('output_shape'))}, {got.get('params', 0):,} parameters"
+            + (f", skips: {', '.join(got['skips'])}" if got.get("skips") else "")
+            + (f", {got['concat_inputs']} branches concatenated" if got.get("concat_inputs") else "")
+            if "error" not in got
+            else "failed"
+        )
+        lines.append(
+            f"{'  ' if not wrong else '✗ '}{got.get('call')} on {fmt_shape(probe['input'])} {facts_line}"
+        )
+        lines += [f"    ✗ {w}" for w in wrong]
+        problems += [f"{got.get('call')} {w}{where}" for w in wrong]
+        data["probes"].append({k: got.get(k) for k in ("call", "output_shape", "params", "skips", "error")})
+    if len(facts.get("probes") or []) < len(item.options["probes"]):
+        problems.append("the worker answered fewer probes than asked")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Outcome(False, f"{problems[0]}{more}", "\n".join(lines), data)
+    return Outcome(
+        True,
+        f"{name} ({source.label}) builds what the lecture describes for all "
+        f"{len(item.options['probes'])} probe calls",
+        "\n".join(lines),
+        data,
+    )

@@ -1,0 +1,181 @@
+"""Facts about how tensors flow through a model: skip connections (a tensor
+added back to what a few weighted layers made of it) and building blocks
+(a function or class from the student's code, called with probe arguments).
+
+Skip connections are found in the data flow of a real forward pass, not in
+attribute names: every torch call is recorded with the tensors it consumed,
+so ``out += identity``, ``F.relu(y + x)`` and ``torch.add(y, self.proj(x))``
+look the same. The worker reports facts; the grader decides.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from typing import Any
+
+from .errors import WorkerError
+from .introspect import probe_input
+
+ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
+CONCATS = {"cat", "concat", "concatenate"}
+
+
+class _Graph:
+    """Nodes in execution order: (op name, input node ids, weight shape or None, output shape)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[tuple[str, list[int], list[int] | None, list[int] | None]] = []
+        self.producer: dict[int, int] = {}
+        self.keep: list[Any] = []  # holds every tensor so that id() values stay unique
+
+    def add(self, name: str, inputs: list[int], weight: list[int] | None, out: Any) -> None:
+        self.nodes.append((name, inputs, weight, list(out.shape)))
+        self.producer[id(out)] = len(self.nodes) - 1
+        self.keep.append(out)
+
+    def ancestors(self, node: int) -> set[int]:
+        seen, stack = {node}, [node]
+        while stack:
+            for parent in self.nodes[stack.pop()][1]:
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return seen
+
+    def weighted_steps(self, start: int, end: int) -> dict[int, int]:
+        """Fewest weighted ops (convolutions, linear layers) from ``start`` to each later node."""
+        steps = {start: 0}
+        for k in range(start + 1, end):
+            name, inputs, weight, _ = self.nodes[k]
+            reached = [steps[i] for i in inputs if i in steps]
+            if reached:
+                steps[k] = min(reached) + (1 if weight else 0)
+        return steps
+
+
+def trace(model: Any, x: Any, call: Any) -> tuple[_Graph, Any]:
+    """Run ``model(x)`` recording every torch call that consumes a traced tensor."""
+    import torch
+    from torch import nn
+    from torch.overrides import TorchFunctionMode
+
+    graph = _Graph()
+
+    class Recorder(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            inputs: list[int] = []
+            weight = None
+            for arg in [*args, *kwargs.values()]:
+                for t in arg if isinstance(arg, (list, tuple)) else (arg,):
+                    if isinstance(t, nn.Parameter):
+                        if t.dim() >= 2:
+                            weight = list(t.shape)
+                    elif isinstance(t, torch.Tensor) and id(t) in graph.producer:
+                        inputs.append(graph.producer[id(t)])
+            if isinstance(out, torch.Tensor) and inputs:
+                graph.add(getattr(func, "__name__", str(func)), inputs, weight, out)
+            return out
+
+    graph.add("input", [], None, x)
+    with torch.no_grad(), Recorder():
+        out = call(model, x)
+    return graph, out
+
+
+def skips(graph: _Graph) -> list[dict[str, Any]]:
+    """Additions whose operands descend from one tensor by paths of different depth.
+
+    The long path holds at least one weighted op; the short one (the shortcut)
+    at most one: none is an identity shortcut, one is a projection."""
+    found = []
+    for k, (name, inputs, _, shape) in enumerate(graph.nodes):
+        if name not in ADDS or len(inputs) != 2:
+            continue
+        a, b = inputs
+        common = graph.ancestors(a) & graph.ancestors(b)
+        if not common:
+            continue
+        start = max(common)  # the nearest common ancestor: latest in execution order
+        steps = graph.weighted_steps(start, k)
+        long, short = sorted((steps.get(a, 0), steps.get(b, 0)), reverse=True)
+        if long >= 1 and short <= 1 and long > short:
+            found.append(
+                {
+                    "shape": shape,
+                    "main_path": long,
+                    "shortcut": "identity" if short == 0 else "projection",
+                }
+            )
+    return found
+
+
+def residual(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
+    """The skip connections of a model's forward pass on a probe input."""
+    model.eval()
+    graph, out = trace(model, probe_input(input_shape, batch=1), call)
+    adds = sum(1 for name, inputs, _, _ in graph.nodes if name in ADDS and len(inputs) == 2)
+    return {
+        "skips": skips(graph),
+        "additions": adds,
+        "weighted_ops": sum(1 for node in graph.nodes if node[2]),
+        "output_shape": list(out.shape) if hasattr(out, "shape") else None,
+    }
+
+
+def _signature(factory: Any) -> tuple[list[str] | None, int | None]:
+    """Parameter names (without self, *args, **kwargs) and how many have no default."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None, None
+    named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+    return [p.name for p in named], sum(1 for p in named if p.default is p.empty)
+
+
+def block(factory: Any, name: str, probes: list[dict[str, Any]], call: Any) -> dict[str, Any]:
+    """Call a building block with each probe's arguments and run what it builds."""
+    import torch
+    from torch import nn
+
+    signature, required = _signature(factory)
+    facts: dict[str, Any] = {
+        "kind": "class" if inspect.isclass(factory) else "function",
+        "signature": signature,
+        "required": required,
+        "probes": [],
+    }
+    for k, probe in enumerate(probes):
+        args, kwargs = list(probe.get("args", [])), dict(probe.get("kwargs", {}))
+        shown = ", ".join([repr(a) for a in args] + [f"{key}={v!r}" for key, v in kwargs.items()])
+        entry: dict[str, Any] = {"call": f"{name}({shown})"}
+        facts["probes"].append(entry)
+        try:
+            built = call(factory, *[tuple(a) if isinstance(a, list) else a for a in args], **kwargs)
+        except WorkerError as exc:
+            entry["error"] = exc.message
+            entry["line"] = exc.details.get("line")
+            continue
+        if not isinstance(built, nn.Module):
+            entry["error"] = f"returned a {type(built).__name__}, not an nn.Module"
+            continue
+        entry["params"] = sum(p.numel() for p in built.parameters())
+        entry["layers"] = dict(Counter(type(m).__name__ for m in built.modules() if not list(m.children())))
+        built.eval()
+        x = probe_input(probe["input"], batch=2, seed=k)
+        try:
+            graph, out = trace(built, x, call)
+        except WorkerError as exc:
+            entry["error"] = f"running it on an input of shape {tuple(x.shape)} failed: {exc.message}"
+            entry["line"] = exc.details.get("line")
+            continue
+        if not isinstance(out, torch.Tensor):
+            entry["error"] = f"its forward returned a {type(out).__name__}, not a tensor"
+            continue
+        entry["output_shape"] = list(out.shape)[1:]
+        entry["skips"] = [s["shortcut"] for s in skips(graph)]
+        last = graph.nodes[graph.producer.get(id(out), 0)]
+        entry["concat_inputs"] = len(last[1]) if last[0] in CONCATS else 0
+    return facts

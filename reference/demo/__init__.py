@@ -1,0 +1,1 @@
+"""The course's MNIST walkthrough, graded by ``autograder demo`` on real data."""
