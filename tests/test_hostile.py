@@ -26,7 +26,7 @@ import torch
 from helpers import data, grading
 from hostile import corpus
 
-from autograder import cli, gradescope_entry
+from autograder import cli, gradescope_entry, submission
 from autograder.data import load_split
 from autograder.rubric import load
 from autograder.sandbox import guard
@@ -212,6 +212,7 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     output = doc["extra_data"]["worker_output"]
     found = hostile_report(output)
     assert "attack_errors" not in found, found
+    print(f"tier {tier}: the attacks took {found['attack_seconds']} s inside the import")
     missing = "FileNotFoundError" if tier == "A" else "PermissionError"
     assert found["labels_data_root"] == missing and found["labels_cache"] == missing
     assert found["eval_detected"] is True and found["inputs_folder"] == ["test_images.npy"]
@@ -403,16 +404,21 @@ def test_whole_model_pickle_is_refused_with_how_to_save(
 
 @by_tier
 def test_zip_bomb_is_refused_before_any_code_runs(
-    tier, tmp_path, private_root, rubric, trained_simple, results_schema
+    tier, tmp_path, private_root, rubric, trained_simple, results_schema, monkeypatch
 ):
-    bomb = corpus.zip_bomb(tmp_path / "StudentID_lab2.zip", trained_simple)
-    assert bomb.stat().st_size < 10 << 20
+    """Intake caps what it writes while inflating, not by trusting the headers. The caps
+    are lowered here (1 GiB per file in production) so the test writes 64 MB, not 1 GB."""
+    monkeypatch.setattr(submission, "MAX_FILE_BYTES", 64 << 20)
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 128 << 20)
+    bomb = corpus.zip_bomb(tmp_path / "StudentID_lab2.zip", trained_simple, inflated=96 << 20)
+    assert bomb.stat().st_size < 1 << 20
     graded = grading.run(bomb, rubric, private_root, tmp_path / "o")
     jsonschema.validate(graded.json, results_schema)
     assert graded.json["extra_data"]["sandbox_tier"] == tier
+    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 0
     assert graded.json["score"] == 0
     assert graded.message("task1.accuracy") == (
-        "data.bin unpacks to more than 1,024 MB (a zip bomb or a far too large file); remove it and resubmit"
+        "data.bin unpacks to more than 64 MB (a zip bomb or a far too large file); remove it and resubmit"
     )
 
 

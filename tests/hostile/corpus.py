@@ -181,6 +181,9 @@ while time.time() < end:
 """
 
 SINK_ATTACKS = """\
+import time
+
+STARTED = time.monotonic()
 PATHS = json.loads(__PATHS__)
 FAKE = __FAKE__
 TARGETS = ["/autograder/results/results.json", "results/results.json", PATHS["results"]]
@@ -299,6 +302,7 @@ for attack in ATTACKS:
         found.update(attack())
     except BaseException as exc:
         found.setdefault("attack_errors", []).append(errname(exc))
+found["attack_seconds"] = round(time.monotonic() - STARTED, 2)
 report(**found)
 """
 
@@ -446,15 +450,15 @@ def whole_model(folder: Path, state: dict) -> Path:
     return write(folder, honest_source(), None, {"simple_cnn.pth": buffer.getvalue()})
 
 
-def zip_bomb(target: Path, state: dict) -> Path:
-    """An honest submission plus one entry that inflates to 1.5 GiB of zeros (~1.5 MB on disk)."""
+def zip_bomb(target: Path, state: dict, inflated: int) -> Path:
+    """An honest submission plus one entry of ``inflated`` zero bytes (about 1000:1 compressed)."""
     folder = honest(target.with_suffix(""), state)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         for path in sorted(folder.iterdir()):
             zf.write(path, path.name)
         with zf.open("data.bin", "w", force_zip64=True) as entry:
-            block = bytes(64 << 20)
-            for _ in range(24):
+            block = bytes(16 << 20)
+            for _ in range(inflated // len(block)):
                 entry.write(block)
     return target
 
