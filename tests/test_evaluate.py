@@ -63,7 +63,7 @@ def test_logits_match_the_bare_model(tmp_path, images, model_cls):
     got = np.load(out)
     assert got.shape == (300, 10) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-4)
-    assert info["batch_size"] == 128  # 500 asked; a CPU batch holds 128 CIFAR images at most
+    assert info["batch_size"] == 32 * torch.get_num_threads()  # 500 asked; 32 CIFAR images per thread
     assert info["layout"] == ("channels_last" if model_cls is SimpleCNN else "contiguous_format")
 
 
@@ -78,10 +78,12 @@ def test_student_error_on_the_first_batch_is_reported_not_masked(tmp_path, image
 
 def test_cpu_batches_shrink_for_large_inputs_and_gpu_batches_do_not():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert evaluate.batch_size_for(500, cpu, 32, 32) == 128
-    assert evaluate.batch_size_for(500, cpu, 224, 224) == 2
-    assert evaluate.batch_size_for(64, cpu, 28, 28) == 64
-    assert evaluate.batch_size_for(500, cuda, 224, 224) == 500
+    assert evaluate.batch_size_for(500, cpu, 32, 32, threads=1) == 32
+    assert evaluate.batch_size_for(500, cpu, 32, 32, threads=4) == 128
+    assert evaluate.batch_size_for(500, cpu, 224, 224, threads=8) == 5
+    assert evaluate.batch_size_for(500, cpu, 224, 224, threads=1) == 1
+    assert evaluate.batch_size_for(16, cpu, 28, 28, threads=2) == 16
+    assert evaluate.batch_size_for(500, cuda, 224, 224, threads=1) == 500
 
 
 def _cgroup(tmp_path, membership: str, files: dict[str, str]):
