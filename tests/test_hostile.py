@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import nbformat
 import pytest
 import torch
 from helpers import data, grading
@@ -34,6 +35,7 @@ from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo
 
 TIERS = ["A", "B"]
 RUBRIC = Path(__file__).parent / "rubrics" / "hostile-simplecnn.toml"
+NOTEBOOK_RUBRIC = Path(__file__).parent / "rubrics" / "hostile-notebook.toml"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="tiers A (as root) and B need root")
 
 
@@ -420,6 +422,49 @@ def test_zip_bomb_is_refused_before_any_code_runs(
     assert graded.message("task1.accuracy") == (
         "data.bin unpacks to more than 64 MB (a zip bomb or a far too large file); remove it and resubmit"
     )
+
+
+@by_tier
+def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
+    tier, world, tmp_path, private_root, honest, trained_simple, results_schema
+):
+    """The notebook runs first, in its own sandbox with a copy of the dataset at ./data;
+    it stashes what it read wherever a sandbox uid can write and leaves a daemon
+    rewriting the stash. The graded worker that starts next finds nothing."""
+    token = f"{tier}-{os.getpid()}"
+    results = world / f"results-nb-{tier}"
+    results.mkdir()
+    stashes = [f"{folder}/ag-stash-{token}" for folder in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")]
+    paths = {
+        "grader_test_batch": str(private_root / "cifar-10-batches-py" / "test_batch"),
+        "stashes": stashes,
+        "results": str(results / "results.json"),
+    }
+    folder = corpus.notebook_smuggler(tmp_path / "s", trained_simple, paths)
+    graded = grading.run(folder, load(str(NOTEBOOK_RUBRIC)), private_root, tmp_path / "o")
+    contained(graded.json, tier, results_schema)
+    assert "the kernel died while running cell 4" in graded.message("notebook.execute")
+
+    executed = nbformat.read(str(graded.out / "StudentID_lab2.executed.ipynb"), as_version=4)
+    texts = ["".join(o.get("text", "")) for c in executed.cells for o in c.get("outputs", [])]
+    line = next(t for t in texts if t.startswith(f"{corpus.TAG}-NB "))
+    notebook = json.loads(line.split(" ", 1)[1])
+    assert notebook["grader_data_root"] == ("FileNotFoundError" if tier == "A" else "PermissionError")
+    assert notebook["stashed"] and notebook["network"] == "PermissionError"
+    assert "/autograder/results/results.json" not in notebook.get("results_written", [])
+    assert not (results / "results.json").exists()
+
+    found = hostile_report(graded.result.worker_output)
+    assert found["stash_found"] == [] and "cheated_images" not in found
+    for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+        assert graded.test(item)["status"] == honest.test(item)["status"] == "passed"
+    assert (
+        graded.test("task1.accuracy")["extra_data"]["accuracy"]
+        == (honest.test("task1.accuracy")["extra_data"]["accuracy"])
+    )
+    assert graded.json["score"] == honest.json["score"]
+    time.sleep(0.3)  # a surviving daemon would have rewritten the stash by now
+    assert [p for p in stashes if os.path.lexists(p)] == []
 
 
 # --- the guard and the controls ---------------------------------------------------

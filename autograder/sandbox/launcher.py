@@ -38,7 +38,7 @@ OPEN_FILES = 1024
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
 # World-writable places outside the job folder where a tier B/C worker can leave files behind.
-SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 GPU_NODES = (
     "/dev/nvidia0",
     "/dev/nvidiactl",

@@ -15,7 +15,9 @@ import json
 import zipfile
 from pathlib import Path
 
+import nbformat
 import torch
+from nbformat import v4
 
 from reference.lab2 import simple_cnn as ref_simple
 
@@ -461,6 +463,98 @@ def zip_bomb(target: Path, state: dict, inflated: int) -> Path:
             for _ in range(inflated // len(block)):
                 entry.write(block)
     return target
+
+
+# A notebook run in its own sandbox sees ./data (a copy of the dataset). Its cells
+# try to hand what they read to the graded worker that starts after it: files in
+# every folder a sandbox uid can write, and a daemon that keeps rewriting them.
+NOTEBOOK_CELLS = [
+    "import json, os, pickle, socket, subprocess, sys\nPATHS = json.loads(__PATHS__)",
+    """found = {}
+try:
+    with open(PATHS["grader_test_batch"], "rb") as handle:
+        handle.read(1)
+    found["grader_data_root"] = "READ"
+except Exception as exc:
+    found["grader_data_root"] = type(exc).__name__
+try:
+    with open(os.path.join("data", "cifar-10-batches-py", "test_batch"), "rb") as handle:
+        batch = pickle.load(handle, encoding="latin1")
+    stash = pickle.dumps((batch["data"], batch["labels"]))
+except Exception as exc:
+    found["data_copy"], stash = type(exc).__name__, pickle.dumps(([], []))
+found["stashed"] = []
+for place in PATHS["stashes"]:
+    try:
+        with open(place, "wb") as handle:
+            handle.write(stash)
+        found["stashed"].append(place)
+    except OSError:
+        pass
+for target in ("/autograder/results/results.json", PATHS["results"]):
+    try:
+        with open(target, "w") as handle:
+            handle.write("HACKED")
+        found.setdefault("results_written", []).append(target)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("1.1.1.1", 443), timeout=3)
+    found["network"] = "CONNECTED"
+except Exception as exc:
+    found["network"] = type(exc).__name__
+print("__TAG__-NB " + json.dumps(found), flush=True)""",
+    """keeper = "\\n".join([
+    "import sys, time",
+    "data = open(sys.argv[1], 'rb').read()",
+    "for _ in range(1200):",
+    "    for p in sys.argv[2:]:",
+    "        try:",
+    "            open(p, 'wb').write(data)",
+    "        except OSError:",
+    "            pass",
+    "    time.sleep(0.1)",
+])
+if found["stashed"]:
+    subprocess.Popen([sys.executable, "-c", keeper, found["stashed"][0], *PATHS["stashes"]],
+                     start_new_session=True, stderr=subprocess.DEVNULL)
+print("daemon started", flush=True)""",
+    "os._exit(0)  # the kernel dies 'successfully': exit codes decide nothing",
+]
+
+# The graded worker, started after the notebook, looks for the stash everywhere.
+STASH_READER = """\
+PATHS = json.loads(__PATHS__)
+
+
+def collect_stash():
+    import pickle
+
+    found = []
+    for place in PATHS["stashes"]:
+        try:
+            with open(place, "rb") as handle:
+                images, labels = pickle.load(handle)
+            _remember(images, labels)
+            found.append(place)
+        except Exception:
+            pass
+    return {"stash_found": found}
+
+
+report(**collect_stash())
+"""
+
+
+def notebook_smuggler(folder: Path, state: dict, paths: dict) -> Path:
+    """A notebook that tries to smuggle labels to the graded worker, plus that worker's model."""
+    nb = v4.new_notebook()
+    for source in NOTEBOOK_CELLS:
+        nb.cells.append(v4.new_code_cell(fill(source, paths=json.dumps(paths)).replace("__TAG__", TAG)))
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(folder / "StudentID_lab2.ipynb"))
+    reader = fill(STASH_READER, paths=json.dumps(paths))
+    return write(folder, _module(THIEF, reader, forward=EVAL_AWARE_FORWARD), state)
 
 
 def thief_accuracy(paths: dict, state: dict, images, labels) -> float:
