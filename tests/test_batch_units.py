@@ -302,3 +302,50 @@ def test_groups_need_enough_distinctive_code_and_skip_the_handout():
     prints["s3"].statements = prints["s4"].statements = handout  # the untouched handout: nothing to compare
     groups = {(g.kind, tuple(g.members)) for g in integrity.find_groups(prints)}
     assert groups == {("code", ("s0", "s1")), ("near-code", ("s0", "s1", "s2"))}
+
+
+def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
+    """The Slurm path up to sbatch, with stand-ins for srun and sbatch on PATH."""
+    from autograder.batch.job import Settings, Task
+    from autograder.batch.slurm import SlurmOptions, SubmititPool
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\ncp "$1" {tmp_path}/submitted.sh\necho "Submitted batch job 4242"\n'
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    options = SlurmOptions(
+        partition="gpu-a40",
+        gpus_per_job=1,
+        cpus_per_job=8,
+        mem_gb=32,
+        time_limit_min=45,
+        array_size=2,
+        per_job=2,
+    )
+    pool = SubmititPool(tmp_path / "jobs", "slurm", options, workers=2)
+    tasks = [Task(f"k{n}", tmp_path, f"student {n}") for n in range(5)]
+    chunks = pool.chunks(tasks)
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    settings = Settings(rubric=load(str(RUBRIC)), data_root=tmp_path, cache_dir=tmp_path / "cache")
+    from autograder.batch.job import grade_chunk
+
+    jobs = pool.executor.map_array(grade_chunk, chunks, [settings] * len(chunks))
+    assert [j.job_id for j in jobs] == ["4242_0", "4242_1", "4242_2"]
+    script = (tmp_path / "submitted.sh").read_text()
+    for line in (
+        "#SBATCH --partition=gpu-a40",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --time=45",
+        "#SBATCH --array=0-2%2",  # 3 chunks, at most 2 at once
+        "#SBATCH --job-name=autograder-batch",
+    ):
+        assert line in script, line
+    default = SubmititPool(tmp_path / "jobs2", "slurm", SlurmOptions(array_size=4), workers=2)
+    assert [len(c) for c in default.chunks([Task(f"k{n}", tmp_path, "") for n in range(10)])] == [3, 3, 3, 1]

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="submissions graded at once on this machine (default: CPUs, ~3 GiB each, 4 per GPU)",
+        help="submissions graded at once on this machine (default: CPUs, ~3 GiB each, at most 4 on a GPU)",
     )
     parser.add_argument(
         "--teams", action="store_true", help="Moodle team submissions: folder numbers are group ids"

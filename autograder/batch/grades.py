@@ -178,7 +178,7 @@ def feedback(result: GradeResult, rubric: Rubric, grade: FinalGrade, comment: st
             points = grade.manual.get(item.id)
             shown = f"{points:g}" if points is not None else "not graded yet"
             parts.append(f"{item.name}: {shown}/{item.max_points:g} (TA)")
-        elif not result.fatal:
+        elif not result.fatal and (item.max_points or not item.passed):
             text = f"{item.name}: {item.score or 0:g}/{item.max_points:g}"
             if not item.passed:
                 text += f" — {_first_line(item.message, 160)}"

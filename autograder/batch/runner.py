@@ -96,6 +96,7 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
     )
     device = resolve_device(config.device)
     workers = config.workers or default_workers(device)
+    pool = _executor(config, state, workers)
     settings = Settings(
         rubric=config.rubric,
         data_root=Path(config.data_root).resolve(),
@@ -130,7 +131,6 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
             _write_student(out, folders[s.key], s, record)
     if tasks:
         _warm_test_split(settings)
-    pool = _executor(config, state, workers)
     done_students = sum(len(by_key[k]) for k in records)
     started = time.monotonic()
     with _Progress(len(students), done_students, config.progress) as progress:
@@ -299,6 +299,9 @@ def _finish(
         )
     warnings += [f"not in gradebook.csv: {s}" for s in book.skipped]
     if sheet is not None:
+        backup = out / STATE / f"{sheet.path.name}.as-downloaded"
+        if not backup.exists():  # the first run's copy is the one Moodle gave
+            shutil.copyfile(sheet.path, backup)
         filled = gb.fill_worksheet(sheet, students, grades)
         gb.save_worksheet(sheet)
         paths["worksheet"] = sheet.path

@@ -42,20 +42,30 @@ class SubmititPool:
         self.cluster = cluster  # "slurm" or "local"
         self.options = options
         self.workers = workers
+        self.executor = self._executor()  # before any grading: no Slurm here is a one-line error
 
-    def executor(self) -> Any:
+    def _executor(self) -> Any:
         import submitit
 
-        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        from .grades import BatchInputError
+
+        try:
+            executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        except RuntimeError as exc:
+            raise BatchInputError(
+                f"--executor {self.cluster}: {exc} (run on the cluster's login node, or try the same "
+                "path locally with --executor submitit-local)"
+            ) from None
         o = self.options
         params: dict[str, Any] = {
             "name": "autograder-batch",
             "timeout_min": o.time_limit_min,
             "cpus_per_task": o.cpus_per_job,
             "mem_gb": o.mem_gb,
-            "gpus_per_node": o.gpus_per_job,
             "tasks_per_node": 1,
         }
+        if o.gpus_per_job:
+            params["gpus_per_node"] = o.gpus_per_job
         if self.cluster == "slurm":
             params["slurm_array_parallelism"] = o.array_size
             if o.partition:
@@ -72,7 +82,7 @@ class SubmititPool:
         if not tasks:
             return
         chunks = self.chunks(tasks)
-        jobs = self.executor().map_array(grade_chunk, chunks, [settings] * len(chunks))
+        jobs = self.executor.map_array(grade_chunk, chunks, [settings] * len(chunks))
         cache = ResultCache(settings.cache_dir)
         waiting = {t.key: t for t in tasks}
         active = list(zip(jobs, chunks, strict=True))

@@ -21,7 +21,6 @@ from .grades import FinalGrade
 from .integrity import Group
 from .moodle import Student
 
-CLAIM_GAP = 0.05  # claimed vs measured accuracy beyond this, when a check reports both
 GROUP_LABELS = {
     "checkpoint": "Identical checkpoints",
     "code": "Identical code",
@@ -41,22 +40,12 @@ class Row:
 
 
 def claim_flags(item: ItemResult) -> list[str]:
-    """Flags a check left for the TA (e.g. claimed vs measured accuracy)."""
+    """What a check flagged for the TA (the ``claims`` check sets ``flag`` when a
+    notebook's claimed accuracy is far from the measured one)."""
     data = item.data or {}
-    found: list[str] = []
-    for key in ("flag", "claim_flag", "needs_review"):
-        value = data.get(key)
-        if isinstance(value, str) and value.strip():
-            found.append(value.strip())
-        elif value is True:
-            found.append("flagged for review")
-    flags = data.get("flags")
-    if isinstance(flags, list):
-        found += [str(f) for f in flags if f]
-    claimed, measured = data.get("claimed_accuracy", data.get("claimed")), data.get("accuracy")
-    numbers = isinstance(claimed, (int, float)) and isinstance(measured, (int, float))
-    if numbers and abs(claimed - measured) > CLAIM_GAP and not found:
-        found.append(f"claims {claimed:.1%}, measured {measured:.1%}")
+    found = [data["flag"]] if isinstance(data.get("flag"), str) and data["flag"].strip() else []
+    if isinstance(data.get("flags"), list):
+        found += [str(f) for f in data["flags"] if f]
     return [f"{item.name}: {f}" for f in found]
 
 
