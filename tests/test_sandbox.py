@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +307,58 @@ def test_answers_as_written_by_the_worker_round_trip():
     assert parse_answer(line.rstrip(b"\n"), 3) == json.loads(line)["result"]
     with pytest.raises(ValueError):
         protocol.ok(3, {"accuracy": float("nan")})
+
+
+GRADER = """
+import json, sys, tempfile, threading, time
+from pathlib import Path
+from autograder.sandbox import Sandbox
+from autograder.sandbox.launcher import Job, Limits
+from autograder.sandbox.tiers import Tier, TierInfo
+
+uids = []
+for tier in sys.argv[1:]:
+    root = Path(tempfile.mkdtemp())
+    root.chmod(0o711)
+    job = Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
+    box = Sandbox(TierInfo(Tier(tier), "test"), job, Limits(4 << 30, 1))
+    uids.append(box.request("hello", 120)["uid"])
+    (job.submission / "spin.py").write_text("while True:\\n    pass\\n")
+    (job.submission / "spin.py").chmod(0o644)
+    path = "/sandbox/submission/spin.py" if tier == "A" else str(job.submission / "spin.py")
+    spin = {"name": "s", "path": path}
+    threading.Thread(target=box.request, args=("load_source", 600), kwargs=spin).start()
+time.sleep(1)
+print(json.dumps(uids), flush=True)
+time.sleep(600)
+"""
+
+
+@as_root
+def test_workers_die_with_a_killed_grader():
+    """kill -9 of the grader, while student code spins, leaves no worker behind
+    (tier A: bwrap --die-with-parent; tier B: the parent-death signal)."""
+    grader = subprocess.Popen(
+        [sys.executable, "-c", GRADER, "A", "B"], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        uids = json.loads(grader.stdout.readline())
+        assert all(_alive(uid) for uid in uids)
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(uid) for uid in uids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [uid for uid in uids if _alive(uid)] == []
+
+
+def _alive(uid: int) -> bool:
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nUid:\t{uid}\t" in text and "State:\tZ" not in text:
+            return True
+    return False

@@ -37,6 +37,7 @@ FILE_BYTES = 512 << 20
 OPEN_FILES = 1024
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 # World-writable places outside the job folder where a tier B/C worker can leave files behind.
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 GPU_NODES = (
@@ -255,6 +256,8 @@ def preexec(tier: Tier, limits: Limits, uid: int | None, procs: str | None = Non
     if uid is not None:  # per-uid: with the grader's own uid it would count the grader's processes
         caps.append((resource.RLIMIT_NPROC, limits.processes))
 
+    parent = os.getpid()
+
     def setup() -> None:
         if procs is not None:
             cgroup.join(procs)
@@ -269,6 +272,10 @@ def preexec(tier: Tier, limits: Limits, uid: int | None, procs: str | None = Non
             os.setuid(uid)
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if tier is not Tier.A:  # bwrap --die-with-parent does this in tier A; set after setuid clears it
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)  # the grader died before the line above took effect
         os.umask(0o077)
 
     return setup
