@@ -192,3 +192,11 @@ def test_without_smoke_mode_only_unrunnable_lines_change():
     out = smoke.prepare(notebooks.runnable(), smoke=False)
     assert "EPOCHS = 100" in out.nb.cells[2].source and not out.overridden and out.injected_at is None
     assert all("skipped" in c for c in out.changes)
+
+
+def test_with_one_task_every_claim_is_its_own():
+    cells = cells_of("Test Accuracy: 91.2%\n", "Best class: Trouser, worst class: Shirt\n")
+    owners = claims.attribute(cells, {"task1": ("FashionCNN", None)})  # never mentioned
+    mine = claims.read(cells, FASHION_CLASSES, owners).for_task("task1")
+    assert mine["test_accuracy"].value == 0.912 and mine["best_class"].value == "Trouser"
+    assert mine["worst_class"].value == "Shirt"

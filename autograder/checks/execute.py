@@ -76,8 +76,8 @@ def run(item: Item, ctx: Context) -> Outcome:
     if options["data"] and ctx.data_root is not None:
         folder = ctx.data_root / DATASETS[ctx.rubric.dataset].folder
         folder = folder if folder.is_dir() else None
-    total = max(10.0, item.timeout - execute.SETUP_SECONDS)
-    done = execute.run(ctx.sandbox, prepared, folder, float(options["cell_timeout"]), total)
+    total = execute.budget(item.timeout)
+    done = execute.run(ctx.sandbox, prepared, folder, float(options["cell_timeout"]), item.timeout)
     answer = done.answer
     smoke_note = ""
     if options["smoke"]:

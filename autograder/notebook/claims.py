@@ -168,7 +168,8 @@ def _ranked(line: str, classes: ClassNames) -> list[tuple[str, str]]:
 def attribute(cells: list[Cell], tasks: dict[str, tuple[str, str | None]]) -> dict[int, str | None]:
     """Cell number -> the task being worked on: the last one mentioned at or before it.
 
-    ``tasks`` maps a task id to (model name, heading such as 'Task 1' or None)."""
+    ``tasks`` maps a task id to (model name, heading such as 'Task 1' or None). With a
+    single task, everything belongs to it."""
     patterns = []
     for task_id, (model, heading) in tasks.items():
         patterns.append((re.compile(rf"\b{re.escape(model)}\b"), task_id, ("code", "markdown")))
@@ -176,7 +177,7 @@ def attribute(cells: list[Cell], tasks: dict[str, tuple[str, str | None]]) -> di
             words = r"\s*".join(re.escape(w) for w in heading.split())
             patterns.append((re.compile(rf"(?<!\w){words}(?!\d)", re.I), task_id, ("markdown",)))
     owners: dict[int, str | None] = {}
-    current: str | None = None
+    current: str | None = next(iter(tasks)) if len(tasks) == 1 else None
     for cell in cells:
         last = -1
         for pattern, task_id, kinds in patterns:

@@ -28,7 +28,12 @@ from ..sandbox.worker import protocol
 from .smoke import Prepared
 
 MAX_NOTEBOOK_BYTES = 64 << 20
-SETUP_SECONDS = 90.0  # worker start, copying the submission, kernel start-up
+SETUP_SECONDS = 90.0  # at most: worker start, copying the submission, kernel start-up
+
+
+def budget(limit: float) -> float:
+    """Seconds the cells may take within an item's ``limit``: the rest is for start-up."""
+    return max(limit - SETUP_SECONDS, 0.75 * limit)
 
 
 @dataclass
@@ -76,9 +81,10 @@ def run(
     prepared: Prepared,
     dataset_folder: Path | None,
     cell_timeout: float,
-    total: float,
+    limit: float,
 ) -> Execution:
-    """Execute ``prepared.nb`` in a fresh sandbox beside ``sandbox``'s job folder."""
+    """Execute ``prepared.nb`` in a fresh sandbox beside ``sandbox``'s job folder, within ``limit`` s."""
+    total = budget(limit)
     main = sandbox.job
     root = main.root / f"nbexec-{secrets.token_hex(12)}"
     root.mkdir(mode=0o711)
@@ -110,7 +116,7 @@ def run(
             try:
                 answer = box.request(
                     "execute_notebook",
-                    total + SETUP_SECONDS,
+                    limit,
                     notebook=f"{protocol.SANDBOX_INPUTS}/notebook.ipynb"
                     if tier_a
                     else str(inputs / "notebook.ipynb"),
@@ -127,7 +133,7 @@ def run(
             except SandboxError as exc:
                 return Execution(
                     "sandbox",
-                    f"the notebook run did not finish within {total + SETUP_SECONDS:g} s and was stopped"
+                    f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
                     if exc.kind == "timeout"
                     else f"the notebook run crashed the sandbox: {exc.message}",
                     {},

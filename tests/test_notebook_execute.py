@@ -1,0 +1,104 @@
+"""Notebooks really run in the sandbox with nbclient: a training loop written
+for 100 epochs finishes in seconds in smoke mode, reads ./data and draws a
+plot; a hung cell and a failing cell fail the execution item alone, naming
+the cell, while the submission's other checks (which need its own worker,
+stopped during the run) keep their verdicts."""
+
+from __future__ import annotations
+
+import nbformat
+from helpers import grading, notebooks, submissions
+
+from autograder.rubric import load
+
+RUBRIC = """
+id = "nb-exec"
+title = "Notebook execution"
+dataset = "cifar10"
+
+[tasks.task1]
+title = "Task 1: SimpleCNN"
+model = "SimpleCNN"
+sources = ["*.ipynb"]
+
+[[items]]
+id = "task1.forward"
+kind = "forward"
+task = "task1"
+name = "Task 1: forward pass"
+
+[[items]]
+id = "notebook.execute"
+kind = "notebook_execute"
+name = "Notebook runs top to bottom (smoke mode)"
+timeout = {timeout}
+cell_timeout = {cell_timeout}
+
+[[items]]
+id = "task1.counts"
+kind = "counts"
+task = "task1"
+name = "Task 1: parameters and FLOPs"
+params = [60554]
+macs = [5840896]
+"""
+
+
+def rubric_for(tmp_path, timeout: int = 150, cell_timeout: int = 40):
+    path = tmp_path / "nb-exec.toml"
+    path.write_text(RUBRIC.format(timeout=timeout, cell_timeout=cell_timeout))
+    return load(str(path))
+
+
+def run(tmp_path, cifar_root, nb, **limits):
+    notebooks.write(tmp_path / "sub", nb)
+    return grading.run(tmp_path / "sub", rubric_for(tmp_path, **limits), cifar_root, tmp_path / "out")
+
+
+def test_a_hundred_epoch_notebook_runs_in_smoke_mode(tmp_path, cifar_root):
+    g = run(tmp_path, cifar_root, notebooks.runnable(submissions.simple_cnn_source()))
+    item = g.test("notebook.execute")
+    assert item["status"] == "passed", item["output"]
+    assert g.message("notebook.execute").startswith(
+        "StudentID_lab.ipynb ran top to bottom in the sandbox: 7 cells in "
+    )
+    assert g.message("notebook.execute").endswith(
+        "(smoke mode: cell 3: EPOCHS = 1; cell 3: tagged parameters; injected after it: EPOCHS = 1)"
+    )
+    assert "cell 2: skipped `!pip install thop`" in item["output"]
+    assert "with cifar-10-batches-py at ./data" in item["output"]
+    # the run the TA can open: the data was read, one epoch trained, a figure drawn
+    executed = nbformat.read(str(g.out / "StudentID_lab.executed.ipynb"), as_version=4)
+    texts = ["".join(o.get("text", "")) for c in executed.cells for o in c.get("outputs", [])]
+    assert "training images: (256, 3, 32, 32)\n" in texts
+    assert any(t.startswith("Epoch 1/1 - loss: ") for t in texts) and not any("Epoch 2/" in t for t in texts)
+    assert sum("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", [])) == 1
+    assert item["extra_data"]["cells_run"] == 7
+    assert g.result.item("notebook.execute").data["runs"][0]["epochs"] == [1]
+    for other in ("task1.forward", "task1.counts"):
+        assert g.test(other)["status"] == "passed"
+
+
+def test_a_hung_cell_fails_only_the_execution_item(tmp_path, cifar_root):
+    nb = notebooks.runnable(submissions.simple_cnn_source(), "import time\ntime.sleep(600)")
+    g = run(tmp_path, cifar_root, nb, timeout=100, cell_timeout=6)
+    assert g.message("notebook.execute") == (
+        "running StudentID_lab.ipynb: cell 7 did not finish within the 6 s per-cell limit"
+    )
+    assert g.result.item("notebook.execute").data["failed_cell"] == 7
+    executed = nbformat.read(str(g.out / "StudentID_lab.executed.ipynb"), as_version=4)
+    assert executed.cells[5].outputs  # the training cell before the hang kept its log
+    # the counts check after it needed the submission's own worker again: it came back
+    assert g.test("task1.forward")["status"] == g.test("task1.counts")["status"] == "passed"
+    assert g.result.provenance["worker_starts"] == 2
+
+
+def test_a_failing_cell_is_named_with_its_exception(tmp_path, cifar_root):
+    nb = notebooks.runnable("accuracy = correct / total", parameters=False)
+    g = run(tmp_path, cifar_root, nb)
+    assert g.message("notebook.execute") == (
+        "running StudentID_lab.ipynb: cell 6 raised NameError: name 'correct' is not defined"
+    )
+    output = g.test("notebook.execute")["output"]
+    assert "cell 3: EPOCHS = 1" in output  # no parameters cell: the assignment itself was rewritten
+    assert "NameError: name 'correct' is not defined" in output.split("traceback:")[1]
