@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -465,6 +466,34 @@ def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
     assert graded.json["score"] == honest.json["score"]
     time.sleep(0.3)  # a surviving daemon would have rewritten the stash by now
     assert [p for p in stashes if os.path.lexists(p)] == []
+
+
+def test_run_autograder_ignores_student_files_in_its_working_directory(tmp_path, results_schema):
+    """Gradescope starts run_autograder as root; a package or module named like the
+    grader's own imports in its working directory must never be imported."""
+    cwd = tmp_path / "cwd"
+    marker = tmp_path / "marker"
+    evil = f"open({str(marker)!r}, 'a').write(__name__ + ' ')\n"
+    (cwd / "autograder").mkdir(parents=True)
+    (cwd / "autograder" / "__init__.py").write_text(evil)
+    for name in ("json.py", "numpy.py", "sitecustomize.py"):
+        (cwd / name).write_text(evil)
+    root = tmp_path / "autograder-root"
+    (root / "submission").mkdir(parents=True)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_RUBRIC": str(RUBRIC), FORCE_ENV: "A"}
+    env["PYTHONPATH"] = str(cwd)  # -I ignores it too
+    done = subprocess.run(
+        [str(Path(__file__).parents[1] / "run_autograder")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), marker.read_text()
+    doc = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(doc, results_schema)
+    assert doc["tests"][0]["output"] == "submission contains no files"
 
 
 # --- the guard and the controls ---------------------------------------------------
