@@ -49,13 +49,15 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _traceback(nb: nbformat.NotebookNode, number: int | None) -> str:
-    if number is None or not 0 < number <= len(nb.cells):
-        return ""
-    for output in nb.cells[number - 1].get("outputs", []):
-        if output.get("output_type") == "error":
-            lines = outputs.terminal_lines("\n".join(output.get("traceback", [])))
-            return "\n".join(line for line in lines if line.strip())[-3000:]
+def _traceback(cells: list[outputs.Cell], number: int | None) -> str:
+    """The failed cell's traceback, colours removed (its last 3000 characters)."""
+    for cell in cells:
+        if cell.number != number:
+            continue
+        for error in cell.errors():
+            frames = error.get("traceback")
+            text = "\n".join(f for f in frames if isinstance(f, str)) if isinstance(frames, list) else ""
+            return "\n".join(line for line in outputs.terminal_lines(text) if line.strip())[-3000:]
     return ""
 
 
@@ -105,7 +107,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         cells = outputs.cells(done.notebook)
         data["images"] = sum(c.images() for c in cells)
         data["runs"] = [r.as_dict() for r in history.runs([c for c in cells if c.kind == "code"])]
-        trace = _traceback(done.notebook, answer.get("failed_cell"))
+        trace = _traceback(cells, answer.get("failed_cell"))
         if trace:
             details += ["", "traceback:", trace]
     if done.status == "ok":

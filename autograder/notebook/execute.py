@@ -76,6 +76,25 @@ def _read_back(path: Path) -> nbformat.NotebookNode:
     return nbformat.reads(text, as_version=4)
 
 
+def _clean(answer: dict[str, Any]) -> dict[str, Any]:
+    """The worker's summary with the types the check expects (anything else dropped)."""
+    kinds = {
+        "status": str,
+        "message": str,
+        "ename": str,
+        "evalue": str,
+        "cells_run": int,
+        "failed_cell": int,
+        "limit": (int, float),
+        "seconds": (int, float),
+        "kernel_seconds": (int, float),
+        "outputs_cut": int,
+    }
+    return {
+        k: v for k, v in answer.items() if k in kinds and isinstance(v, kinds[k]) and not isinstance(v, bool)
+    }
+
+
 def run(
     sandbox: Sandbox,
     prepared: Prepared,
@@ -140,11 +159,16 @@ def run(
                     None,
                     box.output(),
                 )
+            answer = _clean(answer)
             try:
-                executed = _read_back(job.out / str(answer.get("notebook", "executed.ipynb")))
-            except (OSError, ValueError) as exc:
+                executed = _read_back(job.out / "executed.ipynb")
+            except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds on hostile files
                 return Execution(
-                    "sandbox", f"the executed notebook could not be read back: {exc}", answer, None, ""
+                    "sandbox",
+                    f"the executed notebook came back unreadable ({type(exc).__name__}: {str(exc)[:200]})",
+                    answer,
+                    None,
+                    box.output(),
                 )
             return Execution(
                 str(answer.get("status", "")), str(answer.get("message", "")), answer, executed, box.output()
