@@ -8,6 +8,7 @@ import dataclasses
 
 import pytest
 from helpers import grading, submissions
+from nbformat.v4 import new_output
 
 from autograder import preprocess
 
@@ -86,11 +87,9 @@ def test_printed_statistics_rescue_the_grade(tmp_path, trained, cifar_root, wron
     printed = "print('mean:', mean, 'std:', std)"
     nb = submissions.lab2_notebook(test_transform=computed, extra_cells=[printed])
     nb.cells[-1].outputs = [
-        {
-            "output_type": "stream",
-            "name": "stdout",
-            "text": "mean: [0.4914, 0.4822, 0.4465] std: [0.2470, 0.2435, 0.2616]\n",
-        }
+        new_output(
+            "stream", name="stdout", text="mean: [0.4914, 0.4822, 0.4465] std: [0.2470, 0.2435, 0.2616]\n"
+        )
     ]
     folder = submissions.write_lab2(tmp_path / "s", trained["simple"], None, notebook=nb, resnet_source="")
     graded = grading.run(folder, wrong_default, cifar_root, tmp_path / "out")

@@ -9,6 +9,7 @@ takes seconds. Line numbers are mapped back to cells for error messages.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,15 +112,30 @@ def _safe_value(node: ast.AST) -> bool:
     return True
 
 
-def _keep(node: ast.stmt) -> bool:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return True
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
+def _keep(node: ast.stmt, defined: set[str]) -> bool:
+    """Definitions always; constants only when every name they use is defined by
+    kept code (``Normalize(mean, std)`` with ``mean`` computed from the training
+    set would otherwise stop the whole notebook from importing)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        return all(isinstance(t, (ast.Name, ast.Tuple)) for t in targets) and _safe_value(node.value)
+        used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+        return (
+            all(isinstance(t, (ast.Name, ast.Tuple)) for t in targets)
+            and _safe_value(node.value)
+            and used <= defined | set(dir(builtins))
+        )
     return False
+
+
+def _defines(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    return {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
 def _guarded_import(segment: str, indent: str = "") -> str:
@@ -133,6 +149,7 @@ def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
     result = ExtractedCode(text="")
     code_cells = [c for c in nb.cells if c.get("cell_type") == "code"]
     result.cells = len(code_cells)
+    defined: set[str] = set()
     for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
@@ -145,8 +162,9 @@ def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
             result.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
             continue
         for node in tree.body:
-            if not _keep(node):
+            if not _keep(node, defined):
                 continue
+            defined |= _defines(node)
             segment = ast.get_source_segment(source, node, padded=False)
             if segment is None:
                 continue
