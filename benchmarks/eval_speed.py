@@ -10,7 +10,7 @@
 - the compute limit: the bare model on a ready normalised tensor in this
   process, NCHW and channels_last, at the grader's CPU batch and at 500.
 
-    .venv/bin/python benchmarks/eval_speed.py [--images N] [--models simple,resnet]
+    .venv/bin/python benchmarks/eval_speed.py [--images N] [--resnet-images N] [--models simple,resnet]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from common import best_of, data_root, lab2_submission, load_images, machine, table, write_section
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-HEADER = ["model", "path", "batch", "seconds", "images/s", "× compute limit", "accuracy"]
+HEADER = ["model", "images", "path", "batch", "seconds", "images/s", "× compute limit", "accuracy"]
 TASKS = {"simple": ("task1", "SimpleCNN"), "resnet": ("task2", "ResNet-18")}
 
 
@@ -128,13 +128,15 @@ def measure(name: str, root: Path, submission: Path, repeat: int, threads: int) 
     out = []
     for label, (s, acc, batch) in rows.items():
         accuracy = f"{acc:.2%}" if isinstance(acc, float) else ""
-        out.append([TASKS[name][1], label, batch, f"{s:.2f}", f"{n / s:,.0f}", f"{s / limit:.2f}×", accuracy])
+        speed = [f"{s:.2f}", f"{n / s:,.0f}", f"{s / limit:.2f}×"]
+        out.append([TASKS[name][1], f"{n:,}", label, batch, *speed, accuracy])
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--resnet-images", type=int, default=None, help="for ResNet-18 (default: --images)")
     parser.add_argument("--models", default="simple,resnet")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="default: the grader's choice")
@@ -144,18 +146,21 @@ def main() -> None:
 
     threads = args.threads or min(usable_cpus(), 8)
     root, what = data_root(args.images)
+    resnet_root = data_root(args.resnet_images)[0] if args.resnet_images else root
     described = machine()
     with tempfile.TemporaryDirectory() as tmp:
         submission = lab2_submission(Path(tmp) / "StudentID_lab2")
         rows = []
         for name in args.models.split(","):
-            rows += measure(name, root, submission, args.repeat, threads)
+            rows += measure(name, resnet_root if name == "resnet" else root, submission, args.repeat, threads)
             print(table(HEADER, rows[-7:]), flush=True)
     header = HEADER
+    command = f"--images {args.images} --repeat {args.repeat} --threads {threads}"
+    command += f" --resnet-images {args.resnet_images}" if args.resnet_images else ""
     body = f"""## Checkpoint evaluation: grader vs handout loop vs compute limit (CPU)
 
-`benchmarks/eval_speed.py --images {args.images} --repeat {args.repeat} --threads {threads}` on
-{what} ({args.images:,} images), {threads} thread(s) on every path, freshly initialised
+`benchmarks/eval_speed.py {command}` on
+{what}, {threads} thread(s) on every path, freshly initialised
 lab 2 weights (speed does not depend on them; the same accuracy on every path shows they
 compute the same thing).
 Machine: {described}.

@@ -52,13 +52,13 @@ def grade_once(python: str, submission: Path, root: Path, cache: Path, cap: Cap,
         data = json.loads(results.read_text()) if results.exists() else {"tests": []}
     scored = [t for t in data["tests"] if "accuracy" in t.get("extra_data", {})]
     evals = {t["extra_data"]["id"]: t["extra_data"].get("eval_seconds") for t in scored}
-    killed = [t["name"] for t in data["tests"] if "killed" in t.get("output", "")]
+    killed = [t["extra_data"]["id"] for t in data["tests"] if "killed" in t.get("output", "")]
     grader, worker = run.memory.role_mb("grader"), run.memory.role_mb("worker")
     if run.returncode:
         print(run.stdout[-3000:], file=sys.stderr)
     return [
         f"{run.seconds:.0f}",
-        " / ".join(f"{v:.0f}" for v in evals.values()) or "–",
+        " / ".join(f"{evals[k]:.0f}" if k in evals else "–" for k in ("task1.accuracy", "task2.accuracy")),
         f"{grader:.0f}",
         f"{worker:.0f}",
         f"{grader + worker:.0f}",
@@ -127,7 +127,8 @@ Machine: {described}.
                 for label in ("cold cache", "warm cache"):
                     with Cap(GRADESCOPE_MEMORY, args.cpus) as cap:
                         cells = grade_once(python, submission, root, cache, cap, 1)
-                    fits = "fits" if cells[-1] == "exit 0" and float(cells[0]) < GRADESCOPE_LIMIT_S else "–"
+                    complete = cells[-1] == "exit 0" and cells[6] == "2/2" and cells[7] == "0"
+                    fits = "fits" if complete and float(cells[0]) < GRADESCOPE_LIMIT_S else "does not fit"
                     scenario = f"{label}, 768 MB, {args.cpus:g} CPU, 1 thread ({fits})"
                     rows.append([scenario, torch_version(python), *cells])
                     print(table(HEADER, rows[-1:]), flush=True)
