@@ -200,3 +200,26 @@ def test_with_one_task_every_claim_is_its_own():
     mine = claims.read(cells, FASHION_CLASSES, owners).for_task("task1")
     assert mine["test_accuracy"].value == 0.912 and mine["best_class"].value == "Trouser"
     assert mine["worst_class"].value == "Shirt"
+
+
+def test_hostile_output_cannot_stall_the_parsers():
+    """Regexes that could backtrack exponentially would hang here (the alarm fails the test)."""
+    import signal
+
+    def stalled(*_):
+        raise TimeoutError("parsing a hostile output did not finish")
+
+    hostile = [
+        "{'train_loss': [" + ", ".join(["1" * 12] * 40) + " x",
+        "Epoch 1 " + "train loss " * 2000,
+        "test " + "a" * 5000 + " accuracy " * 1000,
+        "Accuracy of cat " + "1" * 10000,
+    ]
+    previous = signal.signal(signal.SIGALRM, stalled)
+    signal.alarm(30)
+    try:
+        found = claims.read(cells_of(*hostile), CIFAR10_CLASSES)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert found.test_accuracy == [] and found.runs == []

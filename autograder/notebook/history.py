@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from .outputs import Cell, output_text, terminal_lines
 
 SERIES = ("train_loss", "train_acc", "val_loss", "val_acc")
-NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# Each number matches in one way only: hostile output cannot make the regexes backtrack for ever.
+NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 EPOCH = re.compile(r"\bepoch\b\s*[\[(:#]?\s*(\d{1,5})(?:\s*(?:/|of)\s*(\d{1,5}))?", re.I)
 SPLIT_WORD = r"train(?:ing)?|val(?:idation|id)?|test|eval"
 METRIC = re.compile(

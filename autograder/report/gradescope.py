@@ -94,7 +94,9 @@ def summary_lines(result: GradeResult) -> list[str]:
     if later:
         shown = [i for i in result.items if i.visibility == "visible" and not i.manual]
         got, out_of = sum(i.score or 0.0 for i in shown), sum(i.max_points for i in shown)
-        lines.append(f"Checks shown now: {got:g} / {out_of:g} points")
+        passed = sum(1 for i in shown if i.passed)
+        points = f", {got:g} / {out_of:g} points" if out_of else ""
+        lines.append(f"Checks shown now: {passed} of {len(shown)} passed{points}")
         for visibility, words in WHEN.items():
             group = [i for i in later if i.visibility == visibility]
             if group:

@@ -45,7 +45,6 @@ class CountRow:
     value: int | None
     reference: str
     ok: bool
-    label: str = ""
 
 
 @dataclass
@@ -100,8 +99,7 @@ class Report:
     result: GradeResult
     sections: list[Section]
     flags: list[str]
-    notebook: ItemResult | None  # the static notebook check
-    execution: ItemResult | None  # the notebook_execute check
+    notebook: ItemResult | None  # the static notebook check (its error list)
     artifacts: list[str]
 
     @property
@@ -207,7 +205,6 @@ def build(result: GradeResult) -> Report:
         key: Section(key, _title(key, items) if key else "Submission", items) for key, items in groups.items()
     }
     notebook = next((i for i in result.items if i.kind == "notebook"), None)
-    execution = next((i for i in result.items if i.kind == "notebook_execute"), None)
     for section in sections.values():
         claims = next((i for i in section.items if i.kind == "claims"), None)
         section.claims = claims
@@ -229,4 +226,4 @@ def build(result: GradeResult) -> Report:
             target.curves.append(curve)
     flags = [str(i.data["flag"]) for i in result.items if i.data.get("flag")]
     artifacts = sorted(name for i in result.items for name in (i.data.get("artifacts") or {}))
-    return Report(result, list(sections.values()), flags, notebook, execution, artifacts)
+    return Report(result, list(sections.values()), flags, notebook, artifacts)
