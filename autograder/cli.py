@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="grade a class: Moodle download -> gradebook.csv, summary.html")
     batch_arguments(batch)
     _common(batch)
+    from .demo import add_arguments as demo_arguments
+
+    demo = sub.add_parser("demo", help="grade bundled examples on real MNIST, offline (about a minute)")
+    demo_arguments(demo)
+    from .selfcheck import add_arguments as check_arguments
+
+    check = sub.add_parser("check", help="students: the grader's checks on your lab folder")
+    check_arguments(check)
     return parser
 
 
@@ -115,12 +123,30 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoError, command
+
+    try:
+        return command(args)
+    except DemoError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .selfcheck import SelfCheckError, command
+
+    try:
+        return command(args)
+    except SelfCheckError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from .rubric import RubricError
     from .sandbox.tiers import SandboxUnavailable
 
     args = build_parser().parse_args(argv)
-    handlers = {"grade": cmd_grade, "batch": cmd_batch}
+    handlers = {"grade": cmd_grade, "batch": cmd_batch, "demo": cmd_demo, "check": cmd_check}
     try:
         return handlers[args.command](args)
     except (UsageError, RubricError, SandboxUnavailable) as exc:

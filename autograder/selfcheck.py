@@ -1,0 +1,263 @@
+"""``autograder check``: a student's own run of the grader, before the deadline.
+
+It grades the student's working folder with the same rubric, the same check
+code and the same sandbox as the real grader, so every item that does not
+need the hidden test split gets the verdict the grader will give. Items that
+do need it (accuracy tiers, claims compared with the measured accuracy) are
+shown as graded later; in their place the student's checkpoint is measured
+on a validation split carved from the training data: the last
+``VAL_SIZE`` training images, the split the templates hold out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import DataError, dataset_spec, load_split
+from .data.formats import write_cifar10, write_idx
+from .result import GradeResult, ItemResult
+from .rubric import Rubric, RubricError, load
+
+RUBRIC_FILE = ".rubric"
+VAL_SIZE = 5000  # the templates' VALIDATION split: the last 5,000 training images
+VAL_IMAGES = 500  # measured by default (ResNet-18 on a laptop CPU: about 10 s)
+# Kinds whose verdict depends on the hidden test split: the grader's alone.
+HIDDEN_KINDS = {"accuracy", "claims", "retrain"}
+# Kinds that take minutes (training, running the notebook): not part of a quick check.
+SLOW_KINDS = {"retrain", "notebook_execute"}
+SKIPPED_FOLDERS = {".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "wandb", "runs"}
+
+
+class SelfCheckError(Exception):
+    """The check cannot run as asked; the message says what to do."""
+
+
+@dataclass
+class Row:
+    number: str
+    id: str
+    name: str
+    verdict: str  # "pass", "fail", "TA", "later", "skipped"
+    points: str
+    why: str
+
+
+@dataclass
+class Report:
+    rubric: Rubric
+    folder: Path
+    rows: list[Row]
+    result: GradeResult | None
+    validation: dict[str, dict] = field(default_factory=dict)  # item id -> accuracy facts
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == "fail"]
+
+
+def find_rubric(folder: Path, given: str | None) -> Rubric:
+    """``--rubric``, else the ``.rubric`` file the template puts in the folder (or a parent)."""
+    if given:
+        return load(given)
+    for place in [folder, *folder.parents][:4]:
+        marker = place / RUBRIC_FILE
+        if marker.is_file():
+            return load(marker.read_text(encoding="utf-8").strip())
+    raise SelfCheckError(
+        f"which lab is this? No {RUBRIC_FILE} file in {folder} (the student template has one); "
+        "pass --rubric ID, e.g. --rubric lab4-cnn-fashion-mnist"
+    )
+
+
+def stage(folder: Path, target: Path, exclude: list[Path]) -> list[str]:
+    """Copy what the student would hand in: no data root, caches or virtual environments."""
+    skipped: list[str] = []
+    excluded = [p.resolve() for p in exclude]
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in SKIPPED_FOLDERS for part in rel.parts) or rel.as_posix() == RUBRIC_FILE:
+            continue
+        if any(path.resolve() == e or e in path.resolve().parents for e in excluded):
+            if path.resolve() in excluded:
+                skipped.append(rel.as_posix() + "/")
+            continue
+        if path.is_file() and not path.is_symlink():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / rel)
+    return skipped
+
+
+def validation_root(data_root: Path, dataset: str, target: Path, images: int) -> tuple[Path, str]:
+    """A data root whose *test* split is (a sample of) the student's validation split."""
+    split = load_split(data_root, dataset, train=True)
+    size = min(VAL_SIZE, len(split.labels) // 10)
+    start = len(split.labels) - size
+    picked = np.unique(np.linspace(start, len(split.labels) - 1, min(images, size)).astype(int))
+    x, y = split.images[picked], split.labels[picked]
+    if dataset == "cifar10":
+        write_cifar10(target, x, y, train=False)
+    else:
+        write_idx(target, dataset, x[:, 0], y, train=False)
+    what = (
+        f"{len(picked):,} of the last {size:,} training images in {data_root / dataset_spec(dataset).folder}"
+    )
+    return target, what
+
+
+def run(
+    folder: Path,
+    rubric: Rubric,
+    data_root: Path | None,
+    images: int = VAL_IMAGES,
+    allow_unsandboxed: bool = True,
+    threads: int | None = None,
+) -> Report:
+    """Grade ``folder`` as the grader would, with the validation split in place of the test split."""
+    from .grade import grade
+
+    started = time.monotonic()
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise SelfCheckError(f"{folder} is not a folder")
+    notes: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="autograder-check-"))
+    try:
+        staged = work / folder.name
+        staged.mkdir()
+        skipped = stage(folder, staged, [data_root] if data_root else [])
+        if skipped:
+            notes.append(f"left out (the dataset, not a submission file): {', '.join(skipped)}")
+        val_root, val_what = None, ""
+        if data_root is not None:
+            try:
+                val_root, val_what = validation_root(data_root, rubric.dataset, work / "validation", images)
+            except DataError as exc:
+                notes.append(f"no validation accuracy: {exc}")
+        else:
+            notes.append(
+                "no validation accuracy: no training data found; pass --data-root with the folder "
+                f"your notebook downloads to (it holds {dataset_spec(rubric.dataset).folder})"
+            )
+        quick = dataclasses.replace(rubric, items=[i for i in rubric.items if i.kind not in SLOW_KINDS])
+        result = grade(staged, quick, val_root, allow_unsandboxed=allow_unsandboxed, threads=threads)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = Report(rubric, folder, [], result, notes=notes)
+    by_id = {i.id: i for i in result.items}
+    for item in rubric.items:
+        got = by_id.get(item.id)
+        if got is None:
+            report.rows.append(
+                Row(
+                    "", item.id, item.name, "skipped", f"{item.points:g}", "takes minutes: the grader runs it"
+                )
+            )
+            continue
+        report.rows.append(_row(item.kind, got, val_root is not None, val_what, report))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _row(kind: str, got: ItemResult, measured: bool, val_what: str, report: Report) -> Row:
+    if got.manual:
+        return Row(got.number, got.id, got.name, "TA", f"{got.max_points:g}", got.message)
+    if kind not in HIDDEN_KINDS:
+        verdict = "pass" if got.passed else "fail"
+        points = f"{got.score or 0:g}/{got.max_points:g}"
+        return Row(got.number, got.id, got.name, verdict, points, got.message)
+    why = "graded after submission on the hidden test split"
+    accuracy = got.data.get("accuracy")
+    if kind == "accuracy" and measured and isinstance(accuracy, float):
+        report.validation[got.id] = {
+            "accuracy": accuracy,
+            "tier": got.data.get("tier"),
+            "images": got.data.get("images"),
+            "split": val_what,
+        }
+        reached = f"tier {got.data['tier']}" if got.data.get("tier") else "below every tier"
+        why = f"validation accuracy {accuracy:.2%} ({reached} if the test split agrees); {why}"
+    elif kind == "accuracy" and (measured or not got.message.startswith("no data root")):
+        # No number although the data was there: the model or the weights cannot be
+        # evaluated at all, and the grader will say the same.
+        return Row(got.number, got.id, got.name, "fail", f"0/{got.max_points:g}", got.message)
+    return Row(got.number, got.id, got.name, "later", f"–/{got.max_points:g}", why)
+
+
+# --- command line -------------------------------------------------------------
+STYLE = {"pass": "green", "fail": "bold red", "TA": "cyan", "later": "yellow", "skipped": "dim"}
+
+
+def render(report: Report, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.rubric.title} — self-check of {report.folder}", show_lines=False)
+    for column, justify in (("#", "right"), ("check", "left"), ("result", "left"), ("points", "right")):
+        table.add_column(column, justify=justify, no_wrap=column != "check")
+    table.add_column("why", overflow="fold")
+    for row in report.rows:
+        table.add_row(row.number, row.name, f"[{STYLE[row.verdict]}]{row.verdict}[/]", row.points, row.why)
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for item_id, facts in report.validation.items():
+        console.print(f"validation ({item_id}): {facts['accuracy']:.2%} on {facts['split']}")
+    passed = sum(r.verdict == "pass" for r in report.rows)
+    checked = sum(r.verdict in ("pass", "fail") for r in report.rows)
+    tier = (report.result.provenance.get("sandbox") or {}).get("tier") if report.result else None
+    console.print(
+        f"{passed} of {checked} checks pass"
+        + (f"; fix the {len(report.failed)} marked fail before you submit" if report.failed else "")
+        + f". Same checks and sandbox as the grader (tier {tier}); {report.seconds:.0f} s."
+    )
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("path", type=Path, nargs="?", default=Path("."), help="your lab folder (default: .)")
+    parser.add_argument("--rubric", default=None, help=f"rubric id (default: from the {RUBRIC_FILE} file)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="where your notebook keeps the dataset (default: $AUTOGRADER_DATA, ./data, ../data)",
+    )
+    parser.add_argument(
+        "--val-images",
+        type=int,
+        default=VAL_IMAGES,
+        help=f"validation images to measure (default {VAL_IMAGES})",
+    )
+    parser.add_argument("--threads", type=int, default=None)
+
+
+def default_data_root(folder: Path, given: Path | None, dataset: str) -> Path | None:
+    import os
+
+    if given is not None:
+        return given
+    env = os.environ.get("AUTOGRADER_DATA")
+    candidates = ([Path(env)] if env else []) + [folder / "data", folder.parent / "data"]
+    sub = dataset_spec(dataset).folder
+    return next((c for c in candidates if (c / sub).is_dir()), None)
+
+
+def command(args) -> int:
+    from rich.console import Console
+
+    folder = args.path.resolve()
+    try:
+        rubric = find_rubric(folder, args.rubric)
+    except RubricError as exc:
+        raise SelfCheckError(str(exc)) from None
+    root = default_data_root(folder, args.data_root, rubric.dataset)
+    report = run(folder, rubric, root, images=args.val_images, threads=args.threads)
+    render(report, Console())
+    return 1 if report.failed else 0

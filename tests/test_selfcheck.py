@@ -1,0 +1,94 @@
+"""``autograder check`` gives the grader's verdicts, item by item, for every item
+that does not need the hidden test split, and measures the checkpoint on the
+student's validation split instead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import grading, labs
+
+from autograder import selfcheck
+from autograder.cli import main
+from autograder.data import load_split
+from autograder.rubric import load
+from reference.lab4.fashion_cnn import NORMALIZE, FashionCNN
+
+LAB4 = labs.TEMPLATES / "lab4-cnn-fashion-mnist"
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, fashion_root, lab4_trained):
+    """One lab 4 folder, graded by the grader (test split) and self-checked (train data)."""
+    tmp = tmp_path_factory.mktemp("selfcheck")
+    model = FashionCNN()
+    model.load_state_dict(lab4_trained)
+    truth = labs.measured(model, fashion_root, "fashion_mnist", NORMALIZE)
+    folder = labs.write(
+        tmp / "lab4",
+        {  # a good model, but the notebook shows one plot of two: some items pass, one fails
+            "lab4.ipynb": labs.run_notebook(LAB4 / "lab4.ipynb", truth, plots=1),
+            "fashion_cnn.py": (labs.REFERENCE / "lab4" / "fashion_cnn.py").read_text(),
+            "fashion_cnn.pth": lab4_trained,
+            ".rubric": "lab4-cnn-fashion-mnist\n",
+        },
+    )
+    (folder / "data").symlink_to(fashion_root / "FashionMNIST", target_is_directory=True)  # ignored
+    rubric = load("lab4-cnn-fashion-mnist")
+    graded = grading.run(folder, rubric, fashion_root, tmp / "out")
+    checked = selfcheck.run(folder, selfcheck.find_rubric(folder, None), fashion_root)
+    return model, graded, checked
+
+
+def test_self_check_agrees_with_the_grader_item_by_item(both):
+    _, graded, checked = both
+    rows = {r.id: r for r in checked.rows}
+    visible = [i for i in graded.result.items if i.kind not in selfcheck.HIDDEN_KINDS]
+    assert {i.kind for i in visible} >= {"files", "spec", "forward", "counts", "notebook", "notebook_outputs"}
+    for item in visible:
+        assert rows[item.id].verdict == ("pass" if item.passed else "fail"), item.id
+        assert rows[item.id].why == item.message
+    assert rows["notebook.outputs"].verdict == "fail" and "found 1, need 2" in rows["notebook.outputs"].why
+    assert checked.failed == [rows["notebook.outputs"]]
+    hidden = [i for i in graded.result.items if i.kind in selfcheck.HIDDEN_KINDS]
+    assert {rows[i.id].verdict for i in hidden} == {"later"}
+
+
+def test_self_check_measures_the_validation_split(both, fashion_root):
+    model, graded, checked = both
+    split = load_split(fashion_root, "fashion_mnist", train=True)
+    val = slice(len(split.labels) - len(split.labels) // 10, None)  # the last 10% (200 of 2,000)
+    x = (
+        torch.from_numpy(split.images[val])
+        .float()
+        .div(255)
+        .sub(NORMALIZE["mean"][0])
+        .div(NORMALIZE["std"][0])
+    )
+    with torch.no_grad():
+        expected = float(np.mean(model.eval()(x).argmax(1).numpy() == split.labels[val]))
+    facts = checked.validation["task1.accuracy"]
+    assert facts["accuracy"] == pytest.approx(expected, abs=1e-6) and facts["images"] == 200
+    assert "200 of the last 200 training images" in facts["split"]
+    assert "validation accuracy" in {r.id: r for r in checked.rows}["task1.accuracy"].why
+    assert graded.test("task1.accuracy")["extra_data"]["images"] == 300  # the grader: the test split
+
+
+def test_check_command_on_the_untouched_template(capsys, fashion_root, monkeypatch):
+    """A student who has written nothing yet is told what is missing, from the template's own folder."""
+    monkeypatch.setenv("AUTOGRADER_DATA", str(fashion_root))
+    monkeypatch.setenv("COLUMNS", "200")
+    status = main(["check", str(LAB4)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "FashionCNN() failed at fashion_cnn.py line" in out and "NotImplementedError" in out
+    assert "missing: trained weights (fashion_cnn.pth)" in out
+    assert "was saved without running any cell" in out
+    assert "UW Lab 4" in out and "checks pass; fix the" in out
+
+
+def test_check_without_a_rubric_says_how(tmp_path, capsys):
+    (tmp_path / "model.py").write_text("x = 1\n")
+    assert main(["check", str(tmp_path)]) == 2
+    assert "pass --rubric ID" in capsys.readouterr().err
