@@ -22,7 +22,7 @@ from .machine import usable_cpus
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
 from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
-from .sandbox.launcher import Job, Limits
+from .sandbox.launcher import Job, Limits, jobs_parent
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
@@ -63,7 +63,7 @@ def grade(
     tier = tier or detect_tier(allow_unsandboxed)
     guard.check_environment()
     guard.check_secrets(tier, data_root, rubric.dataset)
-    workdir = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+    workdir = Path(tempfile.mkdtemp(prefix="autograder-job-", dir=jobs_parent()))
     workdir.chmod(0o711)
     job = Job(
         root=workdir,

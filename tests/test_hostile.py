@@ -31,7 +31,7 @@ from hostile import corpus
 from autograder import cli, gradescope_entry, submission
 from autograder.data import load_split
 from autograder.rubric import load
-from autograder.sandbox import guard
+from autograder.sandbox import guard, launcher
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo
 
 TIERS = ["A", "B"]
@@ -184,6 +184,7 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
         "leftovers": leftovers,
         "symlinks": {"labels.bin": str(test_batch), "cache": str(cache), "shadow.txt": "/etc/shadow"},
         "zip_slip": slips,
+        "jobs_parent": str(launcher.jobs_parent()),
     }
     corpus.sink(base / "submission", trained_simple, paths)
     env = {
@@ -245,6 +246,9 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     assert found["rlimits"]["FSIZE"] == 512 << 20 and found["rlimits"]["AS"] == 8 << 30
     allowed = {"PATH", "HOME", "TMPDIR", "OMP_NUM_THREADS", "MPLBACKEND", "LANG", "LC_CTYPE", "PWD"}
     assert set(found["env"]) <= allowed  # nothing of the grader's environment
+    # no way to find another submission's job folder: not by listing, not by command lines
+    assert found["other_jobs"] == ("FileNotFoundError" if tier == "A" else "PermissionError")
+    assert not [a for a in found["own_cmdline_paths"] if "autograder-job" in a]
     if tier == "A":
         assert found["hostname"] == "sandbox" and found["pids_visible"] <= 4
         assert set(found["root"]) <= {

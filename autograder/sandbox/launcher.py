@@ -19,6 +19,7 @@ import shutil
 import signal
 import stat
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,13 @@ GPU_NODES = (
     "/dev/nvidia-uvm-tools",
     "/dev/nvidia-modeset",
 )
-BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from agworker.main import run; run(sys.argv[2:])"
+# Tiers B and C share the host's /proc, where every uid may read every command line:
+# their job paths travel in the environment (readable by the same uid only), not in argv.
+BOOTSTRAP = (
+    "import os, sys; sys.path.insert(0, os.environ.pop('AGWORKER_LIB', '') or sys.argv[1]); "
+    "from agworker.main import run; run(sys.argv[2:])"
+)
+JOBS_PARENT = "autograder-jobs"
 
 
 @dataclass
@@ -203,37 +210,27 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
         )
         roots, out, lib = [S.SANDBOX_SUBMISSION, S.SANDBOX_EXTRACTED], S.SANDBOX_OUT, "/sandbox/lib"
     else:
-        prefix = []
-        roots, out, lib = [str(job.submission), str(job.extracted)], str(job.out), str(job.lib)
-    argv = prefix + [
-        python,
-        "-I",
-        "-B",
-        "-c",
-        BOOTSTRAP,
-        lib,
-        "--out",
-        out,
-        "--threads",
-        str(limits.threads),
-        "--reply-fd",
-        str(reply_fd),
-        "--seccomp",
-        "try" if tier is Tier.C else "required",
-    ]
+        prefix, roots, out, lib = [], [], "", "-"  # in worker_env
+    argv = prefix + [python, "-I", "-B", "-c", BOOTSTRAP, lib]
+    argv += ["--threads", str(limits.threads), "--reply-fd", str(reply_fd)]
+    argv += ["--seccomp", "try" if tier is Tier.C else "required"]
+    argv += ["--out", out] if out else []
     for root in roots:
         argv += ["--root", root]
     return argv
 
 
-def worker_env(tier: Tier, limits: Limits, home: Path) -> dict[str, str]:
+def worker_env(tier: Tier, limits: Limits, job: Job) -> dict[str, str]:
     """A scrubbed environment: nothing of the grader's (tokens, paths) reaches student code."""
     if tier is Tier.A:
         return {}  # bwrap --clearenv sets the sandbox's environment
     return {
+        "AGWORKER_LIB": str(job.lib),
+        "AGWORKER_OUT": str(job.out),
+        "AGWORKER_ROOTS": os.pathsep.join([str(job.submission), str(job.extracted)]),
         "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home),
+        "HOME": str(job.home),
+        "TMPDIR": str(job.home),
         "OMP_NUM_THREADS": str(limits.threads),
         "MPLBACKEND": "Agg",
         "LANG": "C.UTF-8",
@@ -310,6 +307,21 @@ def sandbox_uid() -> Iterator[int | None]:
             os.close(fd)
         return
     raise RuntimeError("no free sandbox uid")
+
+
+def jobs_parent() -> Path | None:
+    """Where a root grader makes job folders: a root-owned folder others may traverse but not
+    list, so no sandbox uid can find another submission's job folder (tier B shares /tmp)."""
+    if os.geteuid() != 0:
+        return None
+    folder = Path(tempfile.gettempdir()) / JOBS_PARENT
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o711)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise RuntimeError(f"{folder} is not a root-owned folder only root can write; remove it")
+    folder.chmod(0o711)
+    return folder
 
 
 def _lock_dir() -> Path:

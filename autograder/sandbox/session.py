@@ -127,7 +127,7 @@ class _Worker:
             stdout=log_w,
             stderr=log_w,
             pass_fds=(response_w,),
-            env=launcher.worker_env(tier, limits, job.home),
+            env=launcher.worker_env(tier, limits, job),
             preexec_fn=launcher.preexec(tier, limits, uid, group.procs if group else None),
             start_new_session=True,
             cwd="/",
@@ -234,7 +234,9 @@ class Sandbox:
         if self.job.lib.exists():
             shutil.rmtree(self.job.lib)
         shutil.copytree(source, self.job.lib / "agworker", ignore=shutil.ignore_patterns("__pycache__"))
-        for folder in (self.job.root, self.job.lib, self.job.inputs, self.job.extracted, self.job.submission):
+        self.job.root.mkdir(parents=True, exist_ok=True)
+        self.job.root.chmod(0o711)  # traversable to the folders below, never listable
+        for folder in (self.job.lib, self.job.inputs, self.job.extracted, self.job.submission):
             _world_readable(folder)
         self.job.out.mkdir(parents=True, exist_ok=True)
 

@@ -285,7 +285,16 @@ def confinement():
         "hostname": socket.gethostname(),
         "root": sorted(os.listdir("/")),
         "rlimits": {n: resource.getrlimit(getattr(resource, "RLIMIT_" + n))[0] for n in names},
+        "own_cmdline_paths": [a for a in open("/proc/self/cmdline").read().split("\\0") if a.startswith("/")],
+        "other_jobs": listing(PATHS["jobs_parent"]),
     }
+
+
+def listing(folder):
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as exc:
+        return errname(exc)
 
 
 def flood():

@@ -1,6 +1,7 @@
 """The worker's request loop: one process serves every check of a submission.
 
-Run as ``python -I -B -c "<bootstrap>" --out DIR --root DIR ...`` by the
+Run as ``python -I -B -c "<bootstrap>" --out DIR --root DIR ...`` (tiers B and C pass
+the folders in ``AGWORKER_OUT``/``AGWORKER_ROOTS`` instead, out of ``/proc/*/cmdline``) by the
 launcher. Replies go to ``RESPONSE_FD``; student prints go to stdout/stderr,
 which the grader drains, caps and treats as untrusted text.
 """
@@ -198,11 +199,15 @@ def _confine(mode: str) -> bool:
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="worker")
     parser.add_argument("--root", action="append", default=[])
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", default=os.environ.pop("AGWORKER_OUT", None))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reply-fd", type=int, default=protocol.RESPONSE_FD)
     parser.add_argument("--seccomp", choices=("required", "try", "off"), default="required")
     args = parser.parse_args(argv)
+    roots = os.environ.pop("AGWORKER_ROOTS", "")
+    args.root += [r for r in roots.split(os.pathsep) if r]
+    if not args.out:
+        parser.error("--out (or AGWORKER_OUT) is required")
     seccomp = _confine(args.seccomp)
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
