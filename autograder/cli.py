@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="students: the grader's checks on your lab folder")
     check_arguments(check)
+    from .data.fetch import add_arguments as data_arguments
+
+    data = sub.add_parser("data", help="download a dataset, or convert an image folder, into a data root")
+    data_arguments(data)
+    from .gradescope_zip import add_arguments as zip_arguments
+
+    zipped = sub.add_parser("build-gradescope", help="write the autograder.zip to upload to Gradescope")
+    zip_arguments(zipped)
     return parser
 
 
@@ -141,12 +149,37 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.fetch import FetchError, command
+
+    try:
+        return command(args)
+    except FetchError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_build_gradescope(args: argparse.Namespace) -> int:
+    from .gradescope_zip import BuildError, command
+
+    try:
+        return command(args)
+    except BuildError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from .rubric import RubricError
     from .sandbox.tiers import SandboxUnavailable
 
     args = build_parser().parse_args(argv)
-    handlers = {"grade": cmd_grade, "batch": cmd_batch, "demo": cmd_demo, "check": cmd_check}
+    handlers = {
+        "grade": cmd_grade,
+        "batch": cmd_batch,
+        "demo": cmd_demo,
+        "check": cmd_check,
+        "data": cmd_data,
+        "build-gradescope": cmd_build_gradescope,
+    }
     try:
         return handlers[args.command](args)
     except (UsageError, RubricError, SandboxUnavailable) as exc:

@@ -95,17 +95,7 @@ class FashionCNN(nn.Module):
 @pytest.fixture(scope="module")
 def lab4_graded(tmp_path_factory, fashion_root, lab4_trained):
     tmp = tmp_path_factory.mktemp("lab4")
-    model = FashionCNN()
-    model.load_state_dict(lab4_trained)
-    truth = labs.measured(model, fashion_root, "fashion_mnist", FASHION)
-    correct = labs.write(
-        tmp / "correct",
-        {
-            "lab4.ipynb": labs.run_notebook(LAB4 / "lab4.ipynb", truth),
-            "fashion_cnn.py": (labs.REFERENCE / "lab4" / "fashion_cnn.py").read_text(),
-            "fashion_cnn.pth": lab4_trained,
-        },
-    )
+    correct, truth = labs.lab4_submission(tmp / "correct", lab4_trained, fashion_root)
     mlp = labs.load_module("mlp", MLP)["FashionCNN"]()
     ranked = sorted(truth["per_class"], key=truth["per_class"].get)
     broken = labs.write(

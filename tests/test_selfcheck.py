@@ -22,22 +22,15 @@ LAB4 = labs.TEMPLATES / "lab4-cnn-fashion-mnist"
 def both(tmp_path_factory, fashion_root, lab4_trained):
     """One lab 4 folder, graded by the grader (test split) and self-checked (train data)."""
     tmp = tmp_path_factory.mktemp("selfcheck")
-    model = FashionCNN()
-    model.load_state_dict(lab4_trained)
-    truth = labs.measured(model, fashion_root, "fashion_mnist", NORMALIZE)
-    folder = labs.write(
-        tmp / "lab4",
-        {  # a good model, but the notebook shows one plot of two: some items pass, one fails
-            "lab4.ipynb": labs.run_notebook(LAB4 / "lab4.ipynb", truth, plots=1),
-            "fashion_cnn.py": (labs.REFERENCE / "lab4" / "fashion_cnn.py").read_text(),
-            "fashion_cnn.pth": lab4_trained,
-            ".rubric": "lab4-cnn-fashion-mnist\n",
-        },
-    )
+    # a good model, but the notebook shows one plot of two: some items pass, one fails
+    folder, _ = labs.lab4_submission(tmp / "lab4", lab4_trained, fashion_root, plots=1)
+    (folder / ".rubric").write_text("lab4-cnn-fashion-mnist\n")
     (folder / "data").symlink_to(fashion_root / "FashionMNIST", target_is_directory=True)  # ignored
     rubric = load("lab4-cnn-fashion-mnist")
     graded = grading.run(folder, rubric, fashion_root, tmp / "out")
     checked = selfcheck.run(folder, selfcheck.find_rubric(folder, None), fashion_root)
+    model = FashionCNN()
+    model.load_state_dict(lab4_trained)
     return model, graded, checked
 
 

@@ -1,0 +1,119 @@
+"""``autograder build-gradescope``: the autograder.zip Gradescope builds its image from.
+
+Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` there
+once (with network), copies ``run_autograder`` to ``/autograder/`` and runs it
+for every submission. The zip holds:
+
+* ``setup.sh`` (written here): runs the repository's own ``setup.sh`` on the
+  bundled grader, points ``/autograder/.venv`` at its environment, records the
+  rubric id, and downloads the rubric's dataset into ``/autograder/data``;
+* ``run_autograder``: the repository's, unchanged (it reads ``rubric-id``,
+  ``data/`` and ``.venv`` next to itself, i.e. in ``/autograder``);
+* ``rubric-id`` and ``grader/``: the package, the rubric, the reference
+  solutions, ``pyproject.toml`` with the pinned dependencies, ``setup.sh``.
+
+Item visibility comes from the rubric (``visibility`` per item, or the kind's
+default), so hidden-test accuracy stays hidden until the due date.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path
+
+from .rubric import Rubric, load
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("autograder", "reference")
+TOP_FILES = ("pyproject.toml", "README.md", "setup.sh", "run_autograder", "LICENSE")
+EXECUTABLE = ("setup.sh", "run_autograder", "grader/setup.sh", "grader/run_autograder")
+STAMP = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same inputs give the same zip
+
+SETUP = """#!/usr/bin/env bash
+# Gradescope image build for the rubric {rubric_id} ({title}).
+# Written by `autograder build-gradescope`; runs once, in /autograder/source, with network.
+set -euo pipefail
+HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+
+# 1. The grader, its pinned dependencies and the sandbox packages: the repository's setup.sh.
+if [ "${{AUTOGRADER_SKIP_INSTALL:-0}}" != 1 ]; then
+  bash "$HERE/grader/setup.sh"
+fi
+
+# 2. run_autograder (copied to $ROOT) looks next to itself for .venv, rubric-id and data/.
+ln -sfn "$HERE/grader/.venv" "$ROOT/.venv"
+cp "$HERE/rubric-id" "$ROOT/rubric-id"
+
+# 3. The dataset, downloaded now: grading itself never downloads.
+"$ROOT/.venv/bin/python" -I -m autograder.cli data {dataset} --data-root "$ROOT/data" \\
+  || echo "setup.sh: WARNING: no {dataset} in $ROOT/data; grading will report missing test data"
+"""
+
+
+class BuildError(Exception):
+    """The zip cannot be built; the message says why."""
+
+
+def _members(rubric: Rubric) -> list[tuple[str, Path]]:
+    """(name in the zip, file on disk) for the bundled grader."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*")):
+            rel = path.relative_to(REPO)
+            if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc":
+                found.append((f"grader/{rel.as_posix()}", path))
+    for name in TOP_FILES:
+        if (REPO / name).is_file():
+            found.append((f"grader/{name}", REPO / name))
+        elif name in ("pyproject.toml", "setup.sh", "run_autograder"):
+            raise BuildError(f"{REPO / name} is missing: build the zip from a checkout of the autograder")
+    # named after its id: run_autograder loads the rubric by the id in rubric-id
+    found.append((f"grader/rubrics/{rubric.id}.toml", rubric.path))
+    return found
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, STAMP)
+    mode = 0o755 if name in EXECUTABLE else 0o644
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
+def build(rubric_id: str, out: Path) -> tuple[Path, Rubric, int]:
+    """Write the zip for ``rubric_id`` (an id or a .toml path); (path, rubric, files)."""
+    rubric = load(rubric_id)
+    members = _members(rubric)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        setup = SETUP.format(rubric_id=rubric.id, title=rubric.title, dataset=rubric.dataset)
+        _add(zf, "setup.sh", setup.encode())
+        _add(zf, "run_autograder", (REPO / "run_autograder").read_bytes())
+        _add(zf, "rubric-id", f"{rubric.id}\n".encode())
+        for name, path in members:
+            _add(zf, name, path.read_bytes())
+    tmp.replace(out)
+    return out, rubric, len(members) + 3
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--rubric", required=True, help="rubric id or path to a .toml file")
+    parser.add_argument("--out", type=Path, default=Path("autograder.zip"))
+
+
+def command(args) -> int:
+    path, rubric, count = build(args.rubric, args.out)
+    visible = [i.id for i in rubric.items if i.visibility == "visible"]
+    later = [f"{i.id} ({i.visibility})" for i in rubric.items if i.visibility != "visible"]
+    print(f"{path}: {count} files for {rubric.id} ({rubric.title})")
+    print(f"  students see at once: {', '.join(visible) or 'nothing'}")
+    print(f"  students see later: {', '.join(later) or 'nothing'}")
+    print(
+        f"  upload it under Configure Autograder; the image build downloads {rubric.dataset} "
+        "(Gradescope builds have network) and the sandbox needs bubblewrap (apt, in setup.sh)"
+    )
+    return 0
