@@ -397,10 +397,16 @@ def test_the_payload_really_runs_code_when_unpickled(tmp_path):
 def test_whole_model_pickle_is_refused_with_how_to_save(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
 ):
-    graded = grading.run(
-        corpus.whole_model(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
-    )
+    """Handed in as a zip that also carries ``../`` and absolute paths (zip-slip)."""
+    slips = [
+        f"../../../../../../tmp/ag-zipslip-{tier}-{os.getpid()}.py",
+        f"/tmp/ag-zipabs-{tier}-{os.getpid()}.py",
+    ]
+    archive = corpus.zipped(corpus.whole_model(tmp_path / "s", trained_simple), tmp_path / "s.zip", slips)
+    graded = grading.run(archive, rubric, private_root, tmp_path / "o")
     contained(graded.json, tier, results_schema)
+    assert graded.json["output"].count("its path leaves the submission folder") == 2
+    assert not any(os.path.lexists(p) for p in ("/tmp" + s.rsplit("/tmp", 1)[1] for s in slips))
     assert graded.message("task1.accuracy") == (
         "simple_cnn.pth is a whole pickled object (it contains a pickled "
         "reference.lab2.simple_cnn.SimpleCNN), which the grader will not unpickle: "

@@ -461,6 +461,16 @@ def whole_model(folder: Path, state: dict) -> Path:
     return write(folder, honest_source(), None, {"simple_cnn.pth": buffer.getvalue()})
 
 
+def zipped(folder: Path, target: Path, extra_names: list[str]) -> Path:
+    """``folder`` as a zip, plus entries under hostile names (``../`` paths, absolute paths)."""
+    with zipfile.ZipFile(target, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, path.name)
+        for name in extra_names:
+            zf.writestr(name, "escaped the submission folder\n")
+    return target
+
+
 def zip_bomb(target: Path, state: dict, inflated: int) -> Path:
     """An honest submission plus one entry of ``inflated`` zero bytes (about 1000:1 compressed)."""
     folder = honest(target.with_suffix(""), state)
