@@ -52,7 +52,7 @@ def per_class(
             color=CLAIMED,
             label="claimed in the notebook",
         )
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.set_yticks(list(rows), names)
     ax.invert_yaxis()
     ax.set_xlim(0, 110)
@@ -65,7 +65,7 @@ def per_class(
 def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "") -> str:
     """Confusion matrix heatmap: rows true class, columns predicted, counts in the cells."""
     k = len(classes)
-    fig = Figure(figsize=(0.55 * k + 2.2, 0.5 * k + 1.8))
+    fig = Figure(figsize=(0.45 * k + 2.0, 0.4 * k + 1.6))
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)

@@ -44,7 +44,7 @@ class CountRow:
     what: str
     value: int | None
     reference: str
-    ok: bool
+    ok: bool | None  # None: no reference to compare with
 
 
 @dataclass
@@ -159,7 +159,7 @@ def _counts(data: dict[str, Any]) -> list[CountRow]:
                 label,
                 value,
                 " or ".join(f"{v:,}" for v in accepted) if accepted else "—",
-                not accepted or value in accepted,
+                value in accepted if accepted else None,
             )
         )
     return rows
