@@ -61,11 +61,11 @@ say "installing the autograder$extras and its pinned dependencies (torch is larg
 # The sandbox runs Python as a dedicated unprivileged uid: it must be able to read .venv.
 dir="$(pwd)"
 while [ "$dir" != "/" ]; do
-  if [ "$(stat -c %A "$dir" | cut -c10)" != "x" ]; then
+  case "$(stat -c %A "$dir" | cut -c10)" in x|t) ;; *)
     say "WARNING: $dir is not traversable by other users; the sandbox uid cannot use .venv here."
     say "         Move the checkout (e.g. to /opt) or run: chmod o+x $dir"
-    break
-  fi
+    break ;;
+  esac
   dir="$(dirname "$dir")"
 done
 
