@@ -26,7 +26,7 @@ class Tier(enum.StrEnum):
 
 DESCRIPTIONS = {
     Tier.A: "bubblewrap: own uid, no network, private /tmp, read-only minimal root",
-    Tier.B: "separate uid + rlimits + seccomp (no network), no namespaces",
+    Tier.B: "separate uid + rlimits + seccomp and a network namespace (no network); host files visible",
     Tier.C: "UNSANDBOXED: plain subprocess with rlimits and timeouts; not a security boundary",
 }
 
