@@ -85,3 +85,14 @@ def test_check_without_a_rubric_says_how(tmp_path, capsys):
     (tmp_path / "model.py").write_text("x = 1\n")
     assert main(["check", str(tmp_path)]) == 2
     assert "pass --rubric ID" in capsys.readouterr().err
+
+
+def test_errors_in_a_notebook_cell_point_at_that_cell():
+    """The lab 2 template's SimpleCNN cell raises on line 8 of cell 3: the message must say so,
+    though imports before it are wrapped in several lines each when extracted."""
+    from autograder.notebook.extract import extract, read_notebook
+
+    template = labs.TEMPLATES / "lab2-resnet18-cifar10" / "StudentID_lab2.ipynb"
+    code = extract(read_notebook(template))
+    line = next(n for n, text in enumerate(code.text.splitlines(), 1) if "SimpleCNN is not written" in text)
+    assert code.locate(line) == "cell 3, line 8"

@@ -173,11 +173,12 @@ def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
                 start = min(d.lineno for d in node.decorator_list)
                 segment = "\n".join(source.splitlines()[start - 1 : node.end_lineno])
             out.append(f"# cell {number}")
+            first = sum(entry.count("\n") + 1 for entry in out) + 1  # entries span several lines
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 segment = _guarded_import(segment)
-                result.line_map.append((len(out) + 2, number, start))
+                result.line_map.append((first + 1, number, start))
             else:
-                result.line_map.append((len(out) + 1, number, start))
+                result.line_map.append((first, number, start))
             out.append(segment)
     result.text = "\n".join(out) + "\n"
     return result
