@@ -76,9 +76,6 @@ class Klass:
     def uid(self, kind: str) -> str:
         return next(u for u, k in self.kind.items() if k == kind)
 
-    def by_kind(self, prefix: str) -> list[str]:
-        return [u for u, k in self.kind.items() if k.startswith(prefix)]
-
 
 def build_class(tmp: Path, state: dict) -> tuple[list[moodle.Person], dict, dict, Path]:
     """16 correct students (varied code, logs, weights), 3 copies, 6 broken, 3 hostile."""

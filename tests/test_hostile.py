@@ -32,7 +32,7 @@ from autograder import cli, gradescope_entry, submission
 from autograder.data import load_split
 from autograder.rubric import load
 from autograder.sandbox import guard, launcher
-from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo
+from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
 
 TIERS = ["A", "B"]
 RUBRIC = Path(__file__).parent / "rubrics" / "hostile-simplecnn.toml"
@@ -251,19 +251,11 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     assert not [a for a in found["own_cmdline_paths"] if "autograder-job" in a]
     if tier == "A":
         assert found["hostname"] == "sandbox" and found["pids_visible"] <= 4
-        assert set(found["root"]) <= {
-            "bin",
-            "dev",
-            "etc",
-            "lib",
-            "lib64",
-            "proc",
-            "sandbox",
-            "sbin",
-            "tmp",
-            "usr",
-            "work",
-        }
+        # the system folders, plus the top folder of wherever the grader's Python environment lives
+        # (/work here, /check or /home on another machine)
+        system = {"bin", "dev", "etc", "lib", "lib64", "proc", "sandbox", "sbin", "tmp", "usr"}
+        environment = {Path(p).parts[1] for p in python_paths()}
+        assert set(found["root"]) <= system | environment, set(found["root"]) - system
     else:  # tier B sees the host, which is why the grader's files had to be locked down
         assert stat.S_IMODE((home / "data").stat().st_mode) == 0o700
         assert stat.S_IMODE((home / "reference").stat().st_mode) == 0o700

@@ -6,9 +6,13 @@ stopped during the run) keep their verdicts."""
 
 from __future__ import annotations
 
+import json
+
 import nbformat
+import numpy as np
 from helpers import grading, notebooks, submissions
 
+from autograder.data import load_split
 from autograder.rubric import load
 
 RUBRIC = """
@@ -69,7 +73,7 @@ def test_a_hundred_epoch_notebook_runs_in_smoke_mode(tmp_path, cifar_root):
         "(smoke mode: cell 3: EPOCHS = 1; cell 3: tagged parameters; injected after it: EPOCHS = 1)"
     )
     assert "cell 2: skipped `!pip install thop`" in item["output"]
-    assert "with cifar-10-batches-py at ./data" in item["output"]
+    assert "with cifar10 at ./data" in item["output"]
     # the run the TA can open: the data was read, one epoch trained, a figure drawn
     executed = nbformat.read(str(g.out / "StudentID_lab.executed.ipynb"), as_version=4)
     texts = ["".join(o.get("text", "")) for c in executed.cells for o in c.get("outputs", [])]
@@ -103,3 +107,32 @@ def test_a_failing_cell_is_named_with_its_exception(tmp_path, cifar_root):
     output = g.test("notebook.execute")["output"]
     assert "cell 3: EPOCHS = 1" in output  # no parameters cell: the assignment itself was rewritten
     assert "NameError: name 'correct' is not defined" in output.split("traceback:")[1]
+
+
+PEEK = """from torchvision import datasets
+test = datasets.CIFAR10('./data', train=False, download=True)
+with open('./data/cifar-10-batches-py/test_batch', 'rb') as f:
+    raw = pickle.load(f, encoding='latin1')
+print('LABELS', json.dumps({'torchvision': list(test.targets), 'raw': raw['labels'],
+      'first_pixels': raw['data'][:, :8].tolist()}))"""
+
+
+def test_the_notebook_never_sees_the_hidden_test_labels(tmp_path, cifar_root):
+    """A notebook that prints the test labels into its executed copy (which goes back to the
+    student) prints a stand-in: training images with their own labels, same size and format,
+    readable with the handout's ``CIFAR10('./data', download=True)``."""
+    nb = notebooks.runnable("import json", PEEK)
+    g = run(tmp_path, cifar_root, nb, "notebook")
+    assert g.test("notebook.execute")["status"] == "passed", g.test("notebook.execute")["output"]
+    assert "a stand-in of 500 training images with their labels" in g.test("notebook.execute")["output"]
+    executed = nbformat.read(str(g.out / "StudentID_lab.executed.ipynb"), as_version=4)
+    line = next(
+        t for c in executed.cells for o in c.get("outputs", []) if (t := o.get("text", "")).startswith("LABELS")
+    )
+    seen = json.loads(line.split(" ", 1)[1])
+    test, train = load_split(cifar_root, "cifar10", train=False), load_split(cifar_root, "cifar10", train=True)
+    assert seen["torchvision"] == seen["raw"] and len(seen["raw"]) == len(test.labels) == 500
+    assert seen["raw"] == train.labels[:500].tolist() != test.labels.tolist()
+    pixels = np.array(seen["first_pixels"])
+    assert (pixels == train.images[:500].reshape(500, -1)[:, :8]).all()
+    assert not (pixels == test.images.reshape(500, -1)[:, :8]).all(axis=1).any()

@@ -16,7 +16,7 @@ from helpers import data, grading, submissions
 
 from autograder.checks.retrain import read_progress
 from autograder.rubric import RubricError, load
-from autograder.sandbox.worker.training import Progress
+from autograder.sandbox.worker.training import Progress, one_cycle
 from reference.lab2.simple_cnn import SimpleCNN
 
 BROKEN = textwrap.dedent(
@@ -193,3 +193,14 @@ def test_retrain_on_gpu(tmp_path):
     graded = grading.run(Path(folder), rubric, root, tmp_path / "out", device="cuda")
     assert graded.test("task1.retrain")["score"] == 6
     assert "on cuda" in graded.message("task1.retrain")
+
+
+@pytest.mark.parametrize("total", [1, 2, 5, 10, 977])
+def test_one_cycle_schedule_rises_then_falls_for_any_length(total):
+    factors = [one_cycle(total)(step) for step in range(total)]
+    assert factors[0] == pytest.approx(0.2)
+    peak = factors.index(max(factors))
+    assert max(factors) <= 1.0 and peak <= max(1, round(0.2 * total))
+    rising, falling = factors[: peak + 1], factors[peak:]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+    assert one_cycle(total)(total) == 0.0  # after the last step

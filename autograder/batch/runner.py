@@ -9,6 +9,7 @@ finished submission's folder is written as soon as its record arrives.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -173,8 +174,6 @@ def _warm_test_split(settings: Settings) -> None:
 def _threads(workers: int, config: BatchConfig) -> int:
     if config.executor == "slurm":
         return config.slurm.cpus_per_job
-    import os
-
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
 

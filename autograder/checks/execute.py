@@ -74,12 +74,12 @@ def run(item: Item, ctx: Context) -> Outcome:
         options["parameters"],
         tuple(options["skip_lines"]),
     )
-    folder = None
-    if options["data"] and ctx.data_root is not None:
-        folder = ctx.data_root / DATASETS[ctx.rubric.dataset].folder
-        folder = folder if folder.is_dir() else None
+    root = ctx.data_root
+    data = None
+    if options["data"] and root is not None and (root / DATASETS[ctx.rubric.dataset].folder).is_dir():
+        data = (root, ctx.rubric.dataset)
     total = execute.budget(item.timeout)
-    done = execute.run(ctx.sandbox, prepared, folder, float(options["cell_timeout"]), item.timeout)
+    done = execute.run(ctx.sandbox, prepared, data, float(options["cell_timeout"]), item.timeout)
     answer = done.answer
     smoke_note = ""
     if options["smoke"]:
@@ -89,7 +89,13 @@ def run(item: Item, ctx: Context) -> Outcome:
             else "smoke mode found no epoch setting to shorten (name it EPOCHS, or tag a cell `parameters`)"
         )
     details = [
-        f"notebook: {name}, run in a separate sandbox" + (f" with {folder.name} at ./data" if folder else ""),
+        f"notebook: {name}, run in a separate sandbox"
+        + (f" with {ctx.rubric.dataset} at ./data" if data else " without a dataset"),
+        *(
+            [f"test split at ./data: a stand-in of {done.stand_in} (the hidden labels stay with the grader)"]
+            if done.stand_in
+            else []
+        ),
         f"limits: {options['cell_timeout']:g} s per cell, {total:g} s in all",
         *prepared.changes,
         f"status: {done.status or 'unknown'}; cells run: {answer.get('cells_run', 0)}; "

@@ -1,13 +1,12 @@
 """Running a submitted notebook in a sandbox of its own (grader side).
 
 Why a second sandbox rather than the submission's worker: the notebook needs
-the dataset (``./data``), and the dataset holds the test labels, which the
-worker that computes the graded accuracy must never see. So the notebook
-gets a separate job folder with a copy of the dataset bound read-only, and
-the submission's worker is stopped while it runs (tiers B and C share the
-host's files; nothing else of this student may run beside the copy). The
-copy lives under an unguessable name in a folder other uids cannot list,
-and is deleted as soon as the run ends.
+a dataset (``./data``) and a kernel, and neither belongs next to the worker
+that computes the graded accuracy. The notebook gets a separate job folder
+with a copy of the dataset bound read-only, in which the test split is a
+stand-in without the hidden labels (``data/staging.py``); the submission's
+worker is stopped while it runs. The copy lives under an unguessable name in
+a folder other uids cannot list, and is deleted as soon as the run ends.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from typing import Any
 
 import nbformat
 
+from ..data import DataError
+from ..data.staging import stage_without_test_labels
 from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
 from ..sandbox.launcher import Job
 from ..sandbox.worker import protocol
@@ -43,24 +44,7 @@ class Execution:
     answer: dict[str, Any]
     notebook: nbformat.NotebookNode | None
     log: str
-
-
-def _stage_data(dataset_folder: Path, target: Path) -> None:
-    """A world-readable copy of the dataset folder (the original is the grader's, root-only)."""
-    target.mkdir(parents=True)
-    for dirpath, dirnames, filenames in os.walk(dataset_folder):
-        rel = Path(dirpath).relative_to(dataset_folder)
-        for name in dirnames:
-            (target / rel / name).mkdir(mode=0o755)
-        for name in filenames:
-            source = Path(dirpath) / name
-            if source.is_symlink() or not source.is_file():
-                continue
-            shutil.copyfile(source, target / rel / name)
-            (target / rel / name).chmod(0o644)
-    for path in [target, *target.rglob("*")]:
-        if path.is_dir():
-            path.chmod(0o755)
+    stand_in: str = ""  # what the notebook's test split held instead of the hidden one
 
 
 def _read_back(path: Path) -> nbformat.NotebookNode:
@@ -98,11 +82,13 @@ def _clean(answer: dict[str, Any]) -> dict[str, Any]:
 def run(
     sandbox: Sandbox,
     prepared: Prepared,
-    dataset_folder: Path | None,
+    data: tuple[Path, str] | None,
     cell_timeout: float,
     limit: float,
 ) -> Execution:
-    """Execute ``prepared.nb`` in a fresh sandbox beside ``sandbox``'s job folder, within ``limit`` s."""
+    """Execute ``prepared.nb`` in a fresh sandbox beside ``sandbox``'s job folder, within ``limit`` s.
+
+    ``data`` is (data root, dataset name) when the notebook gets a dataset at ``./data``."""
     total = budget(limit)
     main = sandbox.job
     root = main.root / f"nbexec-{secrets.token_hex(12)}"
@@ -112,66 +98,72 @@ def run(
     inputs.mkdir(mode=0o755)
     nbformat.write(prepared.nb, str(inputs / "notebook.ipynb"))
     (inputs / "notebook.ipynb").chmod(0o644)
-    data_path = None
-    binds: list[Path] = []
-    if dataset_folder is not None:
-        staged = root / secrets.token_hex(16)
-        _stage_data(dataset_folder, staged / dataset_folder.name)
-        staged.chmod(0o755)
-        data_path, binds = str(staged), [staged]
-    job = Job(
-        root=root,
-        submission=main.submission,
-        extracted=root / "extracted",
-        inputs=inputs,
-        out=root / "out",
-        lib=root / "lib",
-        data_binds=binds,
-    )
     tier_a = sandbox.tier.tier is Tier.A
-    sandbox.close()  # the submission's own worker stops while the notebook sees the data
+    sandbox.close()  # the submission's own worker stops before the notebook's sandbox starts
     try:
-        with Sandbox(sandbox.tier, job, sandbox.limits) as box:
+        data_path, binds, stand_in = None, [], ""
+        if data is not None:
+            staged = root / secrets.token_hex(16)
             try:
-                answer = box.request(
-                    "execute_notebook",
-                    limit,
-                    notebook=f"{protocol.SANDBOX_INPUTS}/notebook.ipynb"
-                    if tier_a
-                    else str(inputs / "notebook.ipynb"),
-                    submission=protocol.SANDBOX_SUBMISSION if tier_a else str(main.submission),
-                    out_name="executed.ipynb",
-                    cell_timeout=cell_timeout,
-                    total=total,
-                    data=data_path,
-                )
-            except WorkerFailure as exc:
-                return Execution(
-                    "sandbox", f"the notebook could not be run: {exc.message}", {}, None, box.output()
-                )
-            except SandboxError as exc:
-                return Execution(
-                    "sandbox",
-                    f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
-                    if exc.kind == "timeout"
-                    else f"the notebook run crashed the sandbox: {exc.message}",
-                    {},
-                    None,
-                    box.output(),
-                )
-            answer = _clean(answer)
-            try:
-                executed = _read_back(job.out / "executed.ipynb")
-            except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds on hostile files
-                return Execution(
-                    "sandbox",
-                    f"the executed notebook came back unreadable ({type(exc).__name__}: {str(exc)[:200]})",
-                    answer,
-                    None,
-                    box.output(),
-                )
-            return Execution(
-                str(answer.get("status", "")), str(answer.get("message", "")), answer, executed, box.output()
-            )
+                stand_in = stage_without_test_labels(data[0], data[1], staged)
+            except DataError as exc:
+                return Execution("sandbox", f"the dataset could not be staged: {exc}", {}, None, "")
+            data_path, binds = str(staged), [staged]
+        job = Job(
+            root=root,
+            submission=main.submission,
+            extracted=root / "extracted",
+            inputs=inputs,
+            out=root / "out",
+            lib=root / "lib",
+            data_binds=binds,
+        )
+        args = {
+            "notebook": f"{protocol.SANDBOX_INPUTS}/notebook.ipynb"
+            if tier_a
+            else str(inputs / "notebook.ipynb"),
+            "submission": protocol.SANDBOX_SUBMISSION if tier_a else str(main.submission),
+            "out_name": "executed.ipynb",
+            "cell_timeout": cell_timeout,
+            "total": total,
+            "data": data_path,
+        }
+        done = _in_sandbox(Sandbox(sandbox.tier, job, sandbox.limits), args, limit)
+        done.stand_in = stand_in
+        return done
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _in_sandbox(box: Sandbox, args: dict[str, Any], limit: float) -> Execution:
+    with box:
+        try:
+            answer = box.request("execute_notebook", limit, **args)
+        except WorkerFailure as exc:
+            return Execution(
+                "sandbox", f"the notebook could not be run: {exc.message}", {}, None, box.output()
+            )
+        except SandboxError as exc:
+            return Execution(
+                "sandbox",
+                f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
+                if exc.kind == "timeout"
+                else f"the notebook run crashed the sandbox: {exc.message}",
+                {},
+                None,
+                box.output(),
+            )
+        answer = _clean(answer)
+        try:
+            executed = _read_back(box.job.out / "executed.ipynb")
+        except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds on hostile files
+            return Execution(
+                "sandbox",
+                f"the executed notebook came back unreadable ({type(exc).__name__}: {str(exc)[:200]})",
+                answer,
+                None,
+                box.output(),
+            )
+        return Execution(
+            str(answer.get("status", "")), str(answer.get("message", "")), answer, executed, box.output()
+        )

@@ -30,7 +30,20 @@ KERNEL_NAME = "autograder-python"
 # ipykernel binds its subprocess-output pipe to tcp://127.0.0.1, and libzmq aborts
 # when the seccomp filter refuses the IP socket. Without the pipe, ipykernel runs as
 # it does when that bind fails: output printed by forked children is not captured.
+#
+# With a dataset at ./data, torchvision's CIFAR module is made to accept it: it
+# compares every file's md5 with the official release, and the staged copy never matches
+# (its test split is a stand-in; instructors' own data and converted copies differ too).
+# A handout's ``CIFAR10('./data', download=True)`` then finds the files, as on the
+# student's machine, instead of failing to download.
 KERNEL_BOOT = (
+    "import os\n"
+    "if os.environ.get('AUTOGRADER_DATA'):\n"
+    "    try:\n"
+    "        from torchvision.datasets import cifar\n"
+    "        cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)\n"
+    "    except ImportError:\n"
+    "        pass\n"
     "from ipykernel import iostream\n"
     "def _no_tcp_pipe(self):\n"
     "    self._pipe_flag = False\n"
