@@ -12,6 +12,7 @@ import os
 import random
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -326,6 +327,8 @@ def test_hostile_material_changes_nothing_outside_its_sandbox(klass):
     killer = klass.uid("hostile-killer")
     result = json.loads(next((klass.out / "students").glob(f"*_{killer}/results.json")).read_text())
     assert result["score"] == 0 and len(result["tests"]) == 5
+    # the class's grades and code sit in a folder no sandbox uid can enter
+    assert stat.S_IMODE(klass.out.stat().st_mode) == 0o700
 
 
 def test_summary_flags_copies_with_their_groups_and_links_reports(klass):

@@ -126,11 +126,11 @@ def test_the_notebook_never_sees_the_hidden_test_labels(tmp_path, cifar_root):
     assert g.test("notebook.execute")["status"] == "passed", g.test("notebook.execute")["output"]
     assert "a stand-in of 500 training images with their labels" in g.test("notebook.execute")["output"]
     executed = nbformat.read(str(g.out / "StudentID_lab.executed.ipynb"), as_version=4)
-    line = next(
-        t for c in executed.cells for o in c.get("outputs", []) if (t := o.get("text", "")).startswith("LABELS")
-    )
+    texts = [o.get("text", "") for c in executed.cells for o in c.get("outputs", [])]
+    line = next(t for t in texts if t.startswith("LABELS"))
     seen = json.loads(line.split(" ", 1)[1])
-    test, train = load_split(cifar_root, "cifar10", train=False), load_split(cifar_root, "cifar10", train=True)
+    test = load_split(cifar_root, "cifar10", train=False)
+    train = load_split(cifar_root, "cifar10", train=True)
     assert seen["torchvision"] == seen["raw"] and len(seen["raw"]) == len(test.labels) == 500
     assert seen["raw"] == train.labels[:500].tolist() != test.labels.tolist()
     pixels = np.array(seen["first_pixels"])

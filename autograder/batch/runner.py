@@ -84,8 +84,10 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
     from ..grade import resolve_device
 
     out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o700)  # every student's grade and code: never readable by a sandbox uid (tier B)
     state = out / STATE
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(exist_ok=True)
     download = discover(config.path, state / "staging", teams=config.teams)
     students = download.students
     sheet = gb.Worksheet.read(config.worksheet) if config.worksheet else None
