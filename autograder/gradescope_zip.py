@@ -4,8 +4,8 @@ Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` there
 once (with network), copies ``run_autograder`` to ``/autograder/`` and runs it
 for every submission. The zip holds:
 
-* ``setup.sh`` (written here): runs the repository's own ``setup.sh`` on the
-  bundled grader, points ``/autograder/.venv`` at its environment, records the
+* ``setup.sh`` (written here): runs the repository's own ``setup.sh --cpu`` on
+  the bundled grader (CPU-only torch), points ``/autograder/.venv`` at its environment, records the
   rubric id, and downloads the rubric's dataset into ``/autograder/data``;
 * ``run_autograder``: the repository's, unchanged (it reads ``rubric-id``,
   ``data/`` and ``.venv`` next to itself, i.e. in ``/autograder``);
@@ -37,9 +37,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 
-# 1. The grader, its pinned dependencies and the sandbox packages: the repository's setup.sh.
+# 1. The grader, its pinned dependencies and the sandbox packages: the repository's setup.sh,
+#    with the CPU-only torch build (Gradescope has no GPU; it saves ~290 MB of the 768 MB).
 if [ "${{AUTOGRADER_SKIP_INSTALL:-0}}" != 1 ]; then
-  bash "$HERE/grader/setup.sh"
+  bash "$HERE/grader/setup.sh" --cpu
 fi
 
 # 2. run_autograder (copied to $ROOT) looks next to itself for .venv, rubric-id and data/.

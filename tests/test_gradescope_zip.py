@@ -96,6 +96,8 @@ def test_zip_layout(gradescope):
     assert infos["rubric-id"].file_size and "grader/rubrics/lab4-cnn-fashion-mnist.toml" in infos
     assert {"grader/pyproject.toml", "grader/setup.sh", "grader/reference/lab4/fashion_cnn.py"} <= set(infos)
     assert "grader/autograder/sandbox/worker/main.py" in infos
+    with zipfile.ZipFile(archive) as zf:  # Gradescope has no GPU: the CPU-only torch build
+        assert 'bash "$HERE/grader/setup.sh" --cpu\n' in zf.read("setup.sh").decode()
     assert not [n for n in infos if "__pycache__" in n or n.startswith(("grader/tests", "grader/.venv"))]
     repo = Path(__file__).resolve().parent.parent
     with zipfile.ZipFile(archive) as zf:
