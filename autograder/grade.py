@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +21,7 @@ from .machine import usable_cpus
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
 from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
-from .sandbox.launcher import Job, Limits, jobs_parent
+from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
@@ -65,8 +63,8 @@ def grade(
     tier = tier or detect_tier(allow_unsandboxed)
     guard.check_environment()
     guard.check_secrets(tier, data_root, rubric.dataset)
-    workdir = Path(tempfile.mkdtemp(prefix="autograder-job-", dir=jobs_parent()))
-    workdir.chmod(0o711)
+    folder = JobFolder()
+    workdir = folder.path
     job = Job(
         root=workdir,
         submission=workdir / "submission",
@@ -116,7 +114,7 @@ def grade(
         result.leaderboard = _leaderboard(rubric, result)
         return result
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        folder.remove()
 
 
 def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:

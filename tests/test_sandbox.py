@@ -362,3 +362,29 @@ def _alive(uid: int) -> bool:
         if f"\nUid:\t{uid}\t" in text and "State:\tZ" not in text:
             return True
     return False
+
+
+def test_a_killed_graders_job_folder_is_removed_by_the_next_grade():
+    """SIGKILL leaves a job folder (a copy of the submission, the test images) behind; the next
+    grader on the machine removes it, and never a live grader's folder."""
+    script = (
+        "import os, signal, sys; from autograder.sandbox.launcher import JobFolder; "
+        "f = JobFolder(); (f.path / 'submission').mkdir(); print(f.path, flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9
+    stale = Path(done.stdout.strip())
+    live = launcher.JobFolder()
+    try:
+        old = time.time() - 2 * launcher.STALE_AFTER_SECONDS
+        for folder in (stale, live.path):
+            os.utime(folder, (old, old))
+        assert (stale / "submission").is_dir()  # what SIGKILL left
+        fresh = launcher.JobFolder()
+        fresh.remove()
+        assert not stale.exists()
+        assert (live.path / launcher.ALIVE).exists()  # the running grader's folder stays
+    finally:
+        live.remove()
+    assert not live.path.exists()

@@ -20,6 +20,7 @@ import signal
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,6 +323,57 @@ def jobs_parent() -> Path | None:
         raise RuntimeError(f"{folder} is not a root-owned folder only root can write; remove it")
     folder.chmod(0o711)
     return folder
+
+
+JOB_PREFIX = "autograder-job-"
+ALIVE = ".alive"  # flock-ed by the grader for as long as the job runs
+STALE_AFTER_SECONDS = 60
+
+
+class JobFolder:
+    """One submission's job folder, locked while its grader lives.
+
+    A grader killed with SIGKILL cannot delete its job folder; the kernel does
+    drop its lock, so the next grader on the machine finds the folder unlocked
+    and removes it (copies of submissions and test images would pile up in /tmp
+    otherwise)."""
+
+    def __init__(self) -> None:
+        parent = jobs_parent()
+        sweep_stale_jobs(Path(parent or tempfile.gettempdir()))
+        self.path = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=parent))
+        self.path.chmod(0o711)
+        self._fd = os.open(self.path / ALIVE, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+
+
+def sweep_stale_jobs(parent: Path) -> list[Path]:
+    """Remove this user's job folders whose grader is gone (their lock is free)."""
+    removed = []
+    for folder in parent.glob(f"{JOB_PREFIX}*"):
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            if time.time() - info.st_mtime < STALE_AFTER_SECONDS:
+                continue  # just made: its grader may not hold the lock yet
+            fd = os.open(folder / ALIVE, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock file: not one of ours
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live grader's
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _lock_dir() -> Path:
