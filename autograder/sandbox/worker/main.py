@@ -196,6 +196,28 @@ def _confine(mode: str) -> bool:
         return False
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
+
+
+def steady_allocator() -> None:
+    """Keep tensors' memory in the heap between batches.
+
+    glibc serves blocks above a moving threshold (128 KiB at first) with a fresh
+    mmap and unmaps them on free, so each batch's activations were new pages the
+    kernel had to zero again: SimpleCNN inference ran 2x slower (1.4 s against
+    0.7 s per 10,000 images), ResNet-18 about 10%, depending on what the process
+    had freed before. A fixed 32 MiB threshold (glibc's maximum) and a 64 MiB
+    trim threshold reuse the pages; the peak grows by ~20 MB."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep the defaults
+        pass
+
+
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="worker")
     parser.add_argument("--root", action="append", default=[])
@@ -208,6 +230,7 @@ def run(argv: list[str] | None = None) -> None:
     args.root += [r for r in roots.split(os.pathsep) if r]
     if not args.out:
         parser.error("--out (or AGWORKER_OUT) is required")
+    steady_allocator()
     seccomp = _confine(args.seccomp)
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
