@@ -25,7 +25,6 @@ from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
-TEST_SPLIT_KINDS = ("accuracy", "retrain")  # checks that score on the hidden test split
 
 
 def resolve_device(device: str) -> str:
@@ -87,7 +86,7 @@ def grade(
         )
         with Sandbox(tier, job, limits) as sandbox:
             ctx = Context(rubric=rubric, submission=sub, sandbox=sandbox, data_root=data_root, device=device)
-            if any(item.kind in TEST_SPLIT_KINDS for item in rubric.items):
+            if any(KINDS[item.kind].hidden for item in rubric.items):
                 # Decode now, before the first check starts the worker: on a cold cache the
                 # decoding child (torch, ~500 MB) and the worker are never alive together.
                 with contextlib.suppress(CheckFailed):  # remembered; the item reports it

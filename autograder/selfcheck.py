@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import KINDS
 from .data import DataError, dataset_spec, load_split
 from .data.formats import write_cifar10, write_idx
 from .result import GradeResult, ItemResult
@@ -28,10 +29,6 @@ from .rubric import Rubric, RubricError, load
 RUBRIC_FILE = ".rubric"
 VAL_SIZE = 5000  # the templates' VALIDATION split: the last 5,000 training images
 VAL_IMAGES = 500  # measured by default (ResNet-18 on a laptop CPU: about 10 s)
-# Kinds whose verdict depends on the hidden test split: the grader's alone.
-HIDDEN_KINDS = {"accuracy", "claims", "retrain"}
-# Kinds that take minutes (training, running the notebook): not part of a quick check.
-SLOW_KINDS = {"retrain", "notebook_execute"}
 SKIPPED_FOLDERS = {".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "wandb", "runs"}
 
 
@@ -147,7 +144,7 @@ def run(
                 "no validation accuracy: no training data found; pass --data-root with the folder "
                 f"your notebook downloads to (it holds {dataset_spec(rubric.dataset).folder})"
             )
-        quick = dataclasses.replace(rubric, items=[i for i in rubric.items if i.kind not in SLOW_KINDS])
+        quick = dataclasses.replace(rubric, items=[i for i in rubric.items if not KINDS[i.kind].slow])
         result = grade(staged, quick, val_root, allow_unsandboxed=allow_unsandboxed, threads=threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -170,7 +167,7 @@ def run(
 def _row(kind: str, got: ItemResult, measured: bool, val_what: str, report: Report) -> Row:
     if got.manual:
         return Row(got.number, got.id, got.name, "TA", f"{got.max_points:g}", got.message)
-    if kind not in HIDDEN_KINDS:
+    if not KINDS[kind].hidden:
         verdict = "pass" if got.passed else "fail"
         points = f"{got.score or 0:g}/{got.max_points:g}"
         return Row(got.number, got.id, got.name, verdict, points, got.message)

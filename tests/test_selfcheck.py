@@ -10,6 +10,7 @@ import torch
 from helpers import grading, labs
 
 from autograder import selfcheck
+from autograder.checks import KINDS
 from autograder.cli import main
 from autograder.data import load_split
 from autograder.rubric import load
@@ -37,14 +38,14 @@ def both(tmp_path_factory, fashion_root, lab4_trained):
 def test_self_check_agrees_with_the_grader_item_by_item(both):
     _, graded, checked = both
     rows = {r.id: r for r in checked.rows}
-    visible = [i for i in graded.result.items if i.kind not in selfcheck.HIDDEN_KINDS]
+    visible = [i for i in graded.result.items if not KINDS[i.kind].hidden]
     assert {i.kind for i in visible} >= {"files", "spec", "forward", "counts", "notebook", "notebook_outputs"}
     for item in visible:
         assert rows[item.id].verdict == ("pass" if item.passed else "fail"), item.id
         assert rows[item.id].why == item.message
     assert rows["notebook.outputs"].verdict == "fail" and "found 1, need 2" in rows["notebook.outputs"].why
     assert checked.failed == [rows["notebook.outputs"]]
-    hidden = [i for i in graded.result.items if i.kind in selfcheck.HIDDEN_KINDS]
+    hidden = [i for i in graded.result.items if KINDS[i.kind].hidden]
     assert {rows[i.id].verdict for i in hidden} == {"later"}
 
 

@@ -49,7 +49,7 @@ def score(
     }
 
 
-@check("accuracy", timeout=900, validate=_validate)
+@check("accuracy", timeout=900, validate=_validate, hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
     source = ctx.model(task.id)

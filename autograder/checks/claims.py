@@ -90,7 +90,7 @@ def _class_verdicts(
     return problems, data
 
 
-@check("claims", timeout=30, validate=_validate, visibility="after_due_date")
+@check("claims", timeout=30, validate=_validate, visibility="after_due_date", hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.rubric.tasks[item.task]
     found = facts(ctx)

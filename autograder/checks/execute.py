@@ -61,7 +61,7 @@ def _traceback(cells: list[outputs.Cell], number: int | None) -> str:
     return ""
 
 
-@check("notebook_execute", needs_task=False, timeout=600, validate=_validate)
+@check("notebook_execute", needs_task=False, timeout=600, validate=_validate, slow=True)
 def run(item: Item, ctx: Context) -> Outcome:
     nb = ctx.notebook()
     name = ctx.notebook_path().as_posix()

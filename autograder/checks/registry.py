@@ -21,6 +21,8 @@ class CheckKind:
     needs_task: bool
     timeout: float
     visibility: str = "visible"  # default Gradescope visibility of its items (a rubric may override)
+    hidden: bool = False  # its verdict depends on the hidden test labels: the grader's alone
+    slow: bool = False  # takes minutes (training, running a notebook): not part of a quick self-check
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -33,9 +35,13 @@ def check(
     timeout: float = 60.0,
     validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     visibility: str = "visible",
+    hidden: bool = False,
+    slow: bool = False,
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
-        KINDS[name] = CheckKind(name, fn, validate or _no_options(name), needs_task, timeout, visibility)
+        KINDS[name] = CheckKind(
+            name, fn, validate or _no_options(name), needs_task, timeout, visibility, hidden, slow
+        )
         return fn
 
     return register

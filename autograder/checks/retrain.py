@@ -53,7 +53,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("retrain", timeout=900, validate=_validate)
+@check("retrain", timeout=900, validate=_validate, hidden=True, slow=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.rubric.tasks[item.task]
     source = ctx.model(task.id)
