@@ -14,6 +14,7 @@ images with their labels shuffled (the class histogram is all it carries).
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -41,6 +42,11 @@ def _copy_training_files(source: Path, target: Path, dataset: str) -> None:
         for name in filenames:
             path = Path(dirpath) / name
             if path.is_symlink() or not path.is_file() or _is_test_file(dataset, name):
+                continue
+            if dataset != "cifar10" and name.endswith(".gz"):
+                # torchvision's MNIST readers look for the unpacked files: stage those
+                with gzip.open(path, "rb") as packed, (here / name[:-3]).open("wb") as plain:
+                    shutil.copyfileobj(packed, plain)
                 continue
             shutil.copyfile(path, here / name)
 
