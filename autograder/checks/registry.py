@@ -40,7 +40,14 @@ def check(
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
         KINDS[name] = CheckKind(
-            name, fn, validate or _no_options(name), needs_task, timeout, visibility, hidden, slow
+            name,
+            fn,
+            validate or _no_options(name),
+            needs_task,
+            timeout,
+            visibility=visibility,
+            hidden=hidden,
+            slow=slow,
         )
         return fn
 

@@ -351,9 +351,8 @@ class JobFolder:
         os.close(self._fd)
 
 
-def sweep_stale_jobs(parent: Path) -> list[Path]:
+def sweep_stale_jobs(parent: Path) -> None:
     """Remove this user's job folders whose grader is gone (their lock is free)."""
-    removed = []
     for folder in parent.glob(f"{JOB_PREFIX}*"):
         try:
             info = folder.lstat()
@@ -370,10 +369,8 @@ def sweep_stale_jobs(parent: Path) -> list[Path]:
             continue  # a live grader's
         else:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
         finally:
             os.close(fd)
-    return removed
 
 
 def _lock_dir() -> Path:

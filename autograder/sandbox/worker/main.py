@@ -207,7 +207,8 @@ def steady_allocator() -> None:
     kernel had to zero again: SimpleCNN inference ran 2x slower (1.4 s against
     0.7 s per 10,000 images), ResNet-18 about 10%, depending on what the process
     had freed before. A fixed 32 MiB threshold (glibc's maximum) and a 64 MiB
-    trim threshold reuse the pages; the peak grows by ~20 MB."""
+    trim threshold reuse the pages; a whole lab 2 grade at one thread peaked no
+    higher (worker anonymous memory 468 MB against 488 MB without)."""
     import ctypes
 
     try:
