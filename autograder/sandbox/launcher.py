@@ -115,7 +115,9 @@ def bwrap_argv(
     threads: int,
 ) -> list[str]:
     argv = [
-        "bwrap",
+        # By absolute path: the worker starts with a minimal PATH, and bwrap may live
+        # elsewhere (/usr/local/bin on a machine where it was unpacked by hand).
+        shutil.which("bwrap") or "bwrap",
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
