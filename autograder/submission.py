@@ -50,9 +50,6 @@ class Submission:
     def weights(self) -> list[Path]:
         return self._by_suffix(*WEIGHT_SUFFIXES)
 
-    @property
-    def pdfs(self) -> list[Path]:
-        return self._by_suffix(".pdf")
 
     def find(self, patterns: list[str]) -> list[Path]:
         """Files whose name matches any pattern (case-insensitive), pattern order

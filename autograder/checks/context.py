@@ -20,8 +20,6 @@ from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
 from ..sandbox.worker import protocol
 from ..submission import Submission
 
-GENERIC_WEIGHTS = ("*.pth", "*.pt", "*.ckpt", "*.bin", "*.safetensors", "*.pkl")
-
 
 @dataclass
 class Source:

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..result import GradeResult, ItemResult
 
-OUTPUT_LIMIT = 100_000  # Gradescope truncates longer strings in the middle
 ITEM_OUTPUT_LIMIT = 8_000
 
 

@@ -21,7 +21,6 @@ SANDBOX_SUBMISSION = "/sandbox/submission"
 SANDBOX_EXTRACTED = "/sandbox/extracted"
 SANDBOX_INPUTS = "/sandbox/inputs"
 SANDBOX_OUT = "/sandbox/out"
-SANDBOX_WORKER = "/sandbox/worker"
 
 
 def encode(message: dict[str, Any]) -> bytes:
