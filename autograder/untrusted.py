@@ -5,7 +5,9 @@ values, ``nn.Module`` class and attribute names, Moodle folder names) may be
 shown to a TA or a student. It leaves the grader only through these
 functions, one per form:
 
-- ``html``: ``&<>"'`` as entities (Jinja2's autoescape, see ``jinja_env``);
+- HTML: ``&<>"'`` as entities, by Jinja2's autoescape in every template of
+  ``jinja_env`` (whatever the template's name); ``moodle_feedback`` for the
+  feedback comments Moodle shows as HTML;
 - ``markdown``: one line of inert text (``report.md``): no raw HTML, links,
   images, autolinks, emphasis or table breaks; ``md_code`` and ``md_fence``
   for text shown inside a code span or a fenced block;
@@ -23,9 +25,8 @@ functions, one per form:
 from __future__ import annotations
 
 import hashlib
+import html
 import re
-import unicodedata
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -70,10 +71,6 @@ def rich_text(text: Any, one_line: bool = True) -> str:
 def text_block(text: Any) -> str:
     """Plain text of several lines (Gradescope ``text`` output, ``<pre>`` blocks)."""
     return _plain(text, one_line=False)
-
-
-def html(text: Any) -> markupsafe.Markup:
-    return markupsafe.escape(text_block(text))
 
 
 def markdown(text: Any) -> markupsafe.Markup:
@@ -124,20 +121,20 @@ def csv_cell(text: Any) -> str:
 
 def moodle_feedback(text: Any) -> str:
     """A Moodle feedback comment: Moodle shows it as HTML; one line, escaped, no formula."""
-    return csv_cell(str(markupsafe.escape(terminal(text))))
+    return csv_cell(html.escape(terminal(text), quote=False))
 
 
 def file_name(name: str, limit: int = NAME_BYTES) -> str:
-    """``name`` as one path component within ``limit`` bytes of UTF-8: a long name keeps
-    its start and suffix, with a short hash of the whole name between them."""
-    name = unicodedata.normalize("NFC", name)
-    if len(name.encode("utf-8", "surrogateescape")) <= limit:
+    """``name`` as one path component within ``limit`` bytes of UTF-8. A longer name keeps
+    its start and its last characters (the suffix, Moodle's ``_<id>_assignsubmission_file``)
+    with a short hash of the whole name between them, so shortened names stay distinct."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
         return name
-    suffix = Path(name).suffix
-    if len(suffix.encode("utf-8", "surrogateescape")) > 16:
-        suffix = ""
-    tag = "~" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    room = limit - len(tag.encode()) - len(suffix.encode("utf-8", "surrogateescape"))
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    head = stem.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
-    return head + tag + suffix
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:10]
+    tail = name[-40:]
+    while len(tail.encode("utf-8", "surrogateescape")) > limit // 2:
+        tail = tail[1:]
+    room = limit - len(tag) - len(tail.encode("utf-8", "surrogateescape"))
+    head = name[: len(name) - len(tail)].encode("utf-8", "surrogateescape")[:room]
+    return head.decode("utf-8", "ignore") + tag + tail
