@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import jinja2
+import jsonschema
 import nbformat
 import pytest
 from nbformat import v4
@@ -52,7 +53,7 @@ SVG = "<svg onload=\"document['title']='PWNED'\">"
 MARKDOWN = "![pixel](http://evil.example/p.png) [click](https://evil.example/x) www.evil.example <b>bold</b>"
 # terminal payloads: clear the screen, set the window title, return to column 0, fake lines
 CLEAR, TITLE = "\x1b[2J\x1b[H", "\x1b]0;pwned\x07"
-FAKE = "\r  ok   9     Fake item: 40 / 40 autograded points\n  ok   10    Another fake line"
+FAKE = "\r  ok   9     Fake item passed, 40 of 40 points\n  ok   10    Another fake line"
 CONTROL_BYTES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 MODEL = f"""\
@@ -236,17 +237,8 @@ def test_report_md_has_no_html_links_or_images_from_student_text(graded, monkeyp
     md = (graded["out"] / "report.md").read_text()
     assert md.count("\n```") % 2 == 0  # every fenced block is closed where it should be
     prose = re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", md, flags=re.S))  # code is shown literally
-    for raw in (
-        "<img",
-        "<script",
-        "<svg",
-        "<b>",
-        "![pixel](",
-        "[click](",
-        "https://evil",
-        "www.evil",
-        "\x1b",
-    ):
+    assert not re.search(r"(?<!\\)<(img|script|svg|b>)", prose)  # every tag's "<" is escaped
+    for raw in ("![pixel](", "[click](", "https://evil", "www.evil", "\x1b"):
         assert raw not in prose, raw
     assert r"\!\[pixel\](http:\/\/evil.example/p.png)" in md  # the same text, inert
     assert "| 3 | `ReLU()` | `<svg onload=" in md  # inside a code span: literal, never a tag
@@ -258,8 +250,6 @@ def test_report_md_has_no_html_links_or_images_from_student_text(graded, monkeyp
 
 
 def test_gradescope_output_is_plain_text_without_control_bytes(graded, results_schema):
-    import jsonschema
-
     doc = results_json(graded["result"])
     jsonschema.validate(doc, results_schema)
     assert doc["output_format"] == doc["test_output_format"] == "text"
@@ -280,7 +270,7 @@ def test_grade_prints_no_control_bytes_and_no_fake_lines(graded):
     assert len(lines) == 1 + len(graded["result"].items) + 1  # title, one line per item, where the files are
     assert not any(line.lstrip().startswith(("ok   9", "ok   10")) for line in lines)
     files = next(line for line in lines if "files" in line.split()[:2] or "required files" in line)
-    assert "notes ⏎   ok   9     Fake item: 40 / 40 autograded points ⏎   ok   10" in files
+    assert "notes ⏎   ok   9     Fake item passed, 40 of 40 points ⏎   ok   10" in files
     # control: the message itself would clear the screen, set the title and add lines
     raw = graded["result"].item("files").message
     assert CLEAR in raw and TITLE in raw and "\n" in raw
@@ -292,7 +282,7 @@ def test_batch_progress_lines_show_moodle_names_inert(capsys):
         progress.advance(student, {"error": f"crashed{CLEAR}"})
     err = capsys.readouterr().err
     assert not CONTROL_BYTES.search(err) and len(err.splitlines()) == 2
-    assert "[1/1] Ann ⏎   ok   9     Fake item: 40 / 40 autograded points ⏎   ok   10" in err
+    assert "[1/1] Ann ⏎   ok   9     Fake item passed, 40 of 40 points ⏎   ok   10" in err
 
 
 def test_self_check_shows_square_brackets_and_no_escapes():
