@@ -165,6 +165,8 @@ def _write(budget: _Budget, reader, target: Path, label: str, sub: Submission) -
     """One file of the submission; one the file system refuses is skipped with a note."""
     try:
         budget.copy(reader, target, label)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        sub.notes.append(f"skipped {label!r}: a file and a folder of the submission have the same name")
     except OSError as exc:
         sub.notes.append(f"skipped {label!r}: it cannot be written here ({exc.strerror or exc})")
 

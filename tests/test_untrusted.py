@@ -405,3 +405,15 @@ def test_moodle_names_differing_only_in_normalisation_are_both_kept(tmp_path):
     assert {(s.source / "model.py").read_text() for s in found.students} == {"honest = 1\n", "other = 2\n"}
     (note,) = [n for n in found.notes if "two submissions" in n]
     assert "the same name in two Unicode normalisations" in note and "the second as 555~2" in note
+
+
+def test_an_entry_the_file_system_refuses_is_skipped_with_a_note(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        zf.writestr("simple_cnn.py/inner.py", "y = 2\n")  # a file where a folder must go
+    sub = intake(archive, tmp_path / "job")
+    assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
+    assert sub.notes == [
+        "skipped 'simple_cnn.py/inner.py': a file and a folder of the submission have the same name"
+    ]
