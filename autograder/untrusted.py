@@ -55,7 +55,7 @@ def _plain(text: Any, one_line: bool) -> str:
     text = _ESCAPES.sub("", str(text))
     text = _NEWLINES.sub(f" {NEWLINE_MARK} " if one_line else "\n", text)
     text = _CONTROLS.sub("", text)
-    return text.replace("\t", " ") if one_line else text.replace("\t", "    ")
+    return text.replace("\t", " ") if one_line else text
 
 
 def terminal(text: Any, one_line: bool = True) -> str:
