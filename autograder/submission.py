@@ -153,11 +153,15 @@ def _safe_name(name: str, sub: Submission) -> str:
 def _fit(name: str, sub: Submission) -> str:
     """One path component the file system takes (255 bytes); a shortened one is noted."""
     fitted = untrusted.file_name(name)
-    if fitted != name:
+    if fitted == name:
+        return name
+    size = len(untrusted.utf8(name).encode())
+    if size > untrusted.NAME_BYTES:
         sub.notes.append(
-            f"shortened a file name of {len(name.encode('utf-8', 'surrogateescape'))} bytes "
-            f"(the limit is {untrusted.NAME_BYTES}) to {fitted}"
+            f"shortened a file name of {size} bytes (the limit is {untrusted.NAME_BYTES}) to {fitted}"
         )
+    else:
+        sub.notes.append(f"renamed a file whose name is not UTF-8 to {fitted}")
     return fitted
 
 
@@ -178,9 +182,10 @@ def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> No
             continue
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
-            sub.notes.append(f"skipped the symbolic link {rel.as_posix()}")
+            sub.notes.append(f"skipped the symbolic link {untrusted.utf8(rel.as_posix())}")
         elif stat.S_ISREG(info.st_mode):
-            _write(budget, path.open("rb"), dest / rel, rel.as_posix(), sub)
+            target = dest.joinpath(*(_fit(p, sub) for p in rel.parts))
+            _write(budget, path.open("rb"), target, untrusted.utf8(rel.as_posix()), sub)
 
 
 def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:

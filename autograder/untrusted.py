@@ -52,7 +52,7 @@ NAME_BYTES = 255  # one path component on Linux file systems
 
 
 def _plain(text: Any, one_line: bool) -> str:
-    text = _ESCAPES.sub("", str(text))
+    text = _ESCAPES.sub("", utf8(str(text)))
     text = _NEWLINES.sub(f" {NEWLINE_MARK} " if one_line else "\n", text)
     text = _CONTROLS.sub("", text)
     return text.replace("\t", " ") if one_line else text
@@ -124,17 +124,29 @@ def moodle_feedback(text: Any) -> str:
     return csv_cell(html.escape(terminal(text), quote=False))
 
 
+def utf8(text: str) -> str:
+    """``text`` with what is not UTF-8 (a file name's undecodable bytes, which Python
+    keeps as lone surrogates) replaced by U+FFFD, so every writer can encode it."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
 def file_name(name: str, limit: int = NAME_BYTES) -> str:
-    """``name`` as one path component within ``limit`` bytes of UTF-8. A longer name keeps
-    its start and its last characters (the suffix, Moodle's ``_<id>_assignsubmission_file``)
-    with a short hash of the whole name between them, so shortened names stay distinct."""
-    raw = name.encode("utf-8", "surrogateescape")
+    """``name`` as one valid UTF-8 path component within ``limit`` bytes. A longer name
+    keeps its start and its last characters (the suffix, Moodle's
+    ``_<id>_assignsubmission_file``) with a short hash of the whole name between them,
+    so shortened names stay distinct."""
+    name = utf8(name)
+    raw = name.encode()
     if len(raw) <= limit:
         return name
     tag = "~" + hashlib.sha256(raw).hexdigest()[:10]
     tail = name[-40:]
-    while len(tail.encode("utf-8", "surrogateescape")) > limit // 2:
+    while len(tail.encode()) > limit // 2:
         tail = tail[1:]
-    room = limit - len(tag) - len(tail.encode("utf-8", "surrogateescape"))
-    head = name[: len(name) - len(tail)].encode("utf-8", "surrogateescape")[:room]
+    room = limit - len(tag) - len(tail.encode())
+    head = name[: len(name) - len(tail)].encode()[:room]
     return head.decode("utf-8", "ignore") + tag + tail

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -417,3 +418,19 @@ def test_an_entry_the_file_system_refuses_is_skipped_with_a_note(tmp_path):
     assert sub.notes == [
         "skipped 'simple_cnn.py/inner.py': a file and a folder of the submission have the same name"
     ]
+
+
+def test_names_that_are_not_utf8_are_renamed_and_printable(tmp_path):
+    folder = tmp_path / "download" / "Ann Lee_101_assignsubmission_file"
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text("x = 1\n")
+    bad = os.fsdecode(b"report\xff.pdf")
+    (folder / bad).write_bytes(b"%PDF-1.4\n")
+    with pytest.raises(UnicodeEncodeError):  # control: the name as Python holds it cannot be written as text
+        bad.encode()
+    (student,) = batch_moodle.discover(tmp_path / "download", tmp_path / "stage").students
+    assert len(batch_moodle.content_hash(student.source)) == 64
+    sub = intake(student.source, tmp_path / "job")
+    assert sorted(f.as_posix() for f in sub.files) == ["model.py", "report\ufffd.pdf"]
+    assert sub.notes == ["renamed a file whose name is not UTF-8 to report\ufffd.pdf"]
+    assert untrusted.terminal(f"skipped {bad}").encode() == "skipped report\ufffd.pdf".encode()

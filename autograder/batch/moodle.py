@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..untrusted import file_name
+from ..untrusted import file_name, utf8
 
 MOODLE_NAME = re.compile(
     r"^(?P<name>[^_]+?)(?:_(?P<id>\d+))?_assignsubmission_(?P<plugin>[a-z]+)(?P<sep>_?)(?P<rest>.*)$",
@@ -140,7 +140,7 @@ def _moodle_students(entries: list[Path], flat_root: Path, teams: bool, notes: l
         if match["id"] is None and not teams:
             notes.append(f"ignored {entry.name}: no participant number (pass --teams for group submissions)")
             continue
-        groups.setdefault((match["name"], match["id"]), []).append(entry)
+        groups.setdefault((utf8(match["name"]), match["id"]), []).append(entry)
     students = []
     taken: dict[str, str] = {}  # student key -> the Moodle name that has it
     for (name, number), members in sorted(groups.items(), key=lambda g: (g[0][1] or "", g[0][0])):
@@ -332,7 +332,7 @@ def content_hash(source: Path) -> str:
     for path in sorted(source.rglob("*")):
         if path.is_symlink() or not path.is_file() or path.name == STAGE_MARK:
             continue
-        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        digest.update(path.relative_to(source).as_posix().encode("utf-8", "surrogateescape") + b"\0")
         _hash_file(path, digest)
     return digest.hexdigest()
 
