@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, untrusted
 
 DATA_ENV = "AUTOGRADER_DATA"
 
@@ -113,8 +113,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     )
     for item in result.items:
         mark = "TA " if item.manual else ("ok " if item.passed else "FAIL")
-        print(f"  {mark:<4} {item.number:<5} {item.name}: {item.message}")
-    print(f"results: {paths['results']}  report: {paths['html']}")
+        print(f"  {mark:<4} {item.number:<5} {item.name}: {untrusted.terminal(item.message)}")
+    print(f"results: {untrusted.terminal(paths['results'])}  report: {untrusted.terminal(paths['html'])}")
     return 0
 
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (UsageError, RubricError, SandboxUnavailable) as exc:
-        print(f"autograder: {exc}", file=sys.stderr)
+        print(f"autograder: {untrusted.terminal(exc)}", file=sys.stderr)
         return 2
 
 

@@ -14,14 +14,18 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import untrusted
 from .report.write import write_all, write_atomic
 
 
 def failure_results(message: str) -> dict[str, object]:
+    message = untrusted.text_block(message)
     return {
         "score": 0,
         "output": f"The autograder could not grade this submission: {message}\n"
         "This is not a problem with your code; the course staff have been told.",
+        "output_format": "text",
+        "test_output_format": "text",
         "tests": [
             {
                 "name": "Autograder error",

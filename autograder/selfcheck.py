@@ -25,6 +25,7 @@ from .data import DataError, dataset_spec, load_split
 from .data.formats import write_cifar10, write_idx
 from .result import GradeResult, ItemResult
 from .rubric import Rubric, RubricError, load
+from .untrusted import rich_text
 
 RUBRIC_FILE = ".rubric"
 VAL_SIZE = 5000  # the templates' VALIDATION split: the last 5,000 training images
@@ -196,17 +197,23 @@ STYLE = {"pass": "green", "fail": "bold red", "TA": "cyan", "later": "yellow", "
 def render(report: Report, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report.rubric.title} — self-check of {report.folder}", show_lines=False)
+    table = Table(title=rich_text(f"{report.rubric.title} — self-check of {report.folder}"), show_lines=False)
     for column, justify in (("#", "right"), ("check", "left"), ("result", "left"), ("points", "right")):
         table.add_column(column, justify=justify, no_wrap=column != "check")
     table.add_column("why", overflow="fold")
     for row in report.rows:
-        table.add_row(row.number, row.name, f"[{STYLE[row.verdict]}]{row.verdict}[/]", row.points, row.why)
+        table.add_row(
+            rich_text(row.number),
+            rich_text(row.name),
+            f"[{STYLE[row.verdict]}]{row.verdict}[/]",
+            rich_text(row.points),
+            rich_text(row.why),
+        )
     console.print(table)
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {rich_text(note)}")
     for item_id, facts in report.validation.items():
-        console.print(f"validation ({item_id}): {facts['accuracy']:.2%} on {facts['split']}")
+        console.print(rich_text(f"validation ({item_id}): {facts['accuracy']:.2%} on {facts['split']}"))
     passed = sum(r.verdict == "pass" for r in report.rows)
     checked = sum(r.verdict in ("pass", "fail") for r in report.rows)
     tier = (report.result.provenance.get("sandbox") or {}).get("tier") if report.result else None
@@ -256,5 +263,5 @@ def command(args) -> int:
         raise SelfCheckError(str(exc)) from None
     root = default_data_root(folder, args.data_root, rubric.dataset)
     report = run(folder, rubric, root, images=args.val_images, threads=args.threads)
-    render(report, Console())
+    render(report, Console(emoji=False))
     return 1 if report.failed else 0

@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from . import untrusted
+
 MAX_TOTAL_BYTES = 2 << 30
 MAX_FILE_BYTES = 1 << 30
 MAX_FILES = 5000
@@ -86,17 +88,22 @@ def intake(source: Path, dest: Path) -> Submission:
     dest.mkdir(parents=True)
     sub = Submission(root=dest, source=source)
     budget = _Budget()
-    if source.is_dir():
-        _copy_tree(source, dest, sub, budget)
-    elif source.is_file() and zipfile.is_zipfile(source):
-        _extract(source, dest, sub, budget, depth=0)
-    elif source.is_file():
-        target = dest / _safe_name(source.name)
-        budget.copy(source.open("rb"), target, source.name)
-    else:
-        raise SubmissionError(f"{source} is neither a folder nor a file")
-    _unpack_nested(dest, sub, budget)
-    _flatten_single_folder(dest)
+    try:
+        if source.is_dir():
+            _copy_tree(source, dest, sub, budget)
+        elif source.is_file() and zipfile.is_zipfile(source):
+            _extract(source, dest, sub, budget, depth=0)
+        elif source.is_file():
+            target = dest / _safe_name(source.name, sub)
+            budget.copy(source.open("rb"), target, source.name)
+        else:
+            raise SubmissionError(f"{source} is neither a folder nor a file")
+        _unpack_nested(dest, sub, budget)
+        _flatten_single_folder(dest)
+    except OSError as exc:  # whatever the file system refuses: one line, never a traceback
+        raise SubmissionError(
+            f"{untrusted.terminal(source.name)} could not be taken in: {exc.strerror or exc}"
+        ) from None
     sub.files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
     if not sub.files:
         raise SubmissionError(f"{source.name} contains no files")
@@ -136,8 +143,33 @@ def _junk(parts: tuple[str, ...]) -> bool:
     return any(p in JUNK or p.startswith("._") for p in parts)
 
 
-def _safe_name(name: str) -> str:
-    return name.replace("/", "_").replace("\\", "_").lstrip(".") or "file"
+def _safe_name(name: str, sub: Submission) -> str:
+    return _fit(name.replace("/", "_").replace("\\", "_").lstrip(".") or "file", sub)
+
+
+def _fit(name: str, sub: Submission) -> str:
+    """One path component the file system takes (255 bytes); a shortened one is noted."""
+    fitted = untrusted.file_name(name)
+    if fitted == name:
+        return name
+    size = len(untrusted.utf8(name).encode())
+    if size > untrusted.NAME_BYTES:
+        sub.notes.append(
+            f"shortened a file name of {size} bytes (the limit is {untrusted.NAME_BYTES}) to {fitted}"
+        )
+    else:
+        sub.notes.append(f"renamed a file whose name is not UTF-8 to {fitted}")
+    return fitted
+
+
+def _write(budget: _Budget, reader, target: Path, label: str, sub: Submission) -> None:  # noqa: ANN001
+    """One file of the submission; one the file system refuses is skipped with a note."""
+    try:
+        budget.copy(reader, target, label)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        sub.notes.append(f"skipped {label!r}: a file and a folder of the submission have the same name")
+    except OSError as exc:
+        sub.notes.append(f"skipped {label!r}: it cannot be written here ({exc.strerror or exc})")
 
 
 def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> None:
@@ -147,9 +179,10 @@ def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> No
             continue
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
-            sub.notes.append(f"skipped the symbolic link {rel.as_posix()}")
+            sub.notes.append(f"skipped the symbolic link {untrusted.utf8(rel.as_posix())}")
         elif stat.S_ISREG(info.st_mode):
-            budget.copy(path.open("rb"), dest / rel, rel.as_posix())
+            target = dest.joinpath(*(_fit(p, sub) for p in rel.parts))
+            _write(budget, path.open("rb"), target, untrusted.utf8(rel.as_posix()), sub)
 
 
 def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:
@@ -168,8 +201,12 @@ def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     sub.notes.append(f"skipped the symbolic link {name} in {archive.name}")
                     continue
-                budget.copy(zf.open(info), dest.joinpath(*parts), name)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                if info.flag_bits & 0x1:
+                    sub.notes.append(f"skipped {name} in {archive.name}: it is encrypted")
+                    continue
+                target = dest.joinpath(*(_fit(p, sub) for p in parts))
+                _write(budget, zf.open(info), target, name, sub)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise SubmissionError(f"{archive.name} is not a readable zip file: {exc}") from None
 
 
@@ -197,7 +234,11 @@ def _flatten_single_folder(dest: Path) -> None:
         entries = list(dest.iterdir())
         if len(entries) != 1 or not entries[0].is_dir():
             return
-        inner = entries[0].rename(dest / ".flatten-in-progress")
+        children = {c.name for c in entries[0].iterdir()}
+        aside = ".flatten-in-progress"
+        while aside in children:  # a name none of the folder's own entries has
+            aside += "_"
+        inner = entries[0].rename(dest / aside)
         for child in list(inner.iterdir()):
             shutil.move(str(child), dest / child.name)
         inner.rmdir()

@@ -17,8 +17,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import grading, notebooks, submissions
+from helpers import grading, labs, notebooks, submissions
 from PIL import Image
+
+from autograder.checks import spec
+from autograder.rubric import load
 
 CHROMIUM = shutil.which("chromium")
 LAYOUT = """<script>
@@ -178,3 +181,52 @@ def test_layer_and_count_differences_are_highlighted(tmp_path, cifar_root, lab2_
         "`Conv2d(in_channels=32, out_channels=48, kernel_size=3, stride=1, padding=1)` | ❌ |" in md
     )
     assert "| parameters | 45,658 | 60,554 | ❌ differs |" in md
+
+
+def test_layer_table_shows_the_checks_own_alignment_with_a_custom_between(tmp_path, fashion_root):
+    """Lecture 15's LeNet-5 lists its average pooling as required layers (its ``between``
+    leaves pooling out): the report's table is the check's decision, row by row."""
+    rubric = grading.only(load("lecture15-classic-cnns"), "lenet.spec")
+    folder = labs.write(tmp_path / "sub", {"lenet.py": labs.reference_source("lecture15/lenet.py")})
+    g = grading.run(folder, rubric, fashion_root, tmp_path / "out")
+    assert g.test("lenet.spec")["status"] == "passed"
+    page = (g.out / "report.html").read_text()
+    table = re.search(r'<table class="required">(.*?)</table>', page, re.S).group(1)
+    rows = [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)
+        ]
+        for r in re.findall(r"<tr class=\"(?:req|diff)\">(.*?)</tr>", table, re.S)
+    ]
+    assert rows == [
+        [
+            "1",
+            "Conv2d(in_channels=1, out_channels=6, kernel_size=5, padding=2)",
+            "Conv2d(in_channels=1, out_channels=6, kernel_size=5, stride=1, padding=2)",
+            "✓",
+        ],
+        ["2", "AvgPool2d(kernel_size=2)", "AvgPool2d(kernel_size=2, stride=2, padding=0)", "✓"],
+        [
+            "3",
+            "Conv2d(in_channels=6, out_channels=16, kernel_size=5)",
+            "Conv2d(in_channels=6, out_channels=16, kernel_size=5, stride=1, padding=0)",
+            "✓",
+        ],
+        ["4", "AvgPool2d(kernel_size=2)", "AvgPool2d(kernel_size=2, stride=2, padding=0)", "✓"],
+        ["5", "Linear(in_features=400, out_features=120)", "Linear(in_features=400, out_features=120)", "✓"],
+        ["6", "Linear(in_features=120, out_features=84)", "Linear(in_features=120, out_features=84)", "✓"],
+        [
+            "7",
+            "final layer: Linear(in_features=84, out_features=10)",
+            "Linear(in_features=84, out_features=10)",
+            "✓",
+        ],
+    ]
+    assert "✗" not in page and "❌" not in g.markdown
+    # control: the same layers paired with the default ``between`` (pooling skipped) disagree,
+    # which is what the report showed when it re-paired them itself
+    item = rubric.item("lenet.spec")
+    executed = g.result.item("lenet.spec").data["layers"]
+    ok, _, _, alignment = spec.compare(executed, item.options["layers"], spec.DEFAULT_BETWEEN, None)
+    assert not ok and sum(not row["ok"] for row in alignment) == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..untrusted import terminal
+
 EXECUTORS = ("local", "slurm", "submitit-local")
 
 
@@ -112,11 +114,12 @@ def run(args: argparse.Namespace, rubric, data_root: Path) -> int:  # noqa: ANN0
         f"({outcome.seconds:.0f} s)"
     )
     for note in outcome.notes:
-        print(f"note: {note}")
+        print(f"note: {terminal(note)}")
     for warning in outcome.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {terminal(warning)}")
     for row in outcome.errors:
-        print(f"grader error: {row.student.name} ({row.student.key}): {row.error}")
+        who = f"{terminal(row.student.name)} ({terminal(row.student.key)})"
+        print(f"grader error: {who}: {terminal(row.error)}")
     for name, path in outcome.paths.items():
-        print(f"{name}: {path}")
+        print(f"{name}: {terminal(path)}")
     return 0

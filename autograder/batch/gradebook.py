@@ -11,6 +11,11 @@ Rules (``shared/reference/gradescope-moodle-formats.md`` §3.1, §3.2):
   ``Grade`` and ``Feedback comments`` cells of graded rows change (grades scaled
   to the row's ``Maximum Grade`` with its decimals), and every other byte of
   the file stays as it was, quoting and line endings included.
+- Student text is data, never a formula or markup: feedback is HTML-escaped
+  (Moodle shows it as HTML) and any cell starting with ``= + - @`` gets a
+  leading ``'`` (``untrusted.csv_cell``). An identifier cannot carry that
+  quote (Moodle would find no such user and refuse the whole import), so a
+  row whose identifier starts so is not written and is listed instead.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..report.write import write_atomic
+from ..untrusted import csv_cell, moodle_feedback
 from .grades import BatchInputError, FinalGrade, read_csv_text
 from .moodle import Student
 
@@ -229,7 +235,7 @@ def fill_worksheet(sheet: Worksheet, students: list[Student], grades: dict[str, 
         decimals = len(maximum_cell.split(".")[1]) if "." in maximum_cell else 2
         sheet.set(row, GRADE, str(grade.scaled(maximum, decimals)))
         if has_feedback:
-            sheet.set(row, FEEDBACK, grade.feedback)
+            sheet.set(row, FEEDBACK, moodle_feedback(grade.feedback))
         report.filled += 1
     report.missing = [s.key for s in students if s.key not in seen and s.key in grades]
     return report
@@ -274,6 +280,12 @@ def gradebook(
             skipped.append(f"{student.name} ({student.key}): not graded (grader error)")
         elif not identifier:
             skipped.append(f"{student.name} ({student.key}): no {id_header} known")
+        elif csv_cell(identifier) != identifier:
+            skipped.append(
+                f"{student.name} ({student.key}): the {id_header} {identifier!r} starts with "
+                f"{identifier[0]!r}, which a spreadsheet runs as a formula; not written "
+                "(no real identifier starts so; enter this grade by hand)"
+            )
         else:
             rows.append((identifier, str(grade.scaled(max_grade)), grade.feedback))
     return Gradebook(id_header, rows, skipped)
@@ -285,5 +297,6 @@ def write_gradebook(path: Path, book: Gradebook, item: str) -> None:
     writer.writerow([book.id_header, item, f"{item} feedback"])
     for identifier, grade, text in book.rows:
         assert identifier.strip(), "a gradebook row without an identifier"
-        writer.writerow([identifier, grade, text])
+        assert csv_cell(identifier) == identifier, "a gradebook identifier a spreadsheet would run"
+        writer.writerow([identifier, grade, moodle_feedback(text)])
     write_atomic(path, "\ufeff" + buffer.getvalue())

@@ -27,6 +27,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..untrusted import file_name, utf8
+
 MOODLE_NAME = re.compile(
     r"^(?P<name>[^_]+?)(?:_(?P<id>\d+))?_assignsubmission_(?P<plugin>[a-z]+)(?P<sep>_?)(?P<rest>.*)$",
     re.DOTALL,
@@ -138,21 +140,37 @@ def _moodle_students(entries: list[Path], flat_root: Path, teams: bool, notes: l
         if match["id"] is None and not teams:
             notes.append(f"ignored {entry.name}: no participant number (pass --teams for group submissions)")
             continue
-        groups.setdefault((match["name"], match["id"]), []).append(entry)
+        groups.setdefault((utf8(match["name"]), match["id"]), []).append(entry)
     students = []
+    taken: dict[str, str] = {}  # student key -> the Moodle name that has it
     for (name, number), members in sorted(groups.items(), key=lambda g: (g[0][1] or "", g[0][0])):
+        key = (f"group-{number}" if number else "group-default") if teams else str(number)
+        folder = _prefix(name, number)
+        if key in taken:
+            # Two names, one number (e.g. the same name in NFC and NFD from a zip made on
+            # a Mac): both are graded, neither overwrites the other, and the TA is told.
+            n = 2
+            while f"{key}~{n}" in taken:
+                n += 1
+            how = (
+                " (the same name in two Unicode normalisations)"
+                if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", taken[key])
+                else ""
+            )
+            notes.append(
+                f"two submissions carry the number {number}: {taken[key]!r} and {name!r}{how}; both "
+                f"graded, the second as {key}~{n} (its grade is not filled in: check which is the student's)"
+            )
+            key, folder = f"{key}~{n}", safe_folder(f"{folder}~{n}")
+        taken[key] = name
         folders = [m for m in members if m.is_dir()]
         flat = [m for m in members if m.is_file()]
         if folders and not flat and len(folders) == 1:
             source = folders[0]
         else:
-            source = _stage_flat(flat_root / _prefix(name, number), folders, flat)
-        if teams:
-            key = f"group-{number}" if number else "group-default"
-            students.append(Student(key, name, "team", _prefix(name, number), source))
-        else:
-            assert number is not None
-            students.append(Student(number, name, "participant", _prefix(name, number), source))
+            source = _stage_flat(flat_root / folder, folders, flat)
+        kind = "team" if teams else "participant"
+        students.append(Student(key, name, kind, folder, source))
     return students
 
 
@@ -164,7 +182,7 @@ def safe_folder(name: str) -> str:
     """A folder name that stays one path component, keeps readable Unicode."""
     name = unicodedata.normalize("NFC", name).replace("/", "_").replace("\\", "_").replace("\0", "")
     name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
-    return name[:120] or "student"
+    return file_name(name[:120], limit=200) or "student"
 
 
 def _stage_flat(target: Path, folders: list[Path], flat: list[Path]) -> Path:
@@ -274,7 +292,14 @@ def _extract_all(archive: Path, dest: Path) -> list[str]:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     skipped.append(f"skipped the symbolic link {name}")
                     continue
-                total += _copy_capped(zf, info, dest.joinpath(*parts), total)
+                fitted = [file_name(p) for p in parts]
+                try:
+                    total += _copy_capped(zf, info, dest.joinpath(*fitted), total)
+                except OSError as exc:  # what the file system refuses costs this file only
+                    skipped.append(f"skipped {name!r}: it cannot be written here ({exc.strerror or exc})")
+                    continue
+                if fitted != list(parts):
+                    skipped.append(f"shortened a name over 255 bytes: {name!r} -> {'/'.join(fitted)!r}")
     except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
     return skipped
@@ -307,7 +332,7 @@ def content_hash(source: Path) -> str:
     for path in sorted(source.rglob("*")):
         if path.is_symlink() or not path.is_file() or path.name == STAGE_MARK:
             continue
-        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        digest.update(path.relative_to(source).as_posix().encode("utf-8", "surrogateescape") + b"\0")
         _hash_file(path, digest)
     return digest.hexdigest()
 

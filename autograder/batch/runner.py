@@ -22,6 +22,7 @@ from urllib.parse import quote
 from ..report import write_all
 from ..report.write import write_atomic
 from ..rubric import Rubric
+from ..untrusted import rich_text, terminal
 from . import gradebook as gb
 from . import summary
 from .cache import (
@@ -375,7 +376,7 @@ class _Progress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TextColumn("{task.description}"),
-                console=Console(stderr=True),
+                console=Console(stderr=True, emoji=False),
             )
             self.bar.start()
             self.task = self.bar.add_task("", total=self.total, completed=self.done)
@@ -396,10 +397,10 @@ class _Progress:
         else:
             what = f"ERROR {record['error']}"
         if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=f"{student.name}: {what}")
+            self.bar.update(self.task, advance=1, description=rich_text(f"{student.name}: {what}"))
         elif self.enabled:
             print(
-                f"[{self.done}/{self.total}] {student.name} ({student.key}): {what}",
+                terminal(f"[{self.done}/{self.total}] {student.name} ({student.key}): {what}"),
                 file=sys.stderr,
                 flush=True,
             )

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from .. import untrusted
 from ..result import GradeResult, ItemResult
 from ..rubric import Rubric
 from .grades import FinalGrade
@@ -181,10 +182,7 @@ def render(
     grades = [float(r.grade.scaled(max_grade)) for r in rows if r.grade is not None]
     members = {m for g in groups for m in g.members}
     keyed = {r.student.key: r for r in rows}
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("autograder.batch", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-    )
+    env = untrusted.jinja_env(jinja2.PackageLoader("autograder.batch", "templates"))
     return env.get_template("summary.html.j2").render(
         rubric=rubric,
         rows=rows,

@@ -80,8 +80,11 @@ def compare(
     layers: list[dict[str, Any]],
     between: list[str],
     final: dict[str, Any] | None,
-) -> tuple[bool, str, list[str]]:
-    """(passed, one-line reason, diff lines)."""
+) -> tuple[bool, str, list[str], list[dict[str, Any]]]:
+    """(passed, one-line reason, diff lines, alignment). The alignment is the decision
+    itself, one row per required layer (and the final layer): what was required, the
+    executed layer it was paired with (its index, or None) and whether it matches.
+    The report shows these rows; it never pairs layers again."""
     significant = [k for k, g in enumerate(executed) if g["type"] not in between]
     best_start, best_len = None, -1
     for start_pos, _k in enumerate(significant):
@@ -96,13 +99,16 @@ def compare(
             best_start, best_len = start_pos, n
         if n == len(layers):
             break
-    diff = []
+    diff, alignment = [], []
     ok = best_len == len(layers)
     for n, want in enumerate(layers):
         pos = (best_start or 0) + n
-        got = executed[significant[pos]] if pos < len(significant) else None
-        mark = "  " if got and matches(want, got) else "✗ "
+        index = significant[pos] if pos < len(significant) else None
+        got = executed[index] if index is not None else None
+        good = got is not None and matches(want, got)
+        mark = "  " if good else "✗ "
         diff.append(f"{mark}expected {describe(want):<60} got {shown(got) if got else '(nothing)'}")
+        alignment.append(_row(describe(want), got, index, good))
     reason = ""
     if not ok:
         bad = best_len if best_len >= 0 else 0
@@ -115,6 +121,8 @@ def compare(
     if ok and final:
         last = next((g for g in reversed(executed) if g.get("params") or g["type"] == final["type"]), None)
         good = last is not None and matches(final, last)
+        index = next((k for k in range(len(executed) - 1, -1, -1) if executed[k] is last), None)
+        alignment.append(_row(f"final layer: {describe(final)}", last, index, good))
         diff.append(
             f"{'  ' if good else '✗ '}final layer: expected {describe(final):<47} got "
             f"{shown(last) if last else '(nothing)'}"
@@ -122,7 +130,11 @@ def compare(
         if not good:
             ok = False
             reason = f"the last layer should be {describe(final)} but is {shown(last) if last else 'missing'}"
-    return ok, reason, diff
+    return ok, reason, diff, alignment
+
+
+def _row(required: str, got: dict[str, Any] | None, index: int | None, ok: bool) -> dict[str, Any]:
+    return {"required": required, "found": shown(got) if got else None, "layer": index, "ok": ok}
 
 
 @check("spec", timeout=60, validate=_validate)
@@ -141,7 +153,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     executed = facts.get("executed")
     if not isinstance(executed, list):
         raise CheckFailed("the worker returned no layer list")
-    ok, reason, diff = compare(
+    ok, reason, diff, alignment = compare(
         executed, item.options["layers"], item.options["between"], item.options.get("final")
     )
     listing = [f"{k + 1:>3}. {shown(g):<70} -> {g.get('output_shape')}" for k, g in enumerate(executed)]
@@ -161,6 +173,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         "layers": [
             {
                 "type": g["type"],
+                "shown": shown(g),
                 "name": g.get("name"),
                 "attrs": g.get("attrs", {}),
                 "params": g.get("params", 0),
@@ -169,6 +182,7 @@ def run(item: Item, ctx: Context) -> Outcome:
             for g in executed
         ],
         "expected": item.options["layers"],
+        "alignment": alignment,
         "defined_in": source.label,
     }
     if ok:

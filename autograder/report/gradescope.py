@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import untrusted
 from ..result import GradeResult, ItemResult
 
 ITEM_OUTPUT_LIMIT = 8_000
@@ -20,7 +21,10 @@ def test_entry(item: ItemResult) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": item.name,
         "number": item.number,
-        "output": clip(item.message + ("\n\n" + item.details if item.details else ""), ITEM_OUTPUT_LIMIT),
+        "output": clip(
+            untrusted.text_block(item.message + ("\n\n" + item.details if item.details else "")),
+            ITEM_OUTPUT_LIMIT,
+        ),
         "visibility": item.visibility,
         "tags": [item.kind],
         "extra_data": {"id": item.id, "kind": item.kind, "seconds": item.seconds, **_measured(item.data)},
@@ -109,10 +113,10 @@ def summary_lines(result: GradeResult) -> list[str]:
     if result.manual_points:
         lines.append(f"{result.manual_points:g} more points are graded by a TA.")
     if result.fatal:
-        lines.append(f"The submission could not be graded: {result.fatal}")
+        lines.append(f"The submission could not be graded: {untrusted.terminal(result.fatal)}")
     failed = [i for i in result.items if i.passed is False and i.visibility == "visible"]
     for item in failed[:6]:
-        lines.append(f"✗ {item.name}: {item.message}")
+        lines.append(f"✗ {item.name}: {untrusted.terminal(item.message)}")
     if len(failed) > 6:
         lines.append(f"… and {len(failed) - 6} more failed checks (see below)")
     if not failed and not result.fatal:
@@ -121,7 +125,7 @@ def summary_lines(result: GradeResult) -> list[str]:
     if tier == "C":
         lines.append("WARNING: graded WITHOUT a sandbox (tier C); not a security boundary.")
     for note in result.notes:
-        lines.append(f"Note: {note}")
+        lines.append(f"Note: {untrusted.terminal(note)}")
     return lines
 
 
@@ -129,8 +133,8 @@ def results_json(result: GradeResult) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "score": result.score,
         "execution_time": round(result.seconds, 2),
-        "output": clip("\n".join(summary_lines(result)), 4000),
-        "output_format": "simple_format",
+        "output": clip(untrusted.text_block("\n".join(summary_lines(result))), 4000),
+        "output_format": "text",
         "test_output_format": "text",
         "stdout_visibility": "hidden",
         "tests": [test_entry(i) for i in result.items],
@@ -140,7 +144,7 @@ def results_json(result: GradeResult) -> dict[str, Any]:
             "manual_points": result.manual_points,
             "provenance": result.provenance,
             "sandbox_tier": (result.provenance.get("sandbox") or {}).get("tier"),
-            "worker_output": clip(result.worker_output, 4000),
+            "worker_output": clip(untrusted.text_block(result.worker_output), 4000),
         },
     }
     if result.leaderboard:

@@ -10,14 +10,16 @@ Both templates render the same view, so they carry the same content.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..checks.spec import DEFAULT_BETWEEN, describe, matches, shown
 from ..result import GradeResult, ItemResult
 from . import plots
 
 NOTEBOOK_KINDS = ("notebook", "notebook_outputs", "notebook_execute")
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 MAX_CURVE_ROWS = 20  # rows of a curve table in Markdown (sampled evenly)
 
 
@@ -107,37 +109,26 @@ class Report:
         return [i for i in self.result.items if i.kind in NOTEBOOK_KINDS]
 
 
+def artifact_name(name: str) -> str:
+    """A file name from the submission, safe to write beside the report and to link."""
+    cleaned = SAFE_NAME.sub("_", Path(name).name).lstrip(".")
+    return cleaned[:120] or "artifact"
+
+
 def _layers(data: dict[str, Any]) -> Layers | None:
-    executed, expected = data.get("layers"), data.get("expected")
-    if not isinstance(executed, list) or not isinstance(expected, list):
+    """The spec check's own decisions (``data["alignment"]``), shown as they were made."""
+    executed, alignment = data.get("layers"), data.get("alignment")
+    if not isinstance(executed, list):
         return None
-    significant = [k for k, g in enumerate(executed) if g.get("type") not in DEFAULT_BETWEEN]
-    best_start, best_len = 0, -1
-    for start in range(len(significant)):
-        n = 0
-        while (
-            n < len(expected)
-            and start + n < len(significant)
-            and matches(expected[n], executed[significant[start + n]])
-        ):
-            n += 1
-        if n > best_len:
-            best_start, best_len = start, n
-        if n == len(expected):
-            break
-    required: dict[int, tuple[str, bool]] = {}
-    pairs = []
-    for n, want in enumerate(expected):
-        pos = best_start + n
-        got = executed[significant[pos]] if pos < len(significant) else None
-        ok = got is not None and matches(want, got)
-        pairs.append((describe(want), shown(got) if got else "(nothing)", ok))
-        if got is not None:
-            required[significant[pos]] = (describe(want), ok)
+    pairs, required = [], {}
+    for row in alignment if isinstance(alignment, list) else []:
+        pairs.append((str(row.get("required")), row.get("found") or "(nothing)", bool(row.get("ok"))))
+        if isinstance(row.get("layer"), int) and not str(row.get("required")).startswith("final layer"):
+            required[row["layer"]] = (str(row.get("required")), bool(row.get("ok")))
     rows = [
         LayerRow(
             k + 1,
-            shown(g),
+            str(g.get("shown") or g.get("type")),
             str(g.get("name") or ""),
             "×".join(str(d) for d in g.get("output_shape") or []) or "—",
             int(g.get("params") or 0),
@@ -225,5 +216,5 @@ def build(result: GradeResult) -> Report:
         if curve:
             target.curves.append(curve)
     flags = [str(i.data["flag"]) for i in result.items if i.data.get("flag")]
-    artifacts = sorted(name for i in result.items for name in (i.data.get("artifacts") or {}))
+    artifacts = sorted(artifact_name(name) for i in result.items for name in (i.data.get("artifacts") or {}))
     return Report(result, list(sections.values()), flags, notebook, artifacts)

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .. import untrusted
 from ..result import GradeResult
 from . import views
 from .gradescope import clip, results_json
 
 MD_LIMIT = 90_000  # Gradescope truncates output fields at 100,000 characters
 DETAIL_LIMITS = (3000, 1200, 400)  # characters of each item's details in report.md, tried in turn
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("autograder.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        trim_blocks=False,
-        lstrip_blocks=False,
-        keep_trailing_newline=True,
-    )
-    env.filters["clip"] = clip
-    env.filters["mdcell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
-    return env
+def environment(template: str) -> jinja2.Environment:
+    """Every value a template shows is escaped for its form (``untrusted.jinja_env``)."""
+    loader = jinja2.PackageLoader("autograder.report", "templates")
+    return untrusted.jinja_env(loader, markdown=template.endswith(".md.j2"), clip=clip)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -46,7 +38,7 @@ def render(result: GradeResult, template: str, view: views.Report | None = None,
     p = result.provenance
     tier = (p.get("sandbox") or {}).get("tier")
     view = view or views.build(result)
-    return environment().get_template(template).render(r=result, p=p, tier=tier, v=view, **extra)
+    return environment(template).get_template(template).render(r=result, p=p, tier=tier, v=view, **extra)
 
 
 def markdown(result: GradeResult, view: views.Report | None = None) -> str:
@@ -60,19 +52,13 @@ def markdown(result: GradeResult, view: views.Report | None = None) -> str:
     return clip(text, MD_LIMIT)
 
 
-def artifact_name(name: str) -> str:
-    """A file name from the submission, safe to write beside the report."""
-    cleaned = SAFE_NAME.sub("_", Path(name).name).lstrip(".")
-    return cleaned[:120] or "artifact"
-
-
 def write_all(result: GradeResult, out: Path) -> dict[str, Path]:
     out = Path(out)
     view = views.build(result)
     paths = {"results": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
     for item in result.items:
         for name, text in (item.data.get("artifacts") or {}).items():
-            target = out / artifact_name(name)
+            target = out / views.artifact_name(name)
             write_atomic(target, text)
             paths[f"artifact:{target.name}"] = target
     write_atomic(paths["results"], json.dumps(results_json(result), indent=2, allow_nan=False))
