@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -321,7 +321,7 @@ def _finish(
         "grader": grader_fingerprint(),
         "tiers": tiers,
         "manual_points": rubric.manual_points,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     paths["summary"] = out / "summary.html"
     write_atomic(

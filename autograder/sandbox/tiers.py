@@ -18,10 +18,13 @@ from dataclasses import dataclass
 FORCE_ENV = "AUTOGRADER_SANDBOX_TIER"
 
 
-class Tier(enum.StrEnum):
+class Tier(str, enum.Enum):  # not enum.StrEnum: that is Python 3.11+
     A = "A"
     B = "B"
     C = "C"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 DESCRIPTIONS = {
@@ -48,6 +51,18 @@ class TierInfo:
         return {"tier": self.tier.value, "description": self.description, "reason": self.reason}
 
 
+def interpreter() -> str:
+    """This environment's Python by its real folder, the path bubblewrap binds.
+
+    ``sys.executable`` keeps the path Python was started by: through a linked
+    folder (Gradescope's ``/autograder/.venv`` -> ``source/grader/.venv``) that
+    path does not exist inside the sandbox. The file itself is not resolved: in a
+    venv it links to the base interpreter, which would leave the venv behind.
+    """
+    folder, name = os.path.split(sys.executable)
+    return os.path.join(os.path.realpath(folder), name)
+
+
 def python_paths() -> list[str]:
     """Folders the sandboxed interpreter needs: the environment and its base."""
     paths = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
@@ -64,7 +79,7 @@ def _bwrap_works() -> tuple[bool, str]:
     argv = bwrap_argv(
         binds=[(p, p) for p in python_paths()], rw_binds=[], memory=None, device="cpu", threads=1
     )
-    argv += [sys.executable, "-I", "-c", "pass"]
+    argv += [interpreter(), "-I", "-c", "pass"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=30, preexec_fn=_drop_for_probe())
     except (OSError, subprocess.TimeoutExpired) as exc:
