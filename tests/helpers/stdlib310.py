@@ -8,11 +8,33 @@ which Pythons they support).
 """
 
 import ast
+import glob
 import importlib
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 STDLIB = sys.stdlib_module_names | {"tomllib"}  # and the modules added after 3.10
+
+
+def find() -> str | None:
+    """A CPython 3.10 on this machine (python3.10 on PATH, Debian's, or pyenv's), if any."""
+    candidates = [shutil.which("python3.10"), "/usr/bin/python3.10"]
+    candidates += sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.10*/bin/python3.10")))
+    for candidate in filter(None, candidates):
+        try:
+            done = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except OSError:
+            continue
+        if done.stdout.strip() == "True":
+            return candidate
+    return None
 
 
 def guarded(tree: ast.AST) -> set[int]:
