@@ -320,6 +320,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     options = SlurmOptions(
         partition="gpu-a40",
+        account="cse-lab",
+        extra={"qos": "ckpt"},
         gpus_per_job=1,
         cpus_per_job=8,
         mem_gb=32,
@@ -339,6 +341,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     script = (tmp_path / "submitted.sh").read_text()
     for line in (
         "#SBATCH --partition=gpu-a40",
+        "#SBATCH --account=cse-lab",
+        "#SBATCH --qos=ckpt",
         "#SBATCH --gpus-per-node=1",
         "#SBATCH --cpus-per-task=8",
         "#SBATCH --mem=32GB",
