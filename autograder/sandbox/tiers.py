@@ -103,8 +103,13 @@ def _drop_for_probe():
     return drop
 
 
-def detect_tier(allow_unsandboxed: bool = False) -> TierInfo:
-    """The strongest tier available (or the one forced for tests)."""
+def detect_tier(allow_unsandboxed: bool = False, own_code: bool = False) -> TierInfo:
+    """The strongest tier available (or the one forced for tests).
+
+    ``own_code``: the code is the caller's own (``autograder check`` on a student's
+    folder): without bubblewrap it runs as a plain process, not as tier B's separate
+    uid, which needs root and a readable interpreter (Colab, a laptop, a lab machine).
+    """
     forced = os.environ.get(FORCE_ENV, "").strip().upper()
     if forced:
         tier = Tier(forced)
@@ -114,6 +119,8 @@ def detect_tier(allow_unsandboxed: bool = False) -> TierInfo:
     works, why = _bwrap_works()
     if works:
         return TierInfo(Tier.A, why)
+    if own_code:
+        return TierInfo(Tier.C, f"{why}; your own code, so it runs as a plain process")
     if os.geteuid() == 0:
         return TierInfo(Tier.B, f"{why}; running as root, so a separate uid is used")
     if allow_unsandboxed:
