@@ -468,6 +468,7 @@ def test_slurm_path_runs_with_submitits_local_executor(klass, tmp_path, cifar_ro
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "3 submissions: 2 graded now, 0 from the cache, 0 grader errors" in run.stdout
+    assert "grading 2 of 3 submissions (0 from the cache; 1 identical to another, graded once)" in run.stderr
     logs = list((tmp_path / "out" / ".autograder" / "jobs").rglob("*_log.out"))
     assert len(logs) == 2  # one submitit job per chunk, the identical copy graded once
     for p in people:
