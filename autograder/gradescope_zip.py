@@ -120,7 +120,9 @@ def build(rubric_id: str, out: Path) -> tuple[Path, Rubric, int]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--rubric", required=True, help="rubric id or path to a .toml file")
-    parser.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("autograder.zip"), help="the zip to write (default autograder.zip)"
+    )
 
 
 def command(args) -> int:

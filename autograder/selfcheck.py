@@ -243,7 +243,7 @@ def add_arguments(parser) -> None:
         default=VAL_IMAGES,
         help=f"validation images to measure (default {VAL_IMAGES})",
     )
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable)")
 
 
 def default_data_root(folder: Path, given: Path | None, dataset: str) -> Path | None:

@@ -154,7 +154,12 @@ def add_arguments(parser) -> None:
         metavar="FOLDER",
         help="convert FOLDER/<class>/<image> instead of downloading (e.g. the CIFAR-10 JPEG copies)",
     )
-    parser.add_argument("--split", choices=("train", "test"), default="test", help="with --from-images")
+    parser.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="with --from-images: which split the images become (default test)",
+    )
 
 
 def command(args) -> int:
