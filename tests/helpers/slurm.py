@@ -66,12 +66,19 @@ class Cluster:
         return self.run("squeue", "--noheader", "--array", "--format=%i").stdout.split()
 
     def stop(self) -> None:
+        """Cancel every job, then end the daemons this cluster started (by their pid files)
+        and wait for them: they write their state files as they go."""
         self.run("scancel", "--full", "--user", "root")
         for pidfile in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
             path = self.folder / pidfile
-            if path.is_file():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(path.read_text().split()[0]), signal.SIGTERM)
+            if not path.is_file():
+                continue
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                pid = int(path.read_text().split()[0])
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                    time.sleep(0.1)  # a daemon is not our child: no wait() for it
 
 
 def _free_port() -> int:
