@@ -2,11 +2,13 @@
 # Set up the autograder on a Debian/Ubuntu machine (or Gradescope's image).
 #
 #   ./setup.sh            grader + sandbox (bubblewrap), in ./.venv
-#   ./setup.sh --dev      also test tools and Chromium (for the report screenshot test)
+#   ./setup.sh --dev      also test tools, Chromium (report screenshot test), and Slurm +
+#                         munge (the single-node cluster the batch tests start)
 #   ./setup.sh --data     also download CIFAR-10 / Fashion-MNIST / MNIST into ./data
 #   ./setup.sh --cpu      the CPU-only torch build: no CUDA libraries, ~290 MB less
 #                         memory per process (Gradescope's 768 MB); needs network
 #
+# Installs the exact versions in constraints.txt (grades are reproducible with them).
 # Never fails for lack of internet: a dataset that cannot be downloaded is
 # skipped with a message. Safe to run again.
 set -euo pipefail
@@ -18,7 +20,7 @@ for arg in "$@"; do
     --dev) DEV=1 ;;
     --data) DATA=1 ;;
     --cpu) CPU=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +29,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # --- system packages: bubblewrap (tier A sandbox), libseccomp (tier B), chromium (tests)
 packages=(bubblewrap libseccomp2)
-[ "$DEV" = 1 ] && packages+=(chromium)
+[ "$DEV" = 1 ] && packages+=(chromium slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -51,14 +53,14 @@ if [ -z "$PY" ]; then
     fi
   done
 fi
-[ -n "$PY" ] || { echo "setup: Python >= 3.11 with venv is required (apt-get install python3-venv)" >&2; exit 1; }
+[ -n "$PY" ] || { echo "setup: Python >= 3.11 with venv is required: the pinned versions in constraints.txt need it (Ubuntu 22.04: apt-get install python3.11 python3.11-venv, then PYTHON=python3.11 ./setup.sh)" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $PY"
   "$PY" -m venv .venv
 fi
 if [ "$CPU" = 1 ]; then
   # The same pinned versions, as PyTorch's CPU wheels (2.14.1+cpu satisfies ==2.14.1).
-  pins=$(grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"' | tr '\n' ' ')
+  pins=$(grep -E '^torch(vision)?==' constraints.txt | tr '\n' ' ')
   say "installing the CPU-only build of $pins"
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install -q --disable-pip-version-check \
@@ -67,8 +69,8 @@ if [ "$CPU" = 1 ]; then
 fi
 extras=""
 [ "$DEV" = 1 ] && extras="[test]"
-say "installing the autograder$extras and its pinned dependencies (torch is large the first time)"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+say "installing the autograder$extras with the versions in constraints.txt (torch is large the first time)"
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
 
 # The sandbox runs Python as a dedicated unprivileged uid: it must be able to read .venv.
 dir="$(pwd)"

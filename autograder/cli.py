@@ -31,10 +31,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"folder with torchvision's dataset layouts (default ${DATA_ENV} or ./data)",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where student models run: auto = the GPU if there is one (default auto)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the worker")
     parser.add_argument(
-        "--memory-mb", type=int, default=8192, help="address-space cap for the worker on CPU runs (MiB)"
+        "--memory-mb",
+        type=int,
+        default=8192,
+        help="address-space cap for the worker on CPU runs, in MiB (default 8192)",
     )
     parser.add_argument(
         "--allow-unsandboxed",
@@ -44,12 +52,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autograder", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="autograder",
+        description="Sandboxed autograder for PyTorch CNN labs: grade a submission or a class, "
+        "check your own lab folder, build a Gradescope zip.",
+    )
     parser.add_argument("--version", action="version", version=f"autograder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     grade = sub.add_parser("grade", help="grade one submission (folder or zip)")
-    grade.add_argument("path", type=Path)
-    grade.add_argument("--out", type=Path, default=Path("autograder-out"))
+    grade.add_argument("path", type=Path, help="the submission: a folder or a .zip")
+    grade.add_argument(
+        "--out",
+        type=Path,
+        default=Path("autograder-out"),
+        help="where results.json and report.html go (default autograder-out)",
+    )
     _common(grade)
     from .batch.command import add_arguments as batch_arguments
 

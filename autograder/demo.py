@@ -194,7 +194,12 @@ def run(out: Path, threads: int | None = None, allow_unsandboxed: bool = False, 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("autograder-demo"), help="where data and reports go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("autograder-demo"),
+        help="where data and reports go (default autograder-demo)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable)")
     parser.add_argument(
         "--allow-unsandboxed",

@@ -16,6 +16,11 @@ from pathlib import Path
 
 from . import untrusted
 from .report.write import write_all, write_atomic
+from .rubric import RubricError, load
+
+
+class NotConfigured(Exception):
+    """The image lacks what grading needs (a rubric): said in one line, no traceback."""
 
 
 def failure_results(message: str) -> dict[str, object]:
@@ -48,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     try:
         from .grade import grade
-        from .rubric import load
 
         rubric_id = os.environ.get("AUTOGRADER_RUBRIC")
         marker = args.home / "rubric-id"
         if not rubric_id and marker.is_file():
             rubric_id = marker.read_text().strip()
         if not rubric_id:
-            raise RuntimeError(f"no rubric configured (set AUTOGRADER_RUBRIC or write {marker})")
+            raise NotConfigured(
+                f"no rubric is configured: build the zip with `autograder build-gradescope --rubric ID`, "
+                f"or set AUTOGRADER_RUBRIC, or write the rubric id into {marker}"
+            )
         rubric = load(rubric_id)
         data_root = Path(os.environ.get("AUTOGRADER_DATA", args.home / "data"))
         from .sandbox import detect_tier
@@ -70,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{(result.provenance.get('sandbox') or {}).get('tier')}"
         )
         return 0
+    except (NotConfigured, RubricError) as exc:  # the image's setup, not a bug: one line
+        message = str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a valid file
         traceback.print_exc()
-        write_atomic(
-            results_dir / "results.json",
-            json.dumps(failure_results(f"{type(exc).__name__}: {exc}"), indent=2),
-        )
-        return 0
+        message = f"{type(exc).__name__}: {exc}"
+    print(f"run_autograder: {message}", file=sys.stderr)
+    write_atomic(results_dir / "results.json", json.dumps(failure_results(message), indent=2))
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` there
 once (with network), copies ``run_autograder`` to ``/autograder/`` and runs it
 for every submission. The zip holds:
 
-* ``setup.sh`` (written here): runs the repository's own ``setup.sh --cpu`` on
-  the bundled grader (CPU-only torch), points ``/autograder/.venv`` at its environment, records the
-  rubric id, and downloads the rubric's dataset into ``/autograder/data``;
+* ``setup.sh`` (written here): installs Ubuntu's python3.11 where the image's python3 is
+  older (the pins need 3.11), runs the repository's own ``setup.sh --cpu`` on the bundled
+  grader (CPU-only torch, bubblewrap), points ``/autograder/.venv`` at its environment,
+  records the rubric id, and downloads the rubric's dataset into ``/autograder/data``
+  (a failed download fails the image build);
 * ``run_autograder``: the repository's, unchanged (it reads ``rubric-id``,
   ``data/`` and ``.venv`` next to itself, i.e. in ``/autograder``);
 * ``rubric-id`` and ``grader/``: the package, the rubric, the reference
-  solutions, ``pyproject.toml`` with the pinned dependencies, ``setup.sh``.
+  solutions, ``pyproject.toml``, ``constraints.txt`` (the pinned versions), ``setup.sh``.
 
 Item visibility comes from the rubric (``visibility`` per item, or the kind's
 default), so hidden-test accuracy stays hidden until the due date.
@@ -26,19 +28,30 @@ from .rubric import Rubric, load
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("autograder", "reference")
-TOP_FILES = ("pyproject.toml", "README.md", "setup.sh", "run_autograder", "LICENSE")
+TOP_FILES = ("pyproject.toml", "constraints.txt", "README.md", "setup.sh", "run_autograder", "LICENSE")
 EXECUTABLE = ("setup.sh", "run_autograder", "grader/setup.sh", "grader/run_autograder")
 STAMP = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same inputs give the same zip
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope image build for the rubric {rubric_id} ({title}).
-# Written by `autograder build-gradescope`; runs once, in /autograder/source, with network.
+# Written by `autograder build-gradescope`; runs once, in /autograder/source, as root, with network.
+# Any failure stops the build, and Gradescope shows its output to the instructor.
 set -euo pipefail
 HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 
-# 1. The grader, its pinned dependencies and the sandbox packages: the repository's setup.sh,
-#    with the CPU-only torch build (Gradescope has no GPU; it saves ~290 MB of the 768 MB).
+# 0. Python: the pinned versions in constraints.txt need >= 3.11. Gradescope's default image
+#    (Ubuntu 22.04) has 3.10 as python3; Ubuntu's own python3.11 package is installed beside it.
+if ! python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "setup.sh: $(python3 --version 2>&1) is older than 3.11: installing python3.11 (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q python3.11 python3.11-venv
+  export PYTHON="$(command -v python3.11)"
+fi
+
+# 1. The grader, its pinned dependencies and the sandbox packages (bubblewrap): the repository's
+#    setup.sh, with the CPU-only torch build (Gradescope has no GPU; it saves ~290 MB of the 768 MB).
 if [ "${{AUTOGRADER_SKIP_INSTALL:-0}}" != 1 ]; then
   bash "$HERE/grader/setup.sh" --cpu
 fi
@@ -47,9 +60,13 @@ fi
 ln -sfn "$HERE/grader/.venv" "$ROOT/.venv"
 cp "$HERE/rubric-id" "$ROOT/rubric-id"
 
-# 3. The dataset, downloaded now: grading itself never downloads.
-"$ROOT/.venv/bin/python" -I -m autograder.cli data {dataset} --data-root "$ROOT/data" \\
-  || echo "setup.sh: WARNING: no {dataset} in $ROOT/data; grading will report missing test data"
+# 3. The dataset, downloaded now: grading itself never downloads. Without it every student
+#    would get 0 on the hidden accuracy items, so a failed download fails the build.
+if ! "$ROOT/.venv/bin/python" -I -m autograder.cli data {dataset} --data-root "$ROOT/data"; then
+  echo "setup.sh: ERROR: {dataset} could not be put into $ROOT/data (see above); the accuracy" \\
+    "items cannot be graded without it. Rebuild the image when the download works." >&2
+  exit 1
+fi
 """
 
 
@@ -68,7 +85,7 @@ def _members(rubric: Rubric) -> list[tuple[str, Path]]:
     for name in TOP_FILES:
         if (REPO / name).is_file():
             found.append((f"grader/{name}", REPO / name))
-        elif name in ("pyproject.toml", "setup.sh", "run_autograder"):
+        elif name in ("pyproject.toml", "constraints.txt", "setup.sh", "run_autograder"):
             raise BuildError(f"{REPO / name} is missing: build the zip from a checkout of the autograder")
     # named after its id: run_autograder loads the rubric by the id in rubric-id
     found.append((f"grader/rubrics/{rubric.id}.toml", rubric.path))
@@ -103,7 +120,9 @@ def build(rubric_id: str, out: Path) -> tuple[Path, Rubric, int]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--rubric", required=True, help="rubric id or path to a .toml file")
-    parser.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("autograder.zip"), help="the zip to write (default autograder.zip)"
+    )
 
 
 def command(args) -> int:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data.registry import DATASETS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (Gradescope's default image): the same parser, as a package
+    import tomli as tomllib
 
 RUBRICS_ENV = "AUTOGRADER_RUBRICS"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")

@@ -116,11 +116,15 @@ def run(
     rubric: Rubric,
     data_root: Path | None,
     images: int = VAL_IMAGES,
-    allow_unsandboxed: bool = True,
     threads: int | None = None,
 ) -> Report:
-    """Grade ``folder`` as the grader would, with the validation split in place of the test split."""
+    """Grade ``folder`` as the grader would, with the validation split in place of the test split.
+
+    The sandbox is the grader's where bubblewrap works; elsewhere (Colab, a laptop) the
+    student's own code runs as a plain process, and a note says so.
+    """
     from .grade import grade
+    from .sandbox import Tier, detect_tier
 
     started = time.monotonic()
     folder = Path(folder).resolve()
@@ -146,7 +150,13 @@ def run(
                 f"your notebook downloads to (it holds {dataset_spec(rubric.dataset).folder})"
             )
         quick = dataclasses.replace(rubric, items=[i for i in rubric.items if not KINDS[i.kind].slow])
-        result = grade(staged, quick, val_root, allow_unsandboxed=allow_unsandboxed, threads=threads)
+        tier = detect_tier(own_code=True)
+        if tier.tier is Tier.C:
+            notes.append(
+                f"no sandbox here ({tier.reason.split(';')[0]}): your code ran as a plain process, "
+                "which is fine for checking your own work; the grader runs it sandboxed"
+            )
+        result = grade(staged, quick, val_root, tier=tier, threads=threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = Report(rubric, folder, [], result, notes=notes)
@@ -217,10 +227,11 @@ def render(report: Report, console) -> None:
     passed = sum(r.verdict == "pass" for r in report.rows)
     checked = sum(r.verdict in ("pass", "fail") for r in report.rows)
     tier = (report.result.provenance.get("sandbox") or {}).get("tier") if report.result else None
+    same = "checks as the grader" if tier == "C" else f"checks and sandbox as the grader (tier {tier})"
     console.print(
         f"{passed} of {checked} checks pass"
         + (f"; fix the {len(report.failed)} marked fail before you submit" if report.failed else "")
-        + f". Same checks and sandbox as the grader (tier {tier}); {report.seconds:.0f} s."
+        + f". Same {same}; {report.seconds:.0f} s."
     )
 
 
@@ -239,7 +250,7 @@ def add_arguments(parser) -> None:
         default=VAL_IMAGES,
         help=f"validation images to measure (default {VAL_IMAGES})",
     )
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable)")
 
 
 def default_data_root(folder: Path, given: Path | None, dataset: str) -> Path | None:
@@ -253,15 +264,30 @@ def default_data_root(folder: Path, given: Path | None, dataset: str) -> Path | 
     return next((c for c in candidates if (c / sub).is_dir()), None)
 
 
-def command(args) -> int:
+def check(
+    path: str | Path = ".",
+    rubric: str | None = None,
+    data_root: str | Path | None = None,
+    val_images: int = VAL_IMAGES,
+    threads: int | None = None,
+) -> Report:
+    """``autograder check`` from Python (a notebook cell): prints the table, returns the report.
+
+    ``autograder.check("my_lab")``; ``report.failed`` lists the checks that fail.
+    """
     from rich.console import Console
 
-    folder = args.path.resolve()
+    folder = Path(path).resolve()
     try:
-        rubric = find_rubric(folder, args.rubric)
+        found = find_rubric(folder, rubric)
     except RubricError as exc:
         raise SelfCheckError(str(exc)) from None
-    root = default_data_root(folder, args.data_root, rubric.dataset)
-    report = run(folder, rubric, root, images=args.val_images, threads=args.threads)
+    root = default_data_root(folder, Path(data_root) if data_root else None, found.dataset)
+    report = run(folder, found, root, images=val_images, threads=threads)
     render(report, Console(emoji=False))
+    return report
+
+
+def command(args) -> int:
+    report = check(args.path, args.rubric, args.data_root, args.val_images, args.threads)
     return 1 if report.failed else 0

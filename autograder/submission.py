@@ -93,6 +93,11 @@ def intake(source: Path, dest: Path) -> Submission:
             _copy_tree(source, dest, sub, budget)
         elif source.is_file() and zipfile.is_zipfile(source):
             _extract(source, dest, sub, budget, depth=0)
+        elif source.is_file() and source.suffix.lower() == ".zip":
+            raise SubmissionError(
+                f"{untrusted.terminal(source.name)} is not a valid zip file (another kind of archive, "
+                "or cut short?): zip your lab folder again and upload that"
+            )
         elif source.is_file():
             target = dest / _safe_name(source.name, sub)
             budget.copy(source.open("rb"), target, source.name)
@@ -223,6 +228,8 @@ def _unpack_nested(dest: Path, sub: Submission, budget: _Budget) -> None:
             if zipfile.is_zipfile(archive):
                 _extract(archive, target, sub, budget, depth + 1)
                 sub.notes.append(f"unpacked the zip inside the submission: {archive.relative_to(dest)}")
+            else:
+                sub.notes.append(f"left out {archive.relative_to(dest)}: not a valid zip file")
             archive.unlink()
     if any(dest.rglob("*.zip")):
         sub.notes.append(f"zips nested deeper than {MAX_ZIP_DEPTH} levels were not unpacked")

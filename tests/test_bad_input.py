@@ -261,3 +261,25 @@ def test_notebook_cells_that_train_are_not_run(tmp_path, trained, cifar_root, ta
     graded = grading.run(folder, task1, cifar_root, tmp_path / "out")
     assert graded.json["score"] == 20
     assert graded.result.seconds < 60
+
+
+def test_a_file_that_is_not_a_zip_uploaded_as_zip_is_called_that(tmp_path):
+    """A RAR (or a cut-short upload) renamed .zip: not "contains no files"."""
+    from autograder.submission import SubmissionError, intake
+
+    rar = b"Rar!\x1a\x07\x00" + bytes(200)
+    upload = tmp_path / "StudentID_lab2.zip"
+    upload.write_bytes(rar)
+    with pytest.raises(SubmissionError) as caught:
+        intake(upload, tmp_path / "staged")
+    assert str(caught.value) == (
+        "StudentID_lab2.zip is not a valid zip file (another kind of archive, or cut short?): "
+        "zip your lab folder again and upload that"
+    )
+    folder = tmp_path / "lab"  # the same file inside a submission folder is left out with a note
+    folder.mkdir()
+    (folder / "simple_cnn.py").write_text("x = 1\n")
+    (folder / "data.zip").write_bytes(rar)
+    staged = intake(folder, tmp_path / "staged2")
+    assert "left out data.zip: not a valid zip file" in staged.notes
+    assert [p.as_posix() for p in staged.files] == ["simple_cnn.py"]

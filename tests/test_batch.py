@@ -11,10 +11,12 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -466,8 +468,84 @@ def test_slurm_path_runs_with_submitits_local_executor(klass, tmp_path, cifar_ro
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "3 submissions: 2 graded now, 0 from the cache, 0 grader errors" in run.stdout
+    assert "grading 2 of 3 submissions (0 from the cache; 1 identical to another, graded once)" in run.stderr
     logs = list((tmp_path / "out" / ".autograder" / "jobs").rglob("*_log.out"))
     assert len(logs) == 2  # one submitit job per chunk, the identical copy graded once
     for p in people:
         mine = json.loads(next((tmp_path / "out" / "students").glob(f"*_{p.uid}/results.json")).read_text())
         assert mine["score"] == klass.expected[p.uid] == AUTO_MAX
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node Slurm (munged, slurmctld, slurmd), stopped at the end."""
+    from helpers import slurm
+
+    try:
+        cluster = slurm.start(Path(tempfile.mkdtemp(prefix="ag-slurm-", dir="/tmp")))
+    except slurm.Unavailable as exc:
+        pytest.skip(f"no Slurm cluster here: {exc}")
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(cluster.folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_cluster, tmp_path, cifar_root):
+    """`--executor slurm` through real sbatch: scancel part-way, re-run, and the results and
+    gradebook are a local run's."""
+    kinds = ("correct0", "copy-exact", "correct4", "broken-no-weights")
+    subset = [p for p in klass.people if klass.kind[p.uid] in kinds]
+    download = tmp_path / "four.zip"
+    prefixes = tuple(moodle.folder_name(p, "folders") for p in subset)
+    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
+        for info in src.infolist():
+            if info.filename.startswith(prefixes):
+                dst.writestr(info, src.read(info))
+
+    def args(name: str) -> list[str]:
+        sheet = moodle.write_worksheet(tmp_path / f"{name}.csv", subset, {p.uid for p in subset})
+        common = ["--rubric", str(RUBRIC), "--data-root", str(cifar_root), "--worksheet", str(sheet)]
+        return [str(download), *common, "--out", str(tmp_path / name)]
+
+    local = cli(*args("local"), "--workers", "2")
+    assert local.returncode == 0, local.stderr[-2000:]
+    on_slurm = args("slurm") + ["--executor", "slurm", "--partition", "debug", "--cpus-per-job", "1"]
+    on_slurm += ["--mem-gb", "2", "--time-limit", "10", "--per-job", "1", "--array-size", "1"]
+    env = slurm_cluster.env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder.cli", "batch", *on_slurm],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    out = tmp_path / "slurm"
+    deadline = time.monotonic() + 300
+    while cached(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the cache the array tasks write: no event to wait on
+    assert slurm_cluster.jobs(), "the array tasks ran through before they could be cancelled"
+    slurm_cluster.run("scancel", "--user", "root")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    partial = cached(out)
+    assert 1 <= partial < 3, stdout
+    assert "left the queue without a result (cancelled?); re-run to retry" in stdout
+    resumed = subprocess.run(
+        [sys.executable, "-m", "autograder.cli", "batch", *on_slurm],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed_line = f"4 submissions: {3 - partial} graded now, {partial} from the cache, 0 grader errors"
+    assert resumed_line in resumed.stdout
+    assert (out / "gradebook.csv").read_bytes() == (tmp_path / "local" / "gradebook.csv").read_bytes()
+    for p in subset:
+        mine = json.loads(next((out / "students").glob(f"*_{p.uid}/results.json")).read_text())
+        theirs = json.loads(next((tmp_path / "local/students").glob(f"*_{p.uid}/results.json")).read_text())
+        assert [t.get("score") for t in mine["tests"]] == [t.get("score") for t in theirs["tests"]]
+        assert mine["score"] == theirs["score"] == klass.expected[p.uid]

@@ -320,6 +320,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     options = SlurmOptions(
         partition="gpu-a40",
+        account="cse-lab",
+        extra={"qos": "ckpt"},
         gpus_per_job=1,
         cpus_per_job=8,
         mem_gb=32,
@@ -339,6 +341,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     script = (tmp_path / "submitted.sh").read_text()
     for line in (
         "#SBATCH --partition=gpu-a40",
+        "#SBATCH --account=cse-lab",
+        "#SBATCH --qos=ckpt",
         "#SBATCH --gpus-per-node=1",
         "#SBATCH --cpus-per-task=8",
         "#SBATCH --mem=32GB",
@@ -349,3 +353,14 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
         assert line in script, line
     default = SubmititPool(tmp_path / "jobs2", "slurm", SlurmOptions(array_size=4), workers=2)
     assert [len(c) for c in default.chunks([Task(f"k{n}", tmp_path, "") for n in range(10)])] == [3, 3, 3, 1]
+
+
+def test_progress_start_line_counts_identical_submissions_once(capsys):
+    """5 submissions, two of them byte-identical: 4 to grade, as the summary will say."""
+    from autograder.batch.runner import _Progress
+
+    with _Progress(5, 0, True, to_grade=4, from_cache=0):
+        pass
+    assert capsys.readouterr().err == (
+        "grading 4 of 5 submissions (0 from the cache; 1 identical to another, graded once)\n"
+    )

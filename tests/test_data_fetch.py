@@ -63,6 +63,23 @@ def test_fashion_folders_with_index_names_read_by_torchvision(tmp_path):
     assert np.bincount(ours.targets.numpy(), minlength=10).tolist() == [2] * 10
 
 
+def test_the_training_split_from_images_is_shuffled_so_its_tail_has_every_class(tmp_path, capsys):
+    """The templates validate on the last training images: class-sorted folders would make
+    that tail one or two classes."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(10), 30)  # 300 images, 30 per class
+    image_folder(
+        tmp_path / "train", [str(k) for k in range(10)], data.images(labels, 28, 1, rng)[0], labels, "L"
+    )
+    args = ["data", "mnist", "--from-images", str(tmp_path / "train"), "--split", "train"]
+    assert main([*args, "--data-root", str(tmp_path / "root")]) == 0
+    assert "shuffled with seed 0" in capsys.readouterr().out
+    first = load_split(tmp_path / "root", "mnist", train=True).labels
+    assert len(set(first[-30:].tolist())) >= 8  # the last 10%: (nearly) every class, not one
+    assert main([*args, "--data-root", str(tmp_path / "again")]) == 0
+    assert (load_split(tmp_path / "again", "mnist", train=True).labels == first).all()  # the same order
+
+
 def test_wrong_sizes_and_unknown_classes_are_named(tmp_path, capsys):
     Image.new("RGB", (64, 64)).save((tmp_path / "cat").mkdir() or tmp_path / "cat" / "big.png")
     assert main(["data", "cifar10", "--from-images", str(tmp_path), "--data-root", str(tmp_path / "r")]) == 2

@@ -4,6 +4,12 @@ student's validation split instead."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +73,33 @@ def test_self_check_measures_the_validation_split(both, fashion_root):
     assert "200 of the last 200 training images" in facts["split"]
     assert "validation accuracy" in {r.id: r for r in checked.rows}["task1.accuracy"].why
     assert graded.test("task1.accuracy")["extra_data"]["images"] == 300  # the grader: the test split
+
+
+def test_without_bubblewrap_the_check_runs_from_python_and_says_so(both, fashion_root):
+    """Colab, a laptop: no bubblewrap. ``autograder.check(...)`` in a notebook cell runs the
+    student's own code without --allow-unsandboxed, says so in one line, and gives the
+    verdicts the sandboxed check gives."""
+    _, _, checked = both
+    assert checked.result.provenance["sandbox"]["tier"] != "C"  # the control: sandboxed here
+    cell = (
+        "import json, autograder\n"
+        f"report = autograder.check({str(checked.folder)!r}, data_root={str(fashion_root)!r})\n"
+        "print('VERDICTS', json.dumps({r.id: r.verdict for r in report.rows}))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = os.environ | {"PATH": "/nonexistent", "PYTHONPATH": str(root), "COLUMNS": "200"}  # no bwrap
+    env.pop("AUTOGRADER_SANDBOX_TIER", None)
+    done = subprocess.run([sys.executable, "-c", cell], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    notes = [line for line in done.stdout.splitlines() if "no sandbox here" in line]
+    assert notes == [
+        "note: no sandbox here (bubblewrap (bwrap) is not installed): your code ran as a plain process, "
+        "which is fine for checking your own work; the grader runs it sandboxed"
+    ]
+    assert "allow-unsandboxed" not in done.stdout + done.stderr
+    assert "Same checks as the grader;" in done.stdout
+    verdicts = json.loads(done.stdout.split("VERDICTS ", 1)[1])
+    assert verdicts == {r.id: r.verdict for r in checked.rows}
 
 
 def test_check_command_on_the_untouched_template(capsys, fashion_root, monkeypatch):

@@ -61,7 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local: worker processes here (default); slurm: array jobs; "
         "submitit-local: the Slurm code path run as local processes (a dry run)",
     )
-    slurm.add_argument("--partition", default=None, help="Slurm partition")
+    slurm.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    slurm.add_argument("--account", default=None, help="Slurm account to charge (default: yours)")
+    slurm.add_argument(
+        "--sbatch-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other #SBATCH option, repeatable: --sbatch-option qos=ckpt",
+    )
     slurm.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per array task (default 0)")
     slurm.add_argument("--cpus-per-job", type=int, default=4, help="CPUs per array task (default 4)")
     slurm.add_argument("--mem-gb", type=int, default=16, help="memory per array task in GB (default 16)")
@@ -73,6 +81,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="submissions per array task (default: spread over --array-size)",
     )
+
+
+def _sbatch_options(pairs: list[str]) -> dict[str, str]:
+    from .grades import BatchInputError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BatchInputError(f"--sbatch-option {pair}: write it as KEY=VALUE, e.g. qos=ckpt")
+        options[key.strip().removeprefix("--")] = value.strip()
+    return options
 
 
 def run(args: argparse.Namespace, rubric, data_root: Path) -> int:  # noqa: ANN001 - a Rubric
@@ -93,6 +113,8 @@ def run(args: argparse.Namespace, rubric, data_root: Path) -> int:  # noqa: ANN0
         executor=args.executor,
         slurm=SlurmOptions(
             partition=args.partition,
+            account=args.account,
+            extra=_sbatch_options(args.sbatch_option),
             gpus_per_job=args.gpus_per_job,
             cpus_per_job=args.cpus_per_job,
             mem_gb=args.mem_gb,

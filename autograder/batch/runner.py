@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -137,7 +137,7 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
         _warm_test_split(settings)
     done_students = sum(len(by_key[k]) for k in records)
     started = time.monotonic()
-    with _Progress(len(students), done_students, config.progress) as progress:
+    with _Progress(len(students), done_students, config.progress, len(tasks), from_cache) as progress:
         for record in pool.run(tasks, settings):
             records[record["key"]] = record
             for s in by_key.get(record["key"], []):
@@ -322,7 +322,7 @@ def _finish(
         "grader": grader_fingerprint(),
         "tiers": tiers,
         "manual_points": rubric.manual_points,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     paths["summary"] = out / "summary.html"
     write_atomic(
@@ -352,8 +352,9 @@ def _write_grade(folder: Path, grade: FinalGrade, max_grade: float) -> None:
 class _Progress:
     """A rich progress bar with ETA on a terminal; one line per submission otherwise."""
 
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
+    def __init__(self, total: int, done: int, enabled: bool, to_grade: int, from_cache: int) -> None:
         self.total, self.done, self.enabled = total, done, enabled
+        self.to_grade, self.from_cache = to_grade, from_cache  # distinct submissions, as the summary counts
         self.bar: Any = None
 
     def __enter__(self) -> _Progress:
@@ -381,8 +382,11 @@ class _Progress:
             self.bar.start()
             self.task = self.bar.add_task("", total=self.total, completed=self.done)
         elif self.enabled:
+            why = [f"{self.from_cache} from the cache"]
+            if copies := self.total - self.to_grade - self.from_cache:
+                why.append(f"{copies} identical to another, graded once")
             print(
-                f"grading {self.total - self.done} of {self.total} submissions ({self.done} from the cache)",
+                f"grading {self.to_grade} of {self.total} submissions ({'; '.join(why)})",
                 file=sys.stderr,
                 flush=True,
             )

@@ -11,9 +11,10 @@ and how a TA can try a cluster setup on a laptop first.
 from __future__ import annotations
 
 import math
+import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,14 @@ POLL_SECONDS = 2.0
 @dataclass
 class SlurmOptions:
     partition: str | None = None
+    account: str | None = None
     gpus_per_job: int = 0
     cpus_per_job: int = 4
     mem_gb: int = 16
     time_limit_min: int = 60
     array_size: int = 32  # at most this many array tasks run at once
     per_job: int | None = None  # submissions per array task (default: spread over array_size)
+    extra: dict[str, str] = field(default_factory=dict)  # any other #SBATCH option, e.g. qos
 
 
 class SubmititPool:
@@ -70,6 +73,10 @@ class SubmititPool:
             params["slurm_array_parallelism"] = o.array_size
             if o.partition:
                 params["slurm_partition"] = o.partition
+            if o.account:
+                params["slurm_account"] = o.account
+            if o.extra:
+                params["slurm_additional_parameters"] = dict(o.extra)
         executor.update_parameters(**params)
         return executor
 
@@ -94,9 +101,13 @@ class SubmititPool:
                         del waiting[key]
                         yield record
                 still = []
+                queued = self._queued(active)
                 for job, chunk in active:
                     if not job.done():
-                        still.append((job, chunk))
+                        if queued is None or job.job_id in queued or job.done():
+                            still.append((job, chunk))
+                        else:  # cancelled or killed: left the queue without a result
+                            yield from _missing(job, chunk, waiting)
                         continue
                     for record in _job_records(job, chunk):
                         if record["key"] in waiting:
@@ -113,6 +124,39 @@ class SubmititPool:
             for job, _ in active:
                 if not job.done():
                     job.cancel(check=False)
+
+    def _queued(self, active: list[tuple[Any, list[Task]]]) -> set[str] | None:
+        """Array tasks Slurm still lists (pending or running), or None where unknown.
+
+        submitit learns that a job ended from ``sacct``; where Slurm keeps no
+        accounting (a small cluster, the tests' single node) a job cancelled with
+        ``scancel`` would otherwise be waited for forever.
+        """
+        if self.cluster != "slurm" or not active:
+            return None
+        ids = sorted({str(job.job_id).split("_")[0] for job, _ in active})
+        try:
+            done = subprocess.run(
+                ["squeue", "--noheader", "--array", "--format=%i", f"--jobs={','.join(ids)}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode != 0:
+            return None if "Invalid job id" not in done.stderr else set()
+        return set(done.stdout.split())
+
+
+def _missing(job: Any, chunk: list[Task], waiting: dict[str, Task]) -> Iterator[dict[str, Any]]:
+    for t in chunk:
+        if t.key in waiting:
+            del waiting[t.key]
+            yield {
+                "key": t.key,
+                "error": f"job {job.job_id} left the queue without a result (cancelled?); re-run to retry",
+            }
 
 
 def _job_records(job: Any, chunk: list[Task]) -> list[dict[str, Any]]:

@@ -22,6 +22,8 @@ from .formats import write_cifar10, write_idx
 from .registry import DATASETS, dataset_spec
 from .splits import DataError, load_split
 
+SHUFFLE_SEED = 0  # --from-images training split: the same folder always gives the same order
+
 
 class FetchError(Exception):
     """A dataset could not be put in place; the message says what to do."""
@@ -125,6 +127,9 @@ def convert_folder(source: Path, root: Path, name: str, train: bool) -> str:
             )
         images[i] = image.transpose(2, 0, 1) if image.ndim == 3 else image[None]
         labels[i] = wanted[_key(folder.classes[index])]
+    if train:  # the folders come class by class: the templates hold out the LAST images as validation
+        order = np.random.default_rng(SHUFFLE_SEED).permutation(len(labels))
+        images, labels = images[order], labels[order]
     if name == "cifar10":
         target = write_cifar10(root, images, labels, train)
     else:
@@ -132,7 +137,8 @@ def convert_folder(source: Path, root: Path, name: str, train: bool) -> str:
     counts = np.bincount(labels, minlength=len(spec.classes))
     return (
         f"{name}: {len(labels):,} images from {source} written as the {'train' if train else 'test'} split "
-        f"in {target} (per class {counts.min()}-{counts.max()})"
+        f"in {target} (per class {counts.min()}-{counts.max()}"
+        + (f"; shuffled with seed {SHUFFLE_SEED})" if train else ")")
     )
 
 
@@ -148,7 +154,12 @@ def add_arguments(parser) -> None:
         metavar="FOLDER",
         help="convert FOLDER/<class>/<image> instead of downloading (e.g. the CIFAR-10 JPEG copies)",
     )
-    parser.add_argument("--split", choices=("train", "test"), default="test", help="with --from-images")
+    parser.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="with --from-images: which split the images become (default test)",
+    )
 
 
 def command(args) -> int:

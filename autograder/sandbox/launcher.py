@@ -18,7 +18,6 @@ import resource
 import shutil
 import signal
 import stat
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cgroup
-from .tiers import Tier, python_paths
+from .tiers import Tier, interpreter, python_paths
 from .worker import protocol
 
 PROBE_UID = 65534
@@ -197,7 +196,7 @@ def bwrap_argv(
 
 def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str]:
     """The full command that starts a worker for ``job`` in ``tier``."""
-    python = sys.executable
+    python = interpreter()
     if tier is Tier.A:
         S = protocol
         binds = [(p, p) for p in python_paths()]
