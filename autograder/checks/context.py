@@ -264,6 +264,28 @@ class Context:
             f"other-size:{task_id}", lambda: self._any_size(self.rubric.tasks[task_id], failure)
         )
 
+    def _sized(self, task: Task) -> Task:
+        import dataclasses
+
+        self.model(task.id)
+        native = self.rubric.tasks[task.id].input_shape[-1]
+        tried = []
+        for size in task.input_sizes:
+            shape = [task.input_shape[0], size, size]
+            try:
+                got = self.sandbox.request("forward", 60, task=task.id, input_shape=shape)
+            except (WorkerFailure, SandboxError) as exc:
+                tried.append(f"{size}x{size}: {exc.message}")
+                continue
+            if got.get("output_shape") == [8, task.num_classes]:
+                resize = None if size == native else size
+                return dataclasses.replace(task, input_shape=shape, resize=resize)
+            tried.append(f"{size}x{size}: output {got.get('output_shape')}")
+        raise CheckFailed(
+            f"{task.model} maps none of the accepted input sizes to (N, {task.num_classes}) logits "
+            f"({'; '.join(tried)})"
+        )
+
     def _any_size(self, task: Task, failure: CheckFailed) -> Task:
         import dataclasses
 

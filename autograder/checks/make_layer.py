@@ -21,6 +21,7 @@ KEYS = {"stages", "blocks", "channels", "strides", "signature", "recheck_blocks"
 # Spellings of the handout's helper accepted everywhere (the most-copied CIFAR
 # ResNet-18 calls it ``_make_layer``); a rubric adds its own with ``names``.
 NAMES = ["make_layer", "_make_layer", "make_layers", "_make_layers"]
+LIBRARIES = {"torch", "torchvision", "timm"}  # a model taken whole from one of these
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +71,11 @@ def run(item: Item, ctx: Context) -> Outcome:
             )
         else:
             problems.append(f"{task.model} has no make_layer method (looked for {', '.join(o['names'])})")
+    elif str(facts.get("make_layer_module")).split(".")[0] in LIBRARIES:
+        problems.append(
+            f"{task.model}.{helper} is the library's own ({facts['make_layer_module']}), "
+            "not written in the submission: the handout asks you to write make_layer"
+        )
     else:
         if helper != "make_layer":
             lines.append(f"note: found make_layer as {task.model}.{helper}")

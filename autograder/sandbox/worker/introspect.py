@@ -222,7 +222,11 @@ def make_layer(
 
     found = next((n for n in names if callable(getattr(model, n, None))), None)
     fn = getattr(model, found) if found else None
-    facts: dict[str, Any] = {"has_make_layer": callable(fn), "make_layer_name": found}
+    facts: dict[str, Any] = {
+        "has_make_layer": callable(fn),
+        "make_layer_name": found,
+        "make_layer_module": str(getattr(fn, "__module__", "") or ""),
+    }
     if callable(fn):
         try:
             facts["signature"] = [p for p in inspect.signature(fn).parameters]
