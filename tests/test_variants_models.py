@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import grading, labs
+from helpers import grading, labs, submissions
 from variants import models as m
 
 from autograder import selfcheck
@@ -381,3 +381,40 @@ def test_self_check_agrees_with_the_grader(name, graded):
         else:
             assert rows[item.id].verdict == ("pass" if item.passed else "fail"), item.id
             assert rows[item.id].why == item.message, item.id
+
+
+def test_keys_are_tried_as_saved_before_any_prefix_is_stripped():
+    """A ``self.model = nn.Sequential(...)`` wrapper saves ``model.…`` keys: they fit
+    as saved; stripping the prefix first (what the grader once did) would not."""
+    from autograder.sandbox.worker.student import best_reading, fit_report, readings
+
+    namespace = labs.load_module("wrapper", "import torch\nfrom torch import nn\n" + m.SIMPLE_WRAPPER)
+    model = namespace["SimpleCNN"]()
+    saved = model.state_dict()
+    state, notes, report, _ = best_reading(model, saved)
+    assert report["fits"] and notes == [] and state.keys() == saved.keys()
+    stripped, why = readings(saved)[0][1]
+    assert why == ["stripped the 'model.' prefix from every key"]
+    assert not fit_report(model, stripped)["fits"]  # the control: prefix first breaks it
+    nested = {"checkpoint": 3, "model_state_dict": m.prefixed(m.prefixed(saved, "_orig_mod."), "module.")}
+    state, notes, report, _ = best_reading(model, nested)
+    assert report["fits"] and notes == [
+        "used the 'model_state_dict' entry of the checkpoint dict",
+        "stripped the 'module.' prefix from every key",
+        "stripped the '_orig_mod.' prefix from every key",
+    ]
+
+
+def test_a_notebook_imports_another_student_file_only_when_its_definitions_use_it():
+    from autograder.notebook.extract import extract
+
+    nb = submissions.lab2_notebook(
+        extra_cells=[
+            "from resnet18 import ResNet18\nimport resnet18 as r\nmodel2 = ResNet18()",
+            "def build_both():\n    return SimpleCNN(), r.ResNet18()",
+        ]
+    )
+    kept = extract(nb, frozenset({"resnet18"})).text
+    assert "from resnet18 import ResNet18" not in kept and "import resnet18 as r" in kept
+    # without knowing which files are the student's, every import stays (the control)
+    assert "from resnet18 import ResNet18" in extract(nb).text
