@@ -366,7 +366,7 @@ def test_the_grader_gives_the_TA_verdict(name, graded):
             assert detail in test["output"], (item_id, test["output"])
     if name in FLAGGED:
         item = next(i for i in result.result.items if i.id == FLAGGED[name])
-        assert "cannot be loaded" in item.data["flag"]
+        assert "cannot be loaded" in item.data["flag"] and "Flagged for the TA" in result.markdown
 
 
 @pytest.mark.slow
