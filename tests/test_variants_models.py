@@ -31,6 +31,7 @@ class Variant:
     items: tuple[str, ...]
     build: Callable[[Path, dict], Path]  # (folder, trained SimpleCNN state) -> submission folder
     tasks: dict = dataclasses.field(default_factory=dict)  # task id -> Task field overrides
+    names: tuple[str, ...] = ()  # make_layer names the rubric adds (the item's ``names`` option)
 
 
 def resnet_only(source: str) -> Callable[[Path, dict], Path]:
@@ -66,6 +67,12 @@ VARIANTS: dict[str, Variant] = {
         ("task2.make_layer", "task2.forward"),
         resnet_only(m.reference_resnet(*m.RESNET_CASE)),
         tasks={"task2": {"model_match": "exact"}},
+    ),
+    "rubric_make_layer_name": Variant(
+        "lab2-resnet18-cifar10",
+        ("task2.make_layer",),
+        resnet_only(m.reference_resnet(*m.BUILD_STAGE)),
+        names=("build_stage",),
     ),
     # --- SimpleCNN: code styles and checkpoint shapes ---------------------------
     "functional_relu": Variant(
@@ -142,6 +149,12 @@ VARIANTS: dict[str, Variant] = {
         ("task1.spec", "task1.forward"),
         lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
     ),
+    "fashion_alias": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec",),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
+        tasks={"task1": {"model_aliases": ["FashionMNISTCNN"]}},
+    ),
     "fashion_mlp": Variant(
         "lab4-cnn-fashion-mnist",
         ("task1.spec", "task1.forward"),
@@ -213,6 +226,16 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         "task2.forward": (
             "fail",
             "the grader found: class BasicBlock (resnet18.py, line 10); class Resnet18",
+        ),
+    },
+    "rubric_make_layer_name": {
+        "task2.make_layer": ("pass", "make_layer (as build_stage) builds layer1"),
+    },
+    "fashion_alias": {
+        "task1.spec": (
+            "pass",
+            "FashionCNN (fashion_cnn.py) runs Conv2d(in_channels=1)",
+            "note: FashionMNISTCNN accepted for FashionCNN (a rubric alias)",
         ),
     },
     "functional_relu": {
@@ -324,7 +347,13 @@ def rubric_for(variant: Variant) -> Rubric:
     tasks = {
         tid: dataclasses.replace(task, **variant.tasks.get(tid, {})) for tid, task in rubric.tasks.items()
     }
-    return dataclasses.replace(rubric, tasks=tasks)
+    items = [
+        dataclasses.replace(i, options={**i.options, "names": [*i.options["names"], *variant.names]})
+        if i.kind == "make_layer"
+        else i
+        for i in rubric.items
+    ]
+    return dataclasses.replace(rubric, tasks=tasks, items=items)
 
 
 @pytest.fixture(scope="module")

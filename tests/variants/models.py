@@ -214,6 +214,9 @@ def reference_resnet(*edits: tuple[str, str]) -> str:
 
 
 IMAGENET_STEM = (("imagenet_stem: bool = False", "imagenet_stem: bool = True"),)
+BUILD_STAGE = tuple(
+    (f"self.layer{k} = self.make_layer(", f"self.layer{k} = self.build_stage(") for k in range(1, 5)
+) + (("    def make_layer(", "    def build_stage("),)
 RESNET_CASE = (("class ResNet18(nn.Module):", "class Resnet18(nn.Module):"),)
 
 BROKEN_EXIT = """import sys
