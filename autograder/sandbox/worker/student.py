@@ -152,16 +152,16 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
             f"the checkpoint holds a {found}{' with keys ' + keys if keys else ''}, not a state_dict: "
             "save it with torch.save(model.state_dict(), PATH)",
         )
-    found: list[tuple[dict[str, Any], list[str]]] = []
+    options: list[tuple[dict[str, Any], list[str]]] = []
     queue = [({k: v for k, v in b.items() if isinstance(v, torch.Tensor)}, notes) for b, notes in bases]
-    while queue and len(found) < 32:
+    while queue and len(options) < 32:  # each strip shortens every key: this ends anyway
         state, notes = queue.pop(0)
-        found.append((state, notes))
+        options.append((state, notes))
         for prefix in PREFIXES:
             if state and all(k.startswith(prefix) for k in state):
                 stripped = {k[len(prefix) :]: v for k, v in state.items()}
                 queue.append((stripped, [*notes, f"stripped the '{prefix}' prefix from every key"]))
-    return found, normalize
+    return options, normalize
 
 
 def best_reading(
