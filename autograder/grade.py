@@ -133,6 +133,10 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
             f"internal grader error in this check ({type(exc).__name__}: "
             f"{exc}); please tell the course staff",
         )
+    note = ctx.model_note(item.task) if item.task else None
+    if note:
+        outcome.details = f"note: {note}" + (f"\n{outcome.details}" if outcome.details else "")
+        outcome.data = {**(outcome.data or {}), "model_note": note}
     if item.manual:
         score, passed = None, None
     else:

@@ -54,6 +54,11 @@ class Task:
     # Input sizes the lab accepts (e.g. AlexNet on 28x28 or up-sampled to 224): the
     # first one the student's model maps to (N, num_classes) is used (Context.task).
     input_sizes: list[int] = field(default_factory=list)
+    # Other names accepted for the model (with a note), and whether a case/underscore
+    # variant of ``model`` (``Resnet18`` for ``ResNet18``) is accepted: "similar" or "exact".
+    model_aliases: list[str] = field(default_factory=list)
+    model_match: str = "similar"
+    size_note: str = ""  # set by Context.task(any_size=True) when judged at another size
 
 
 @dataclass
@@ -201,7 +206,14 @@ class _Builder:
             resize=body.get("resize"),
             title=str(body.get("title", tid)),
             input_sizes=self.sizes(tid, body.get("input_sizes", []), line),
+            model_aliases=strings("model_aliases", []),
+            model_match=self.choice(tid, "model_match", body.get("model_match", "similar"), line),
         )
+
+    def choice(self, tid: str, key: str, value: object, line: int) -> str:
+        if value not in ("similar", "exact"):
+            raise self.fail(line, f'task {tid}: {key} must be "similar" or "exact"')
+        return str(value)
 
     def sizes(self, tid: str, value: object, line: int) -> list[int]:
         if not (isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)):

@@ -143,7 +143,9 @@ def test_lab4_broken_submission_fails_what_it_breaks(lab4_graded):
         "notebook.outputs": False,
         "task1.claims": False,
     }
-    assert "should be Conv2d(in_channels=1)" in broken.message("task1.spec")
+    assert broken.message("task1.spec") == (
+        "FashionCNN (fashion_cnn.py) is not a CNN (no convolution layer): it has only Flatten, Linear, ReLU"
+    )
     assert broken.test("task1.accuracy")["score"] == 0 and "task1.spec failed" in broken.message(
         "task1.accuracy"
     )

@@ -91,7 +91,7 @@ def test_cells_skipped_and_run_out_of_order_are_named(tmp_path, rubric, cifar_ro
     nb = notebooks.with_counts(notebooks.executed_lab2(TASK1), [1, 2, 3, 9, 5, None, 7, 8, 10, 11, 12, 13])
     g = graded(tmp_path, rubric, cifar_root, nb)
     assert g.message("notebook.run") == (
-        "1 of 12 code cells were never run (cells 6); run Kernel → Restart & Run All, then save the "
+        "1 of 12 code cells was never run (cell 6); run Kernel → Restart & Run All, then save the "
         "notebook before submitting; cells ran out of order (cell 5 (In [5]) after cell 4 (In [9])); "
         "run Kernel → Restart & Run All, then save the notebook before submitting"
     )

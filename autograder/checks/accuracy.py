@@ -59,7 +59,8 @@ def run(item: Item, ctx: Context) -> Outcome:
             "load_weights", 300, task=task.id, path=ctx.in_sandbox("submission", weights)
         )
     except WorkerFailure as exc:
-        raise CheckFailed(_weights_message(weights.name, task.model, exc)) from None
+        flag = {"flag": f"{weights.name} cannot be loaded"} if exc.kind == "weights" else {}
+        raise CheckFailed(_weights_message(weights.name, task.model, exc), **flag) from None
     except SandboxError as exc:
         raise CheckFailed(f"loading {weights.name} crashed or hung the worker: {exc.message}") from None
     norm = ctx.normalization(task, loaded.get("normalize"))
@@ -146,7 +147,8 @@ def _weights_message(name: str, model: str, exc: WorkerFailure) -> str:
         parts.append(f"unexpected keys {_few(d['unexpected'])}")
     for m in (d.get("mismatched") or [])[:3]:
         parts.append(f"{m['key']} has shape {tuple(m['got'])}, the model expects {tuple(m['expected'])}")
-    return f"{name} does not fit {model}: {'; '.join(parts)}"
+    tried = f" (even after: {'; '.join(d['notes'])})" if d.get("notes") else ""
+    return f"{name} does not fit {model}{tried}: {'; '.join(parts)}"
 
 
 def _few(keys: list[str]) -> str:

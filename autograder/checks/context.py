@@ -13,12 +13,25 @@ import numpy as np
 
 from .. import preprocess
 from ..data import DataError, Split, load_split
-from ..notebook.extract import ExtractedCode, NotebookError, defined_names, extract, read_notebook
+from ..notebook.extract import (
+    ExtractedCode,
+    NotebookError,
+    defined_names,
+    extract,
+    loose_name,
+    model_candidates,
+    read_notebook,
+)
 from ..result import CheckFailed, ItemResult
 from ..rubric import Rubric, Task
 from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
 from ..sandbox.worker import protocol
 from ..submission import Submission
+
+# Input sizes the classic networks are written for (AlexNet's 227, ImageNet's 224,
+# CIFAR's 32, MNIST's 28, Inception's 299): tried to judge a layer stack apart from
+# the input sizes a lab accepts.
+OTHER_SIZES = (227, 224, 32, 28, 64, 96, 299, 256)
 
 
 @dataclass
@@ -30,6 +43,8 @@ class Source:
     sandbox_path: str
     text: str
     extracted: ExtractedCode | None = None
+    model: str = ""  # the name the task's model was found under (an alias, a case variant)
+    note: str | None = None  # how that name was accepted
 
     def where(self, line: int | None) -> str:
         if self.extracted is not None:
@@ -108,7 +123,8 @@ class Context:
                     code = extract(
                         self.notebook()
                         if rel == self.notebook_path()
-                        else read_notebook(self.submission.root / rel)
+                        else read_notebook(self.submission.root / rel),
+                        self._local_modules(),
                     )
                 except (CheckFailed, NotebookError) as exc:
                     self._memo["source_errors"][1].append(str(exc))
@@ -128,13 +144,21 @@ class Context:
                 )
         return found
 
+    def _local_modules(self) -> frozenset[str]:
+        """Names under which the student's own .py files can be imported."""
+        return frozenset(
+            rel.parts[0] if len(rel.parts) > 1 else rel.stem
+            for rel in self.submission.files
+            if rel.suffix.lower() == ".py"
+        )
+
     def model(self, task_id: str) -> Source:
         """Import the code defining the task's model and build it in the worker."""
         return self.memo(f"model:{task_id}", lambda: self._model(self.rubric.tasks[task_id]))
 
     def _model(self, task: Task) -> Source:
         sources = self.sources(task)
-        source = next((s for s in sources if task.model in defined_names(s.text)), None)
+        source, name, note = self._find_model(task, sources)
         if source is None:
             looked = ", ".join(s.label for s in sources) or "no matching files"
             broken = [
@@ -152,8 +176,9 @@ class Context:
                                   f"(expected in {' or '.join(task.sources)})")
             raise CheckFailed(
                 f"no class or function named {task.model} found (looked in "
-                f"{looked}; expected in {' or '.join(task.sources)}){hint}"
+                f"{looked}; expected in {' or '.join(task.sources)}){hint}{note}"
             )
+        source.model, source.note = name, note or None
         try:
             self.sandbox.setup(
                 "load_source", self.rubric.import_timeout, name=source.module, path=source.sandbox_path
@@ -173,16 +198,51 @@ class Context:
                 self.rubric.import_timeout,
                 task=task.id,
                 module=source.module,
-                cls=task.model,
+                cls=name,
                 num_classes=task.num_classes,
             )
         except WorkerFailure as exc:
             raise CheckFailed(
-                f"{task.model}() failed at {source.where(exc.details.get('line'))}: {exc.message}"
+                f"{name}() failed at {source.where(exc.details.get('line'))}: {exc.message}"
             ) from None
         except SandboxError as exc:
-            raise CheckFailed(f"building {task.model}() {_sandbox_words(exc)}") from None
+            raise CheckFailed(f"building {name}() {_sandbox_words(exc)}") from None
         return source
+
+    def _find_model(self, task: Task, sources: list[Source]) -> tuple[Source | None, str, str]:
+        """The source defining the task's model, the name found, and a note: the exact
+        name first, then the rubric's aliases, then (``model_match = "similar"``) one
+        unambiguous case/underscore variant. Without a source, the note lists what
+        the grader did find, so the student sees the near miss."""
+        for name in (task.model, *task.model_aliases):
+            source = next((s for s in sources if name in defined_names(s.text)), None)
+            if source is not None:
+                note = "" if name == task.model else f"{name} accepted for {task.model} (a rubric alias)"
+                return source, name, note
+        seen: list[tuple[Source, str, str]] = []
+        for s in sources:
+            text, locate = self._full_text(s)
+            for name, line, what in model_candidates(text):
+                if all(name != n for _, n, _ in seen):
+                    said = f"{what} {name}" if what in ("class", "function") else f"{name} = {what}"
+                    seen.append((s, name, f"{said} ({locate(line)})"))
+        similar = [
+            (s, n) for s, n, _ in seen
+            if loose_name(n) == loose_name(task.model) and n in defined_names(s.text)
+        ]
+        if task.model_match == "similar" and len(similar) == 1:
+            s, name = similar[0]
+            return s, name, f"found {name}, not {task.model}: accepted (only case/underscores differ)"
+        if not seen:
+            return None, "", ""
+        shown = "; ".join(w for _, _, w in seen[:6])
+        more = f" (+{len(seen) - 6} more)" if len(seen) > 6 else ""
+        return None, "", f"; the grader found: {shown}{more}"
+
+    def model_note(self, task_id: str) -> str | None:
+        """How the task's model was found when not under its exact name (else None)."""
+        state, source = self._memo.get(f"model:{task_id}", (None, None))
+        return source.note if state == "ok" else None
 
     def task(self, task_id: str) -> Task:
         """The task as this submission needs it. With ``input_sizes`` (AlexNet on
@@ -192,6 +252,16 @@ class Context:
         if not task.input_sizes:
             return task
         return self.memo(f"task:{task_id}", lambda: self._sized(task))
+
+    def other_size(self, task_id: str, failure: CheckFailed) -> Task:
+        """For judging a layer stack apart from the input size: when the model does
+        not run at the sizes the lab accepts, the sizes the classic networks are
+        written for are tried, and the task comes back with ``size_note`` saying
+        which one ran. Without one, ``failure`` (what went wrong at the lab's size)."""
+        self.model(task_id)
+        return self.memo(
+            f"other-size:{task_id}", lambda: self._any_size(self.rubric.tasks[task_id], failure)
+        )
 
     def _sized(self, task: Task) -> Task:
         import dataclasses
@@ -215,12 +285,42 @@ class Context:
             f"({'; '.join(tried)})"
         )
 
+    def _any_size(self, task: Task, failure: CheckFailed) -> Task:
+        import dataclasses
+
+        accepted = task.input_sizes or [task.input_shape[-1]]
+        for size in [s for s in OTHER_SIZES if s not in accepted]:
+            shape = [task.input_shape[0], size, size]
+            try:
+                got = self.sandbox.request("forward", 60, task=task.id, input_shape=shape)
+            except (WorkerFailure, SandboxError):
+                continue
+            if got.get("output_shape") == [8, task.num_classes]:
+                said = ", ".join(f"{s}x{s}" for s in accepted)
+                return dataclasses.replace(
+                    task,
+                    input_shape=shape,
+                    size_note=f"judged at {size}x{size}, the size {task.model} is built for; "
+                    f"this lab accepts {said}",
+                )
+        raise failure
+
     # --- weights ---------------------------------------------------------
     def weights(self, task_id: str) -> tuple[Path, str]:
         """The checkpoint for a task and how it was chosen."""
         assignment = self.memo("weights", self._assign_weights)
         if task_id not in assignment:
             task = self.rubric.tasks[task_id]
+            unreadable = {
+                p: why for p, why in self._memo.get("unreadable_weights", ("ok", {}))[1].items()
+                if all(p != q for q, _ in assignment.values())
+            }
+            if unreadable:
+                said = "; ".join(f"{p.as_posix()}: {why}" for p, why in unreadable.items())
+                raise CheckFailed(
+                    f"no loadable weights file for {task.model}: {said}",
+                    flag=f"weights file(s) that cannot be loaded: {', '.join(p.name for p in unreadable)}",
+                )
             raise CheckFailed(
                 f"no weights file for {task.model}: expected one named like "
                 f"{', '.join(task.weights) or '*.pth'} (found: "
@@ -243,6 +343,8 @@ class Context:
         waiting = [t for t in self.rubric.tasks if t not in assignment]
         if not unclaimed or not waiting:
             return assignment
+        unreadable: dict[Path, str] = {}
+        self._memo["unreadable_weights"] = ("ok", unreadable)
         built = []
         for task_id in waiting:
             try:
@@ -257,13 +359,19 @@ class Context:
                 fits = self.sandbox.request(
                     "fit", self.rubric.import_timeout, tasks=built, path=self.in_sandbox("submission", path)
                 )["fits"]
-            except (WorkerFailure, SandboxError):
+            except WorkerFailure as exc:
+                unreadable[path] = exc.message
+                continue
+            except SandboxError as exc:
+                unreadable[path] = f"loading it {_sandbox_words(exc)}"
                 continue
             matching = [t for t in built if isinstance(fits.get(t), dict) and fits[t].get("fits")]
             if len(matching) == 1:
                 task_id = matching[0]
                 model = self.rubric.tasks[task_id].model
-                assignment[task_id] = (path, f"{path.name} matched to {model} by its keys and shapes")
+                how = f"{path.name} matched to {model} by its keys and shapes"
+                notes = fits[task_id].get("notes") or []
+                assignment[task_id] = (path, how + (f" ({'; '.join(notes)})" if notes else ""))
                 built.remove(task_id)
         return assignment
 
@@ -277,7 +385,9 @@ class Context:
             sources = self.sources(task)
         except CheckFailed:
             sources = []
-        model_source = next((s for s in sources if task.model in defined_names(s.text)), None)
+        model_source = next((s for s in sources if s.model), None) or next(
+            (s for s in sources if task.model in defined_names(s.text)), None
+        )
         ordered = ([model_source] if model_source else []) + [s for s in sources if s is not model_source]
         for source in ordered:
             text, locate = self._full_text(source)

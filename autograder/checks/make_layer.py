@@ -17,7 +17,11 @@ from .common import ask, fmt_shape
 from .context import Context
 from .registry import allowed, check
 
-KEYS = {"stages", "blocks", "channels", "strides", "signature", "recheck_blocks"}
+KEYS = {"stages", "blocks", "channels", "strides", "signature", "recheck_blocks", "names"}
+# Spellings of the handout's helper accepted everywhere (the most-copied CIFAR
+# ResNet-18 calls it ``_make_layer``); a rubric adds its own with ``names``.
+NAMES = ["make_layer", "_make_layer", "make_layers", "_make_layers"]
+LIBRARIES = {"torch", "torchvision", "timm"}  # a model taken whole from one of these
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +32,10 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     options.setdefault("strides", [1, 2, 2, 2])
     options.setdefault("signature", ["block", "channels", "num_blocks", "stride"])
     options.setdefault("recheck_blocks", 3)
+    names = options.setdefault("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise ValueError('make_layer: names must be a list of method names, e.g. ["build_stage"]')
+    options["names"] = list(dict.fromkeys([*NAMES, *names]))
     n = len(options["stages"])
     if any(len(options[k]) != n for k in ("blocks", "channels", "strides")):
         raise ValueError("make_layer: stages, blocks, channels and strides need the same length")
@@ -49,27 +57,53 @@ def run(item: Item, ctx: Context) -> Outcome:
         input_shape=task.input_shape,
         stages=o["stages"],
         recheck_blocks=o["recheck_blocks"],
+        names=o["names"],
     )
     problems: list[str] = []
     lines: list[str] = []
+    helper = str(facts.get("make_layer_name") or "make_layer")
     if not facts.get("has_make_layer"):
-        problems.append(f"{task.model} has no make_layer method")
+        elsewhere = facts.get("module_helper")
+        if isinstance(elsewhere, dict):
+            problems.append(
+                f"{task.model} has no make_layer method: {elsewhere.get('name')} is a function at "
+                f"{source.where(elsewhere.get('line'))}, outside the class (the handout makes it a method)"
+            )
+        else:
+            problems.append(f"{task.model} has no make_layer method (looked for {', '.join(o['names'])})")
+    elif str(facts.get("make_layer_module")).split(".")[0] in LIBRARIES:
+        problems.append(
+            f"{task.model}.{helper} is the library's own ({facts['make_layer_module']}), "
+            "not written in the submission: the handout asks you to write make_layer"
+        )
     else:
+        if helper != "make_layer":
+            lines.append(f"note: found make_layer as {task.model}.{helper}")
         params = [p for p in (facts.get("signature") or []) if p != "self"]
         want = o["signature"]
         if len(params) != len(want):
-            problems.append(f"make_layer takes ({', '.join(params)}); expected ({', '.join(want)})")
+            problems.append(f"{helper} takes ({', '.join(params)}); expected ({', '.join(want)})")
         elif params != want:
             lines.append(
-                f"note: make_layer's parameters are named ({', '.join(params)}); the "
+                f"note: {helper}'s parameters are named ({', '.join(params)}); the "
                 f"handout uses ({', '.join(want)})"
             )
     stages = facts.get("stages") or []
+    missing = [o["stages"][k] for k, stage in enumerate(stages) if not stage.get("present")]
+    if missing:
+        unnamed = facts.get("unnamed_stages") or []
+        where = (
+            "; its stages seem to be "
+            + ", ".join(f"{u['name']} ({u['blocks']} x {u['block_type']})" for u in unnamed)
+            if unnamed
+            else ""
+        )
+        problems.append(f"{task.model} has no {', '.join(missing)} attribute{'s' if len(missing) > 1 else ''}"
+                        f"{where}")
     prev_hw = None
     for k, stage in enumerate(stages):
         name = o["stages"][k]
         if not stage.get("present"):
-            problems.append(f"{task.model} has no {name}")
             continue
         shape = stage.get("output_shape") or []
         blocks, channels, stride = o["blocks"][k], o["channels"][k], o["strides"][k]
@@ -104,28 +138,34 @@ def run(item: Item, ctx: Context) -> Outcome:
     if isinstance(recall, dict):
         if "error" in recall:
             problems.append(
-                f"calling make_layer(block, {recall.get('channels')}, "
+                f"calling {helper}(block, {recall.get('channels')}, "
                 f"{o['recheck_blocks']}, 1) failed: {recall['error']}"
             )
         else:
             lines.append(
-                f"make_layer(block, {recall['channels']}, {recall['num_blocks']}, 1) built "
+                f"{helper}(block, {recall['channels']}, {recall['num_blocks']}, 1) built "
                 f"{recall['built_blocks']} blocks"
             )
             if recall["built_blocks"] != o["recheck_blocks"]:
                 problems.append(
-                    f"make_layer(block, {recall['channels']}, {o['recheck_blocks']}, 1) "
+                    f"{helper}(block, {recall['channels']}, {o['recheck_blocks']}, 1) "
                     f"built {recall['built_blocks']} blocks instead of "
                     f"{o['recheck_blocks']}: num_blocks seems to be ignored"
                 )
-    data = {"stages": stages, "recall": recall, "signature": facts.get("signature")}
+    data = {
+        "stages": stages,
+        "recall": recall,
+        "signature": facts.get("signature"),
+        "make_layer_name": helper,
+    }
     details = "\n".join(lines + [f"✗ {p}" for p in problems])
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return Outcome(False, f"{problems[0]}{more}", details, data)
     return Outcome(
         True,
-        f"make_layer builds {', '.join(o['stages'])} with "
+        f"{helper if helper == 'make_layer' else f'make_layer (as {helper})'} builds "
+        f"{', '.join(o['stages'])} with "
         f"{'/'.join(map(str, o['blocks']))} blocks, the right strides and shortcuts",
         details,
         data,

@@ -45,6 +45,11 @@ def facts(ctx: Context) -> Facts:
     return ctx.memo("notebook_facts", read)
 
 
+def _cells(numbers: list[int]) -> str:
+    """'cell 8' or 'cells 8, 9'."""
+    return f"cell{'s' if len(numbers) > 1 else ''} {_few(numbers)}"
+
+
 def _few(numbers: list[int], limit: int = 6) -> str:
     shown = ", ".join(str(n) for n in numbers[:limit])
     return shown + (f" (+{len(numbers) - limit} more)" if len(numbers) > limit else "")
@@ -74,7 +79,8 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
     if item.options["executed"] and order.unexecuted:
         cells = [c.number for c in order.unexecuted]
         problems.append(
-            f"{len(cells)} of {order.code} code cells were never run (cells {_few(cells)}); {RERUN}"
+            f"{len(cells)} of {order.code} code cells "
+            f"{'was' if len(cells) == 1 else 'were'} never run ({_cells(cells)}); {RERUN}"
         )
     if item.options["executed"] and order.code and not order.executed:
         problems[-1:] = [f"{found.name} was saved without running any cell; {RERUN}"]
@@ -132,7 +138,7 @@ FINDERS = {
     "flops": "a FLOPs/MACs print (thop)",
     "params": "a parameter-count print",
     "test_accuracy": "a test-accuracy print",
-    "per_class": "per-class accuracy lines",
+    "per_class": "per-class accuracy lines (one cell naming at least half the classes)",
     "best_worst": "the best and worst class",
     "plots": "plots (image outputs)",
     "curves": "a per-epoch training log",
@@ -208,7 +214,7 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
     for entry in item.options["require"]:
         count, cells = _count(entry, found)
         counts[entry["what"]] = count
-        where = f" in cells {_few(cells)}" if cells else ""
+        where = f" in {_cells(cells)}" if cells else ""
         if count >= entry["min"]:
             met += 1
             lines.append(f"found {entry['what']}: {count}{where}")

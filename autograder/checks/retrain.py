@@ -66,7 +66,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     args = dict(
         task=task.id,
         module=source.module,
-        cls=task.model,
+        cls=source.model or task.model,
         num_classes=task.num_classes,
         train_images=train_images,
         train_labels=train_labels,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..result import CheckFailed, Outcome
-from ..rubric import Item
+from ..rubric import Item, Task
+from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
 from .context import Context
 from .registry import allowed, check
@@ -137,22 +138,38 @@ def _row(required: str, got: dict[str, Any] | None, index: int | None, ok: bool)
     return {"required": required, "found": shown(got) if got else None, "layer": index, "ok": ok}
 
 
-@check("spec", timeout=60, validate=_validate)
-def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.task(item.task)
-    source = ctx.model(task.id)
-    facts = ask(
+def _probe(item: Item, ctx: Context, task: Task) -> dict[str, Any]:
+    return ask(
         ctx,
-        source,
+        ctx.model(task.id),
         f"running {task.model} on a probe input",
         "layers",
         item.timeout,
         task=task.id,
         input_shape=task.input_shape,
     )
+
+
+@check("spec", timeout=60, validate=_validate)
+def run(item: Item, ctx: Context) -> Outcome:
+    """The stack is judged apart from the input size: a model written for another
+    size (AlexNet for 227x227) is probed at that size, and the message says so."""
+    source = ctx.model(item.task)
+    try:
+        task = ctx.task(item.task)
+        facts = _probe(item, ctx, task)
+    except CheckFailed as failure:
+        cnn = _not_a_cnn(item, ctx)
+        if cnn:
+            return cnn
+        task = ctx.other_size(item.task, failure)
+        facts = _probe(item, ctx, task)
     executed = facts.get("executed")
     if not isinstance(executed, list):
         raise CheckFailed("the worker returned no layer list")
+    declared = [g["type"] for g in executed] + [u.get("type") for u in facts.get("unused") or []]
+    if _wants_conv(item) and "Conv2d" not in declared:
+        return _mlp(task, source, declared, facts.get("output_shape"))
     ok, reason, diff, alignment = compare(
         executed, item.options["layers"], item.options["between"], item.options.get("final")
     )
@@ -185,12 +202,46 @@ def run(item: Item, ctx: Context) -> Outcome:
         "alignment": alignment,
         "defined_in": source.label,
     }
+    size = f" ({task.size_note})" if task.size_note else ""
+    if task.size_note:
+        data["judged_at"] = task.input_shape
     if ok:
-        return Outcome(
-            True,
-            f"{task.model} ({source.label}) has the required "
-            f"{len(item.options['layers'])}-layer stack in order",
-            details,
-            data,
+        layers = item.options["layers"]
+        what = (
+            f"runs {describe(layers[0])}"
+            if len(layers) == 1
+            else f"has the required {len(layers)}-layer stack in order"
         )
-    return Outcome(False, f"{task.model} ({source.label}): {reason}", details, data)
+        final = item.options.get("final")
+        ends = f" and ends in {describe(final)}" if final else ""
+        return Outcome(True, f"{task.model} ({source.label}) {what}{ends}{size}", details, data)
+    return Outcome(False, f"{task.model} ({source.label}): {reason}{size}", details, data)
+
+
+def _wants_conv(item: Item) -> bool:
+    return any(layer["type"] == "Conv2d" for layer in item.options["layers"])
+
+
+def _mlp(task: Task, source: Any, declared: list[str], output: Any) -> Outcome:
+    kinds = ", ".join(dict.fromkeys(t for t in declared if t))
+    return Outcome(
+        False,
+        f"{task.model} ({source.label}) is not a CNN (no convolution layer): "
+        f"it has only {kinds or 'no layers'}",
+        f"layer types: {kinds}",
+        {"layer_types": list(dict.fromkeys(declared)), "output_shape": output},
+    )
+
+
+def _not_a_cnn(item: Item, ctx: Context) -> Outcome | None:
+    """When the probe crashes: a model with no convolution at all is told that,
+    not the shape error an MLP gives on image input."""
+    if not _wants_conv(item):
+        return None
+    try:
+        declared = ctx.sandbox.request("modules", 30, task=item.task)["types"]
+    except (WorkerFailure, SandboxError, KeyError, TypeError):
+        return None
+    if "Conv2d" in declared:
+        return None
+    return _mlp(ctx.rubric.tasks[item.task], ctx.model(item.task), declared, None)

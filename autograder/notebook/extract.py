@@ -144,12 +144,46 @@ def _guarded_import(segment: str, indent: str = "") -> str:
     return f"try:\n{body}\nexcept ImportError:\n    pass"
 
 
-def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
+def _local_import(node: ast.stmt, local: frozenset[str]) -> bool:
+    """An import of one of the student's own files (``from resnet18 import ResNet18``)."""
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] in local for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and (node.module or "").split(".")[0] in local
+    return False
+
+
+def _unused_local_imports(kept: list[tuple[int, str, ast.stmt]], local: frozenset[str]) -> set[int]:
+    """Indices of imports of student files that no kept definition uses: the
+    notebook's SimpleCNN must not depend on a resnet18.py that crashes on import."""
+    used: set[str] = set()
+    defined: set[str] = set()
+    for _, _, node in kept:
+        if not _local_import(node, local):
+            used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            defined |= _defines(node)
+    drop = set()
+    for k, (_, _, node) in enumerate(kept):
+        if not _local_import(node, local):
+            continue
+        if any(a.name == "*" for a in node.names):
+            needed = bool(used - defined - set(dir(builtins)))
+        else:
+            needed = bool(_defines(node) & used)
+        if not needed:
+            drop.add(k)
+    return drop
+
+
+def extract(nb: nbformat.NotebookNode, local_modules: frozenset[str] = frozenset()) -> ExtractedCode:
+    """The notebook's definitions. ``local_modules`` names the student's own .py
+    modules: an import of one is kept only when a kept definition uses it."""
     out: list[str] = ["# Definitions extracted from the notebook by the autograder."]
     result = ExtractedCode(text="")
     code_cells = [c for c in nb.cells if c.get("cell_type") == "code"]
     result.cells = len(code_cells)
     defined: set[str] = set()
+    kept: list[tuple[int, str, ast.stmt]] = []
     for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
@@ -162,24 +196,28 @@ def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
             result.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
             continue
         for node in tree.body:
-            if not _keep(node, defined):
-                continue
-            defined |= _defines(node)
-            segment = ast.get_source_segment(source, node, padded=False)
-            if segment is None:
-                continue
-            start = node.lineno
-            if getattr(node, "decorator_list", None):
-                start = min(d.lineno for d in node.decorator_list)
-                segment = "\n".join(source.splitlines()[start - 1 : node.end_lineno])
-            out.append(f"# cell {number}")
-            first = sum(entry.count("\n") + 1 for entry in out) + 1  # entries span several lines
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                segment = _guarded_import(segment)
-                result.line_map.append((first + 1, number, start))
-            else:
-                result.line_map.append((first, number, start))
-            out.append(segment)
+            if _keep(node, defined):
+                defined |= _defines(node)
+                kept.append((number, source, node))
+    dropped = _unused_local_imports(kept, local_modules)
+    for k, (number, source, node) in enumerate(kept):
+        if k in dropped:
+            continue
+        segment = ast.get_source_segment(source, node, padded=False)
+        if segment is None:
+            continue
+        start = node.lineno
+        if getattr(node, "decorator_list", None):
+            start = min(d.lineno for d in node.decorator_list)
+            segment = "\n".join(source.splitlines()[start - 1 : node.end_lineno])
+        out.append(f"# cell {number}")
+        first = sum(entry.count("\n") + 1 for entry in out) + 1  # entries span several lines
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            segment = _guarded_import(segment)
+            result.line_map.append((first + 1, number, start))
+        else:
+            result.line_map.append((first, number, start))
+        out.append(segment)
     result.text = "\n".join(out) + "\n"
     return result
 
@@ -195,3 +233,39 @@ def defined_names(text: str) -> dict[str, int]:
         for n in tree.body
         if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
     }
+
+
+MODEL_CALLS = ("Sequential", "resnet", "vgg", "alexnet", "googlenet", "lenet")
+MODEL_WORDS = ("net", "cnn", "model", "mlp", "vgg", "alex", "lenet")
+
+
+def model_candidates(text: str) -> list[tuple[str, int, str]]:
+    """Top-level things that look like a model, as (name, line, what): classes,
+    factory-like functions, and module-level ``net = nn.Sequential(...)`` (which a
+    grader cannot build by name, but a student should be told it was seen)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    found: list[tuple[str, int, str]] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.bases:
+            found.append((node.name, node.lineno, "class"))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+            node.name[:1].isupper() or any(w in node.name.lower() for w in MODEL_WORDS)
+        ):
+            found.append((node.name, node.lineno, "function"))
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and any(w.lower() in _dotted(node.value.func).lower() for w in MODEL_CALLS)
+        ):
+            found.append((node.targets[0].id, node.lineno, f"{_dotted(node.value.func)}(...)"))
+    return found
+
+
+def loose_name(name: str) -> str:
+    """A name without case and underscores: ``Resnet_18`` and ``ResNet18`` agree."""
+    return name.replace("_", "").lower()

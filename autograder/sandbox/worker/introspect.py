@@ -209,19 +209,38 @@ def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8)
 
 
 def make_layer(
-    model: Any, input_shape: list[int], call: Any, stages: list[str], recheck_blocks: int
+    model: Any, input_shape: list[int], call: Any, stages: list[str], recheck_blocks: int,
+    names: list[str],
 ) -> dict[str, Any]:
-    """Facts about ``make_layer``: signature, stages, shapes, shortcuts, re-call."""
+    """Facts about ``make_layer`` (looked up under each of ``names``): signature,
+    stages, shapes, shortcuts, re-call; where the helper and the stages are when
+    they are not where the handout puts them."""
+    import sys
+
     import torch
     from torch import nn
 
-    fn = getattr(model, "make_layer", None)
-    facts: dict[str, Any] = {"has_make_layer": callable(fn)}
+    found = next((n for n in names if callable(getattr(model, n, None))), None)
+    fn = getattr(model, found) if found else None
+    facts: dict[str, Any] = {
+        "has_make_layer": callable(fn),
+        "make_layer_name": found,
+        "make_layer_module": str(getattr(fn, "__module__", "") or ""),
+    }
     if callable(fn):
         try:
             facts["signature"] = [p for p in inspect.signature(fn).parameters]
         except (TypeError, ValueError):
             facts["signature"] = None
+    else:
+        module = sys.modules.get(type(model).__module__)
+        helper = next((n for n in names if inspect.isfunction(getattr(module, n, None))), None)
+        if helper:
+            try:
+                line = inspect.getsourcelines(getattr(module, helper))[1]
+            except (OSError, TypeError):
+                line = None
+            facts["module_helper"] = {"name": helper, "line": line}
     stage_facts: list[dict[str, Any]] = []
     shapes: dict[str, list[int] | None] = {}
     handles = []
@@ -257,11 +276,33 @@ def make_layer(
     for stage in stage_facts:
         stage["output_shape"] = shapes.get(stage["name"])
     facts["stages"] = stage_facts
+    if not all(s["present"] for s in stage_facts):
+        facts["unnamed_stages"] = _stage_like(model)
     if callable(fn) and stage_facts and stage_facts[-1].get("present"):
         facts["recall"] = _recall(
             model, fn, stage_facts[-1], getattr(model, stages[-1]), recheck_blocks, call
         )
     return facts
+
+
+def _stage_like(model: Any) -> list[dict[str, Any]]:
+    """nn.Sequential children made of repeated blocks (the stages of a model that
+    keeps them unnamed, e.g. ``self.features = nn.Sequential(stem, make_layer(...), ...)``)."""
+    from torch import nn
+
+    found = []
+    for name, m in model.named_modules():
+        blocks = list(m.children()) if isinstance(m, nn.Sequential) else []
+        if (
+            name
+            and blocks
+            and all(type(b) is type(blocks[0]) for b in blocks)
+            and not isinstance(blocks[0], nn.Sequential)
+            and any(isinstance(x, nn.Conv2d) for x in blocks[0].modules())
+            and list(blocks[0].children())
+        ):
+            found.append({"name": name, "blocks": len(blocks), "block_type": type(blocks[0]).__name__})
+    return found[:8]
 
 
 def _conv_strides(block: Any) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import evaluate, introspect, protocol
 from .errors import WorkerError, describe
-from .student import StudentCode, constructor_kwargs, fit_report, read_checkpoint, unwrap_state_dict
+from .student import StudentCode, best_reading, constructor_kwargs, read_checkpoint
 
 
 class Worker:
@@ -58,6 +58,11 @@ class Worker:
     def op_layers(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         return introspect.layers(self._model(task), input_shape, self.code.call)
 
+    def op_modules(self, task: str) -> dict[str, Any]:
+        """The types of the model's leaf modules, without running it."""
+        model = self._model(task)
+        return {"types": [type(m).__name__ for _, m in model.named_modules() if not list(m.children())]}
+
     def op_counts(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         return introspect.counts(self._model(task), input_shape, self.code.call)
 
@@ -65,9 +70,11 @@ class Worker:
         return introspect.forward_check(self._model(task), input_shape, self.code.call)
 
     def op_make_layer(
-        self, task: str, input_shape: list[int], stages: list[str], recheck_blocks: int
+        self, task: str, input_shape: list[int], stages: list[str], recheck_blocks: int, names: list[str]
     ) -> dict[str, Any]:
-        return introspect.make_layer(self._model(task), input_shape, self.code.call, stages, recheck_blocks)
+        return introspect.make_layer(
+            self._model(task), input_shape, self.code.call, stages, recheck_blocks, names
+        )
 
     def op_residual(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         from . import structure
@@ -80,15 +87,18 @@ class Worker:
         return structure.block(self.code.attribute(module, name), name, probes, self.code.call)
 
     def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
-        state, notes, _ = unwrap_state_dict(read_checkpoint(path))
-        return {"notes": notes, "fits": {t: fit_report(self._model(t), state) for t in tasks}}
+        checkpoint = read_checkpoint(path)
+        fits = {}
+        for t in tasks:
+            _, notes, report, _ = best_reading(self._model(t), checkpoint)
+            fits[t] = {**report, "notes": notes}
+        return {"fits": fits}
 
     def op_load_weights(self, task: str, path: str) -> dict[str, Any]:
         model = self._model(task)
-        state, notes, normalize = unwrap_state_dict(read_checkpoint(path))
-        report = fit_report(model, state)
+        state, notes, report, normalize = best_reading(model, read_checkpoint(path))
         if not report["fits"]:
-            raise WorkerError("fit", "weights do not fit the model", **report)
+            raise WorkerError("fit", "weights do not fit the model", notes=notes, **report)
         self.code.call(model.load_state_dict, state, strict=True)
         return {"notes": notes, "normalize": normalize, "tensors": len(state)}
 

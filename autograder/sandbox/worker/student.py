@@ -16,7 +16,7 @@ from typing import Any
 from .errors import WorkerError, describe, student_location
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights", "params")
-PREFIXES = ("module.", "_orig_mod.", "model.")
+PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
 NORMALIZE_KEYS = ("normalize", "normalization", "preprocess")
 
 
@@ -121,24 +121,30 @@ def _unsupported_global(text: str) -> str | None:
     return rest.split()[0].rstrip(".,") if rest.split() else None
 
 
-def unwrap_state_dict(obj: Any) -> tuple[dict[str, Any], list[str], dict[str, Any] | None]:
-    """Find the state dict inside common checkpoint shapes; report what was done."""
+def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str, Any] | None]:
+    """Every way to read a state dict out of a checkpoint, the keys as saved first.
+
+    A model that keeps its layers in ``self.model`` saves keys ``model.…``: they fit
+    as saved, and stripping the prefix would break them. So the keys as saved come
+    first; entries of a checkpoint dict (``{"model_state_dict": …}``) and prefixes
+    added by wrappers (``module.`` from DataParallel, ``_orig_mod.`` from
+    torch.compile, ``model.``/``net.`` from a wrapper class), in any combination,
+    are tried after. Each reading says which transform made it."""
     import torch
 
-    notes: list[str] = []
     normalize = None
+    bases: list[tuple[dict[str, Any], list[str]]] = []
     if isinstance(obj, dict):
         for key in NORMALIZE_KEYS:
             value = obj.get(key)
             if isinstance(value, dict) and "mean" in value and "std" in value:
                 normalize = {"mean": _floats(value["mean"]), "std": _floats(value["std"])}
-        if not _is_tensor_dict(obj):
-            for key in WRAPPER_KEYS:
-                if isinstance(obj.get(key), dict) and _is_tensor_dict(obj[key]):
-                    notes.append(f"used the '{key}' entry of the checkpoint dict")
-                    obj = obj[key]
-                    break
-    if not isinstance(obj, dict) or not _is_tensor_dict(obj):
+        if _is_tensor_dict(obj):
+            bases.append((obj, []))
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict) and _is_tensor_dict(obj[key]):
+                bases.append((obj[key], [f"used the '{key}' entry of the checkpoint dict"]))
+    if not bases:
         found = type(obj).__name__
         keys = ", ".join(list(map(str, obj))[:6]) if isinstance(obj, dict) else ""
         raise WorkerError(
@@ -146,12 +152,32 @@ def unwrap_state_dict(obj: Any) -> tuple[dict[str, Any], list[str], dict[str, An
             f"the checkpoint holds a {found}{' with keys ' + keys if keys else ''}, not a state_dict: "
             "save it with torch.save(model.state_dict(), PATH)",
         )
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    for prefix in PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-            notes.append(f"stripped the '{prefix}' prefix from every key")
-    return state, notes, normalize
+    options: list[tuple[dict[str, Any], list[str]]] = []
+    queue = [({k: v for k, v in b.items() if isinstance(v, torch.Tensor)}, notes) for b, notes in bases]
+    while queue and len(options) < 32:  # each strip shortens every key: this ends anyway
+        state, notes = queue.pop(0)
+        options.append((state, notes))
+        for prefix in PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                stripped = {k[len(prefix) :]: v for k, v in state.items()}
+                queue.append((stripped, [*notes, f"stripped the '{prefix}' prefix from every key"]))
+    return options, normalize
+
+
+def best_reading(
+    model: Any, obj: Any
+) -> tuple[dict[str, Any], list[str], dict[str, Any], dict[str, Any] | None]:
+    """The first reading whose keys and shapes fit the model, else the closest one."""
+    options, normalize = readings(obj)
+    best = None
+    for state, notes in options:
+        report = fit_report(model, state)
+        if report["fits"]:
+            return state, notes, report, normalize
+        if best is None or report["matched"] > best[2]["matched"]:
+            best = (state, notes, report)
+    state, notes, report = best
+    return state, notes, report, normalize
 
 
 def _is_tensor_dict(obj: dict[str, Any]) -> bool:

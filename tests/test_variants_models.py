@@ -1,0 +1,449 @@
+"""Models and weights as students really write them (issue 10, items 1-4, 10, 12).
+
+Each variant is one submission written in a style students hand in, graded once
+with only the rubric items it is about; ``VERDICTS`` holds what a careful TA
+gives per item (pass/fail and the words the message must say), and the grader
+is asserted against it item by item. ``autograder check`` must agree with the
+grader on every item that needs no hidden labels (slow: it grades again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import grading, labs, submissions
+from variants import models as m
+
+from autograder import selfcheck
+from autograder.checks import KINDS
+from autograder.rubric import Rubric, load
+
+TASK1 = ("task1.spec", "task1.forward", "task1.accuracy")
+TASK2 = ("task2.make_layer", "task2.forward", "task2.counts")
+
+
+@dataclasses.dataclass
+class Variant:
+    rubric: str
+    items: tuple[str, ...]
+    build: Callable[[Path, dict], Path]  # (folder, trained SimpleCNN state) -> submission folder
+    tasks: dict = dataclasses.field(default_factory=dict)  # task id -> Task field overrides
+    names: tuple[str, ...] = ()  # make_layer names the rubric adds (the item's ``names`` option)
+
+
+def resnet_only(source: str) -> Callable[[Path, dict], Path]:
+    return lambda folder, _: labs.write(folder, {"resnet18.py": source})
+
+
+def simple(source: str, weights: Callable[[dict, Path], dict | bytes] | None = None, **kw):
+    def build(folder: Path, state: dict) -> Path:
+        payload = weights(state, folder.parent / "scratch.pth") if weights else None
+        return m.lab2_task1(folder, source, payload, **kw)
+
+    return build
+
+
+VARIANTS: dict[str, Variant] = {
+    # --- ResNet-18 as copied from the popular repositories ---------------------
+    "kuangliu": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.KUANGLIU)),
+    "torchvision_style": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.TORCHVISION_STYLE)),
+    "imagenet_stem": Variant(
+        "lab2-resnet18-cifar10", TASK2, resnet_only(m.reference_resnet(*m.IMAGENET_STEM))
+    ),
+    "torchvision_adapted": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.TORCHVISION_ADAPTED)),
+    "unnamed_stages": Variant(
+        "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.UNNAMED_STAGES)
+    ),
+    "resnet_case": Variant(
+        "lab2-resnet18-cifar10",
+        ("task2.make_layer", "task2.forward"),
+        resnet_only(m.reference_resnet(*m.RESNET_CASE)),
+    ),
+    "resnet_case_exact": Variant(
+        "lab2-resnet18-cifar10",
+        ("task2.make_layer", "task2.forward"),
+        resnet_only(m.reference_resnet(*m.RESNET_CASE)),
+        tasks={"task2": {"model_match": "exact"}},
+    ),
+    "rubric_make_layer_name": Variant(
+        "lab2-resnet18-cifar10",
+        ("task2.make_layer",),
+        resnet_only(m.reference_resnet(*m.BUILD_STAGE)),
+        names=("build_stage",),
+    ),
+    # --- SimpleCNN: code styles and checkpoint shapes ---------------------------
+    "functional_relu": Variant(
+        "lab2-resnet18-cifar10",
+        TASK1,
+        simple(m.SIMPLE_FUNCTIONAL, lambda s, _: m.renamed(s, m.SIMPLE_FUNCTIONAL)),
+    ),
+    "sequential_wrapper": Variant(
+        "lab2-resnet18-cifar10",
+        TASK1,
+        simple(m.SIMPLE_WRAPPER, lambda s, _: m.renamed(s, m.SIMPLE_WRAPPER)),
+    ),
+    "dataparallel": Variant(
+        "lab2-resnet18-cifar10", TASK1, simple(m.simple_source(), lambda s, _: m.prefixed(s, "module."))
+    ),
+    "torch_compile": Variant(
+        "lab2-resnet18-cifar10", TASK1, simple(m.simple_source(), lambda s, _: m.prefixed(s, "_orig_mod."))
+    ),
+    "checkpoint_dict": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(
+            m.simple_source(),
+            lambda s, _: {"epoch": 30, "model_state_dict": s, "optimizer_state_dict": {"lr": 0.01}},
+        ),
+    ),
+    "nested_unnamed_file": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(
+            m.simple_source(),
+            lambda s, _: {"state_dict": m.prefixed(s, "module."), "best_acc": 0.83},
+            weights_name="best_model.pth",
+        ),
+    ),
+    "pickled_model": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.simple_source(), m.save_whole_model, weights_name="best_model.pth"),
+    ),
+    "truncated": Variant(
+        "lab2-resnet18-cifar10", ("task1.accuracy",), simple(m.simple_source(), m.truncated)
+    ),
+    "simplecnn_case": Variant(
+        "lab2-resnet18-cifar10", TASK1, simple(m.simple_source("SimpleCnn"), lambda s, _: s)
+    ),
+    # --- one task's files must not zero another --------------------------------
+    "broken_resnet_exit": Variant(
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        simple(
+            m.simple_source(),
+            lambda s, _: s,
+            extra_cells=["from resnet18 import ResNet18\nmodel2 = ResNet18()"],
+            resnet=m.BROKEN_EXIT,
+        ),
+    ),
+    "broken_resnet_syntax": Variant(
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        simple(
+            m.simple_source(),
+            lambda s, _: s,
+            extra_cells=["import resnet18\nnet2 = resnet18.ResNet18()"],
+            resnet=m.BROKEN_SYNTAX,
+        ),
+    ),
+    # --- not what was asked ------------------------------------------------------
+    "mlp_for_cnn_lab": Variant(
+        "lab2-resnet18-cifar10", ("task1.spec", "task1.forward"), simple(m.SIMPLE_MLP)
+    ),
+    "fashion_near_miss": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec", "task1.forward"),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
+    ),
+    "fashion_alias": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec",),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
+        tasks={"task1": {"model_aliases": ["FashionMNISTCNN"]}},
+    ),
+    "fashion_mlp": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec", "task1.forward"),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.FASHION_MLP}),
+    ),
+    "fashion_cnn": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec",),
+        lambda folder, _: labs.write(
+            folder, {"fashion_cnn.py": labs.reference_source("lab4/fashion_cnn.py")}
+        ),
+    ),
+    "lenet_sequential": Variant(
+        "lecture15-classic-cnns",
+        ("lenet.spec",),
+        lambda folder, _: labs.write(folder, {"lenet.py": m.LENET_SEQUENTIAL}),
+    ),
+    "alexnet_227": Variant(
+        "lecture15-classic-cnns",
+        ("alexnet.spec", "alexnet.forward"),
+        lambda folder, _: labs.write(folder, {"alexnet.py": m.ALEXNET_227}),
+    ),
+}
+
+# What a careful TA gives, item by item: (verdict, words the message says[, words in the details]).
+VERDICTS: dict[str, dict[str, tuple]] = {
+    "kuangliu": {
+        "task2.make_layer": ("pass", "make_layer (as _make_layer) builds layer1, layer2, layer3, layer4"),
+        "task2.forward": ("pass", "output (8, 10), finite"),
+        "task2.counts": ("pass", "params 11,173,962"),
+    },
+    "torchvision_style": {
+        "task2.make_layer": (
+            "pass",
+            "(as _make_layer) builds",
+            "_make_layer's parameters are named (block, planes, blocks, stride)",
+        ),
+        "task2.forward": ("pass", "output (8, 10)"),
+        "task2.counts": ("pass", "params 11,173,962"),
+    },
+    "imagenet_stem": {
+        "task2.make_layer": ("pass", "make_layer builds layer1"),
+        "task2.forward": ("pass", "output (8, 10)"),
+        "task2.counts": ("pass", "params 11,181,642", "ImageNet stem"),
+    },
+    "torchvision_adapted": {
+        "task2.make_layer": ("fail", "ResNet18._make_layer is the library's own (torchvision.models.resnet)"),
+        "task2.forward": ("pass", "output (8, 10)"),
+        "task2.counts": ("pass", "params 11,173,962"),
+    },
+    "unnamed_stages": {
+        "task2.make_layer": (
+            "fail",
+            "make_layer is a function at resnet18.py line 20, outside the class",
+            "its stages seem to be features.3 (2 x Block), features.4 (2 x Block)",
+        ),
+        "task2.forward": ("pass", "output (8, 10)"),
+    },
+    "resnet_case": {
+        "task2.make_layer": ("pass", "make_layer builds", "found Resnet18, not ResNet18: accepted"),
+        "task2.forward": ("pass", "output (8, 10)", "found Resnet18, not ResNet18"),
+    },
+    "resnet_case_exact": {
+        "task2.make_layer": (
+            "fail",
+            "no class or function named ResNet18 found",
+            "class Resnet18 (resnet18.py",
+        ),
+        "task2.forward": (
+            "fail",
+            "the grader found: class BasicBlock (resnet18.py, line 10); class Resnet18",
+        ),
+    },
+    "rubric_make_layer_name": {
+        "task2.make_layer": ("pass", "make_layer (as build_stage) builds layer1"),
+    },
+    "fashion_alias": {
+        "task1.spec": (
+            "pass",
+            "FashionCNN (fashion_cnn.py) runs Conv2d(in_channels=1)",
+            "note: FashionMNISTCNN accepted for FashionCNN (a rubric alias)",
+        ),
+    },
+    "functional_relu": {
+        "task1.spec": ("pass", "has the required 6-layer stack in order"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "SimpleCNN test accuracy"),
+    },
+    "sequential_wrapper": {
+        "task1.spec": ("pass", "has the required 6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": (
+            "pass",
+            "SimpleCNN test accuracy",
+            "weights: simple_cnn.pth (named simple_cnn.pth)",
+        ),
+    },
+    "dataparallel": {
+        "task1.spec": ("pass", "6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy", "note: stripped the 'module.' prefix from every key"),
+    },
+    "torch_compile": {
+        "task1.spec": ("pass", "6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy", "note: stripped the '_orig_mod.' prefix from every key"),
+    },
+    "checkpoint_dict": {
+        "task1.accuracy": (
+            "pass",
+            "test accuracy",
+            "used the 'model_state_dict' entry of the checkpoint dict",
+        ),
+    },
+    "nested_unnamed_file": {
+        "task1.accuracy": (
+            "pass",
+            "test accuracy",
+            "best_model.pth matched to SimpleCNN by its keys and shapes (used the 'state_dict' entry",
+        ),
+    },
+    "pickled_model": {
+        "task1.accuracy": (
+            "fail",
+            "no loadable weights file for SimpleCNN: best_model.pth: best_model.pth "
+            "is a whole pickled object",
+        ),
+    },
+    "truncated": {
+        "task1.accuracy": ("fail", "simple_cnn.pth is not a readable PyTorch checkpoint"),
+    },
+    "simplecnn_case": {
+        "task1.spec": (
+            "pass",
+            "SimpleCNN (StudentID_lab2.ipynb) has the required 6-layer stack",
+            "found SimpleCnn, not SimpleCNN: accepted",
+        ),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy"),
+    },
+    "broken_resnet_exit": {
+        "task1.spec": ("pass", "6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy"),
+        "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
+    },
+    "broken_resnet_syntax": {
+        "task1.spec": ("pass", "6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy"),
+        "task2.make_layer": ("fail", "resnet18.py line 5 has a syntax error"),
+    },
+    "mlp_for_cnn_lab": {
+        "task1.spec": ("fail", "is not a CNN (no convolution layer): it has only Linear"),
+        "task1.forward": ("fail", "forward pass failed"),
+    },
+    "fashion_near_miss": {
+        "task1.spec": ("fail", "no class or function named FashionCNN found", "class FashionMNISTCNN"),
+        "task1.forward": ("fail", "the grader found: class FashionMNISTCNN (fashion_cnn.py, line 13)"),
+    },
+    "fashion_mlp": {
+        "task1.spec": ("fail", "FashionCNN (fashion_cnn.py) is not a CNN (no convolution layer)"),
+        "task1.forward": ("pass", "output (8, 10)"),
+    },
+    "fashion_cnn": {
+        "task1.spec": ("pass", "runs Conv2d(in_channels=1) and ends in Linear(out_features=10)"),
+    },
+    "lenet_sequential": {
+        "lenet.spec": (
+            "fail",
+            "no class or function named LeNet found",
+            "net = nn.Sequential(...) (lenet.py, line 4)",
+        ),
+    },
+    "alexnet_227": {
+        "alexnet.spec": (
+            "pass",
+            "judged at 227x227, the size AlexNet is built for; this lab accepts 28x28, 224x224",
+        ),
+        "alexnet.forward": ("fail", "AlexNet maps none of the accepted input sizes to (N, 10) logits"),
+    },
+}
+
+FLAGGED = {"pickled_model": "task1.accuracy", "truncated": "task1.accuracy"}
+
+
+def rubric_for(variant: Variant) -> Rubric:
+    rubric = grading.only(load(variant.rubric), *variant.items)
+    rubric = dataclasses.replace(rubric, items=[i for i in rubric.items if i.id in variant.items])
+    tasks = {
+        tid: dataclasses.replace(task, **variant.tasks.get(tid, {})) for tid, task in rubric.tasks.items()
+    }
+    items = [
+        dataclasses.replace(i, options={**i.options, "names": [*i.options["names"], *variant.names]})
+        if i.kind == "make_layer"
+        else i
+        for i in rubric.items
+    ]
+    return dataclasses.replace(rubric, tasks=tasks, items=items)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, request):
+    """Each variant graded once, on first use: (folder, rubric, data root, Graded)."""
+    done: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in done:
+            variant = VARIANTS[name]
+            lab2 = variant.rubric.startswith("lab2")
+            root = request.getfixturevalue("cifar_root" if lab2 else "fashion_root")
+            state = request.getfixturevalue("trained_simple") if lab2 else {}
+            tmp = tmp_path_factory.mktemp(name)
+            folder = variant.build(tmp / "submission", state)
+            rubric = rubric_for(variant)
+            done[name] = (folder, rubric, root, grading.run(folder, rubric, root, tmp / "out"))
+        return done[name]
+
+    return get
+
+
+def test_the_suite_covers_every_style():
+    assert len(VARIANTS) >= 20 and set(VARIANTS) == set(VERDICTS)
+    for name, variant in VARIANTS.items():
+        assert set(VERDICTS[name]) == set(variant.items), name
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_the_grader_gives_the_TA_verdict(name, graded):
+    _, _, _, result = graded(name)
+    for item_id, (verdict, words, *in_details) in VERDICTS[name].items():
+        test = result.test(item_id)
+        said = result.message(item_id)
+        assert test["status"] == ("passed" if verdict == "pass" else "failed"), (item_id, said)
+        assert (test["score"] > 0) == (verdict == "pass") or test["max_score"] == 0, (item_id, said)
+        assert words in said, (item_id, said)
+        for detail in in_details:
+            assert detail in test["output"], (item_id, test["output"])
+    if name in FLAGGED:
+        item = next(i for i in result.result.items if i.id == FLAGGED[name])
+        assert "cannot be loaded" in item.data["flag"] and "Flagged for the TA" in result.markdown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_self_check_agrees_with_the_grader(name, graded):
+    folder, rubric, root, result = graded(name)
+    checked = selfcheck.run(folder, rubric, root)
+    rows = {r.id: r for r in checked.rows}
+    for item in result.result.items:
+        if KINDS[item.kind].hidden:
+            assert rows[item.id].verdict == "later", item.id
+        else:
+            assert rows[item.id].verdict == ("pass" if item.passed else "fail"), item.id
+            assert rows[item.id].why == item.message, item.id
+
+
+def test_keys_are_tried_as_saved_before_any_prefix_is_stripped():
+    """A ``self.model = nn.Sequential(...)`` wrapper saves ``model.…`` keys: they fit
+    as saved; stripping the prefix first (what the grader once did) would not."""
+    from autograder.sandbox.worker.student import best_reading, fit_report, readings
+
+    namespace = labs.load_module("wrapper", "import torch\nfrom torch import nn\n" + m.SIMPLE_WRAPPER)
+    model = namespace["SimpleCNN"]()
+    saved = model.state_dict()
+    state, notes, report, _ = best_reading(model, saved)
+    assert report["fits"] and notes == [] and state.keys() == saved.keys()
+    stripped, why = readings(saved)[0][1]
+    assert why == ["stripped the 'model.' prefix from every key"]
+    assert not fit_report(model, stripped)["fits"]  # the control: prefix first breaks it
+    nested = {"checkpoint": 3, "model_state_dict": m.prefixed(m.prefixed(saved, "_orig_mod."), "module.")}
+    state, notes, report, _ = best_reading(model, nested)
+    assert report["fits"] and notes == [
+        "used the 'model_state_dict' entry of the checkpoint dict",
+        "stripped the 'module.' prefix from every key",
+        "stripped the '_orig_mod.' prefix from every key",
+    ]
+
+
+def test_a_notebook_imports_another_student_file_only_when_its_definitions_use_it():
+    from autograder.notebook.extract import extract
+
+    nb = submissions.lab2_notebook(
+        extra_cells=[
+            "from resnet18 import ResNet18\nimport resnet18 as r\nmodel2 = ResNet18()",
+            "def build_both():\n    return SimpleCNN(), r.ResNet18()",
+        ]
+    )
+    kept = extract(nb, frozenset({"resnet18"})).text
+    assert "from resnet18 import ResNet18" not in kept and "import resnet18 as r" in kept
+    # without knowing which files are the student's, every import stays (the control)
+    assert "from resnet18 import ResNet18" in extract(nb).text
