@@ -207,7 +207,7 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     assert (results / "results.json").read_text() == text and "HACKED" not in text
 
     # the score and every item's verdict are exactly the honest ones
-    assert doc["score"] == honest.json["score"] == 10
+    assert doc["score"] == honest.json["score"] == 10, [t["output"][:400] for t in doc["tests"]]
     for item in ("task1.spec", "task1.forward", "task1.accuracy"):
         assert entry(doc, item)["status"] == honest.test(item)["status"] == "passed"
     accuracy = entry(doc, "task1.accuracy")["extra_data"]["accuracy"]
