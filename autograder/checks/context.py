@@ -177,6 +177,7 @@ class Context:
                 module=source.module,
                 cls=task.model,
                 num_classes=task.num_classes,
+                input_shape=task.input_shape,  # lazy layers (d2l style) get their shapes from it
             )
         except WorkerFailure as exc:
             raise CheckFailed(

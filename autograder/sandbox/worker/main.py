@@ -48,7 +48,9 @@ class Worker:
     def op_load_source(self, name: str, path: str) -> dict[str, Any]:
         return self.code.load(name, path)
 
-    def op_build(self, task: str, module: str, cls: str, num_classes: int) -> dict[str, Any]:
+    def op_build(
+        self, task: str, module: str, cls: str, num_classes: int, input_shape: list[int] | None = None
+    ) -> dict[str, Any]:
         from torch import nn
 
         factory = self.code.attribute(module, cls)
@@ -56,8 +58,9 @@ class Worker:
         model = self.code.call(factory, **kwargs)
         if not isinstance(model, nn.Module):
             raise WorkerError("build", f"{cls}() returned a {type(model).__name__}, not an nn.Module")
+        lazy = bool(input_shape) and introspect.materialize(model, input_shape, self.code.call)
         self.models[task] = model
-        return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs)}
+        return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs), "lazy": lazy}
 
     def op_layers(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         return introspect.layers(self._model(task), input_shape, self.code.call)
