@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import grading
+from helpers import grading, labs
 from variants import notebooks as nbv
 
 from autograder.rubric import load
@@ -244,3 +244,62 @@ def test_lenet_that_goes_online_at_import_grades_like_the_plain_one(
     torch.save(state, folder / "lenet.pth")
     graded = grading.run(folder, rubric, fashion_root, tmp_path / "out")
     _same_verdicts(graded, plain)
+
+
+# --- whole ResNet-18 (lab 7 style) with the residual item's orders option ------------
+RESIDUAL_RUBRIC = """
+id = "variants-residual"
+title = "ResNet-18 blocks in an accepted order"
+dataset = "cifar10"
+
+[tasks.task1]
+title = "ResNet-18"
+model = "ResNet18"
+sources = ["resnet18.py"]
+weights = ["resnet18.pth"]
+
+[[items]]
+id = "task1.residual"
+kind = "residual"
+task = "task1"
+name = "Residual, blocks in the handout's order (or pre-activation / bottleneck)"
+min_skips = 8
+orders = ["basic", "pre-activation", "bottleneck"]
+"""
+MODELS = {
+    # lab 7's reference: every block conv-BN-ReLU-conv-BN, add, ReLU.
+    "reference": (
+        (),
+        True,
+        "ResNet18 is residual: 8 skip connections (5 identity, 3 projection), blocks in the basic",
+    ),
+    # ReLU moved before the addition in BasicBlock: all 8 blocks wrong, the first named.
+    "relu-before-add": (
+        (
+            (
+                "        out = self.bn2(self.conv2(out))\n",
+                "        out = self.relu(self.bn2(self.conv2(out)))\n",
+            ),
+            ("        return self.relu(out)\n", "        return out\n"),
+        ),
+        False,
+        "ResNet18: the block of skip 1 computes conv3x3-BN-ReLU-conv3x3-BN-ReLU, add the input (the ReLU "
+        "belongs after the addition, not before it); the basic block is conv-BN-ReLU-conv-BN, add the input, "
+        "ReLU; also accepted: pre-activation: BN-ReLU-conv-BN-ReLU-conv, add the input; bottleneck: "
+        "conv1x1-BN-ReLU-conv-BN-ReLU-conv1x1-BN, add the input, ReLU (and 7 more blocks)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MODELS))
+def test_resnet_block_order_in_the_whole_model(case, tmp_path, cifar_root):
+    edits, passed, words = MODELS[case]
+    rubric_path = tmp_path / "variants-residual.toml"
+    rubric_path.write_text(RESIDUAL_RUBRIC)
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "resnet18.py").write_text(labs.reference_source("lab7/resnet18.py", *edits))
+    graded = grading.run(folder, load(str(rubric_path)), cifar_root, tmp_path / "out")
+    entry = graded.test("task1.residual")
+    assert (entry["status"] == "passed") is passed, entry["output"]
+    assert words in entry["output"].split("\n")[0], entry["output"]

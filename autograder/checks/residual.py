@@ -1,5 +1,8 @@
 """``residual``: the model still has skip connections (UW Lab 7 lets students
-change channels, kernel sizes, strides and padding, but not that).
+change channels, kernel sizes, strides and padding, but not that), and, with
+``orders``, each block computes its steps in an accepted order (``ORDERS``:
+the handout's basic block, pre-activation, bottleneck; ``block`` uses the
+same names for a single block).
 
 Found structurally in the forward pass of a probe input (see
 ``sandbox/worker/structure.py``): an addition whose operands come from one
@@ -68,7 +71,8 @@ def validate_orders(kind: str, options: dict[str, Any]) -> None:
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
-    allowed("residual", {"min_skips", "projections"}, options)
+    allowed("residual", {"min_skips", "projections", "orders"}, options)
+    validate_orders("residual", options)
     options.setdefault("min_skips", 1)
     for key in ("min_skips", "projections"):
         value = options.get(key)
@@ -121,4 +125,21 @@ def run(item: Item, ctx: Context) -> Outcome:
             "\n".join(lines),
             data,
         )
+    orders = item.options.get("orders")
+    if orders:
+        names = [order_name(s.get("order") or [], s.get("after") or [], orders) for s in found]
+        data["orders"] = names
+        wrong = [(k, s) for k, (s, n) in enumerate(zip(found, names, strict=True)) if n is None]
+        lines += [f"skip {k + 1}: {describe_order(s['order'], s['after'])}" for k, s in enumerate(found)]
+        if wrong:
+            k, skip = wrong[0]
+            more = f" (and {len(wrong) - 1} more blocks)" if len(wrong) > 1 else ""
+            problem = order_problem(skip["order"], skip["after"], orders)
+            return Outcome(
+                False,
+                f"{task.model}: the block of skip {k + 1} {problem}{more}",
+                "\n".join(lines),
+                data,
+            )
+        summary += f", blocks in the {' / '.join(sorted(set(names)))} order"
     return Outcome(True, f"{task.model} is residual: {summary}", "\n".join(lines), data)

@@ -105,8 +105,10 @@ def trace(model: Any, x: Any, call: Any) -> tuple[_Graph, Any]:
     return graph, out
 
 
-def _main_path(graph: _Graph, start: int, end: int, steps: dict[int, int]) -> list[str]:
-    """The block-order steps from ``start`` to ``end`` along the path with the most weighted ops."""
+def _main_path(graph: _Graph, start: int, end: int, steps: dict[int, int], origin: int | None) -> list[str]:
+    """The block-order steps from ``start`` to ``end`` along the path with the most weighted ops,
+    plus, with ``origin`` (a block's input), the steps that led from it to ``start``: a
+    pre-activation block whose projection takes the activated input shares its BN-ReLU."""
     found, node = [], end
     while node != start:
         step = graph.step(node)
@@ -116,24 +118,29 @@ def _main_path(graph: _Graph, start: int, end: int, steps: dict[int, int]) -> li
         if not parents:
             break
         node = max(parents, key=lambda i: (steps[i], i))
+    while origin is not None and node > origin and graph.nodes[node][1]:
+        step = graph.step(node)
+        if step:
+            found.append(step)
+        node = graph.nodes[node][1][0]
     return found[::-1]
 
 
-def _after(graph: _Graph, node: int, out: int | None) -> list[str]:
-    """The steps applied to an addition's result until ``out`` (the block's output)."""
+def _after(graph: _Graph, node: int) -> list[str]:
+    """The steps applied to an addition's result before the next block begins: until a tensor
+    feeds two ops (the next block's branches), a weighted op or another addition."""
     found = []
-    while out is not None and node != out:
-        nxt = next((k for k in range(node + 1, len(graph.nodes)) if node in graph.nodes[k][1]), None)
-        if nxt is None:
-            break
-        step = graph.step(nxt)
+    while True:
+        users = [k for k in range(node + 1, len(graph.nodes)) if node in graph.nodes[k][1]]
+        if len(users) != 1 or graph.nodes[users[0]][2] or graph.nodes[users[0]][0] in ADDS:
+            return found
+        node = users[0]
+        step = graph.step(node)
         if step:
             found.append(step)
-        node = nxt
-    return found
 
 
-def skips(graph: _Graph, out: int | None = None) -> list[dict[str, Any]]:
+def skips(graph: _Graph, origin: int | None = None) -> list[dict[str, Any]]:
     """Additions whose operands descend from one tensor by paths of different depth.
 
     The long path holds at least one weighted op; the short one (the shortcut)
@@ -156,8 +163,8 @@ def skips(graph: _Graph, out: int | None = None) -> list[dict[str, Any]]:
                     "shape": shape,
                     "main_path": long,
                     "shortcut": "identity" if short == 0 else "projection",
-                    "order": _main_path(graph, start, main, steps),
-                    "after": _after(graph, k, out),
+                    "order": _main_path(graph, start, main, steps, origin),
+                    "after": _after(graph, k),
                 }
             )
     return found
@@ -226,7 +233,7 @@ def block(factory: Any, name: str, probes: list[dict[str, Any]], call: Any) -> d
             entry["error"] = f"its forward returned a {type(out).__name__}, not a tensor"
             continue
         entry["output_shape"] = list(out.shape)[1:]
-        found = skips(graph, graph.producer.get(id(out)))
+        found = skips(graph, origin=0)  # node 0: the block's input
         entry["skips"] = [s["shortcut"] for s in found]
         entry["orders"] = [{"main": s["order"], "after": s["after"]} for s in found]
         last = graph.nodes[graph.producer.get(id(out), 0)]
