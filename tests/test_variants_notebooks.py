@@ -59,6 +59,12 @@ NOTEBOOKS = {
     ),
     # Kaggle's saved version (papermill), Keras-style progress lines.
     "kaggle-keras": (lambda: nbv.kaggle(), {"notebook.run": PASS_RUN, "notebook.outputs": PASS_OUT}, 4),
+    # Kaggle again, Keras 3's progress lines (solid bar, metrics in alphabetical order).
+    "kaggle-keras3": (
+        lambda: nbv.kaggle(log=[nbv.stream(nbv.keras_log(keras3=True))]),
+        {"notebook.run": PASS_RUN, "notebook.outputs": PASS_OUT},
+        4,
+    ),
     # Colab: cells without output carry no count (null). Ran top to bottom: full marks.
     "colab-null": (
         lambda: nbv.colab(blank=None),

@@ -151,17 +151,29 @@ def tqdm_log(epochs: int = 10) -> list[nbformat.NotebookNode]:
     return outputs
 
 
-def keras_log(epochs: int = 10) -> str:
-    """Keras-style progress lines (as a Keras-like fit loop prints them in Jupyter:
-    backspaces and a carriage return before each redraw)."""
+def keras_log(epochs: int = 10, keras3: bool = False) -> str:
+    """Keras-style progress lines as a Keras-like fit loop prints them in Jupyter: Keras 2
+    redraws with backspaces and a carriage return, Keras 3 with a carriage return and a
+    solid bar, metrics in alphabetical order."""
     lines = []
     for e in range(1, epochs + 1):
+        loss, acc = f"{2.0 / e + 0.3:.4f}", f"{0.9 - 0.5 / e:.4f}"
+        val_loss, val_acc = f"{2.2 / e + 0.45:.4f}", f"{0.8 - 0.5 / e:.4f}"
         lines.append(f"Epoch {e}/{epochs}\n")
+        if keras3:
+            partial = (
+                f"\r 50/390 ━━━━━━━━━━━━━━━━━━━━ 10s 30ms/step - accuracy: 0.3000 - loss: {2.4 / e + 0.3:.4f}"
+            )
+            final = (
+                f"\r390/390 ━━━━━━━━━━━━━━━━━━━━ 12s 30ms/step - accuracy: {acc} - loss: {loss} "
+                f"- val_accuracy: {val_acc} - val_loss: {val_loss}"
+            )
+            lines.append(partial + final + "\n")
+            continue
         partial = f" 50/390 [===>..........................] - ETA: 10s - loss: {2.4 / e + 0.3:.4f}"
         final = (
-            f"390/390 [==============================] - 12s 30ms/step - loss: {2.0 / e + 0.3:.4f} "
-            f"- accuracy: {0.9 - 0.5 / e:.4f} - val_loss: {2.2 / e + 0.45:.4f} "
-            f"- val_accuracy: {0.8 - 0.5 / e:.4f}"
+            f"390/390 [==============================] - 12s 30ms/step - loss: {loss} "
+            f"- accuracy: {acc} - val_loss: {val_loss} - val_accuracy: {val_acc}"
         )
         lines.append(partial + "\b" * len(partial) + "\r" + final + "\n")
     return "".join(lines)
