@@ -19,6 +19,7 @@ with metrics in the postfix, and Keras-style progress lines.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 
 import nbformat
@@ -63,6 +64,7 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+@functools.cache
 def curves_png(epochs: int = 10) -> str:
     """The CURVES cell's figure: loss and accuracy side by side, as matplotlib draws them."""
     import matplotlib
@@ -84,6 +86,7 @@ def curves_png(epochs: int = 10) -> str:
     return _png(fig)
 
 
+@functools.cache
 def samples_png(gray: bool = False, seed: int = 0) -> str:
     """The SAMPLES cell's figure: a 4x8 grid of small images (smooth blobs standing in for photos)."""
     import matplotlib
@@ -102,6 +105,7 @@ def samples_png(gray: bool = False, seed: int = 0) -> str:
     return _png(fig)
 
 
+@functools.cache
 def confusion_png() -> str:
     import matplotlib
 
