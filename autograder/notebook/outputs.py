@@ -206,7 +206,7 @@ def error_line(cell: Cell, error: dict[str, Any]) -> str:
 
 
 # --- figures ------------------------------------------------------------------
-CURVE_CODE = re.compile(r"\w*(?:plot|curve|semilog|loglog)\w*\s*\(")
+CURVE_CODE = re.compile(r"\b(?!\w*subplots?\b)\w*(?:plot|curve|semilog|loglog)\w*\s*\(")  # not subplots(
 CURVE_WORDS = re.compile(r"loss|acc|epoch|history|curve|lr\b|learning", re.I)
 IMAGE_CODE = re.compile(r"\b(?:imshow|make_grid|show_images?|show_batch|show_samples|plot_images?)\s*\(")
 MATRIX_CODE = re.compile(r"confusion|heatmap\s*\(|matshow\s*\(|ConfusionMatrixDisplay", re.I)
@@ -267,7 +267,8 @@ def solid_fraction(png_base64: Any) -> float | None:
 def figures(cell: Cell) -> list[Figure]:
     """What each image output of a code cell shows, judged from the code and the PNG."""
     code = cell.source
-    curve = bool(CURVE_CODE.search(code)) and bool(CURVE_WORDS.search(code))
+    curve = bool(CURVE_CODE.search(code))  # plt.plot(train_hist) is a curve too: the PNG confirms it
+    values = "loss/accuracy values" if CURVE_WORDS.search(code) else "values"
     image, matrix = bool(IMAGE_CODE.search(code)), bool(MATRIX_CODE.search(code))
     found = []
     for output in cell.outputs:
@@ -281,7 +282,7 @@ def figures(cell: Cell) -> list[Figure]:
             kind, why = "matrix", "the code draws a confusion matrix/heatmap"
         elif curve and not image:
             kind = "curve" if looks != "filled" else "other"
-            why = "plot() of loss/accuracy values"
+            why = f"plot() of {values}"
             why += f", but {seen}" if kind == "other" else ""
         elif image and not curve:
             kind = "image" if looks != "chart" else "other"
