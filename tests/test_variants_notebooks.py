@@ -148,6 +148,17 @@ def test_notebook_variants_get_the_tas_verdict(case, tmp_path, notebook_rubric, 
         assert runs[0]["val_acc"][-1] == pytest.approx(0.75)
 
 
+def test_colab_cells_without_a_count_are_named_in_the_details(tmp_path, notebook_rubric, cifar_root):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "lab.ipynb").write_text(nbv.write(nbv.colab(blank=0)))
+    graded = grading.run(folder, notebook_rubric, cifar_root, tmp_path / "out")
+    assert graded.message("notebook.run") == "lab.ipynb: all 6 code cells ran in order, no errors"
+    details = graded.test("notebook.run")["output"]
+    assert "no count recorded (Colab keeps none for a cell without output): cells 2, 4" in details
+    assert graded.result.item("notebook.run").data["unrecorded"] == [2, 4]
+
+
 def test_figures_are_named_in_the_details(tmp_path, notebook_rubric, cifar_root):
     folder = tmp_path / "sub"
     folder.mkdir()

@@ -96,6 +96,11 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         f"notebook: {found.name}",
         f"code cells: {order.code}, executed: {order.executed}",
         *(f"never run: cell {c.number}" for c in order.unexecuted[:20]),
+        *(
+            [f"no count recorded (Colab keeps none for a cell without output): cells {_few(unrecorded)}"]
+            if (unrecorded := [c.number for c in order.unrecorded])
+            else []
+        ),
         *(f"out of order: {b.label} after {a.label}" for a, b in order.out_of_order[:20]),
         *(f"error: {line}" for line in error_lines[:20]),
         f"images (image/png outputs): {sum(c.images() for c in found.cells)}",
@@ -105,6 +110,7 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         "code_cells": order.code,
         "executed": order.executed,
         "unexecuted": [c.number for c in order.unexecuted],
+        "unrecorded": [c.number for c in order.unrecorded],
         "out_of_order": [[a.number, b.number] for a, b in order.out_of_order],
         "errors": [
             {"cell": c.number, "ename": str(e.get("ename", "")), "evalue": str(e.get("evalue", ""))[:300]}
