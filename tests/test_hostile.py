@@ -17,6 +17,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -206,7 +207,7 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     assert (results / "results.json").read_text() == text and "HACKED" not in text
 
     # the score and every item's verdict are exactly the honest ones
-    assert doc["score"] == honest.json["score"] == 10
+    assert doc["score"] == honest.json["score"] == 10, [t["output"][:400] for t in doc["tests"]]
     for item in ("task1.spec", "task1.forward", "task1.accuracy"):
         assert entry(doc, item)["status"] == honest.test(item)["status"] == "passed"
     accuracy = entry(doc, "task1.accuracy")["extra_data"]["accuracy"]
@@ -225,8 +226,12 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
         assert found["results_gradescope"] == "OSError" and found["results_relative"] == "WRITTEN"
     else:
         assert found["results_gradescope"] == found["results_real"] == "PermissionError"
-    for key in ("net_loopback", "net_public", "net_ipv6"):
-        assert found[key] == "PermissionError", (key, found[key])
+    if tier == "A":  # sockets exist in the sandbox's own network namespace; nothing answers there
+        assert found["net_loopback"] == "ConnectionRefusedError" and found["net_public"] == "OSError"
+        assert found["net_ipv6"] in ("ConnectionRefusedError", "OSError")  # OSError: IPv6 off
+    else:  # no private namespace for sure: IP sockets refused
+        for key in ("net_loopback", "net_public", "net_ipv6"):
+            assert found[key] == "PermissionError", (key, found[key])
     assert found["net_abstract_unix"] == "ConnectionRefusedError"
     assert found["net_dns"] != "RESOLVED"
     assert with_accept_none(listener) and with_accept_none(abstract)
@@ -284,6 +289,56 @@ def with_accept_none(server: socket.socket) -> bool:
     finally:
         server.close()
     return False
+
+
+@by_tier
+def test_networked_code_at_import_runs_offline_in_tier_a_and_nothing_leaves(
+    tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    """A module that goes online when imported (a download in try/except, a probe of a
+    local visdom server that expects "connection refused") imports in tier A as it
+    does on an offline laptop: sockets exist in the sandbox's own network namespace,
+    connections fail. Its POST to the grader machine's listener reaches nothing. Tier B
+    has no private namespace of its own for sure, so IP sockets stay refused there."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    folder = corpus.online_at_import(tmp_path / "s", trained_simple, port)
+    graded = grading.run(folder, rubric, private_root, tmp_path / "out")
+    sandbox = contained(graded.json, tier, results_schema)
+    assert with_accept_none(listener)
+    if tier == "A":
+        assert sandbox["ip_sockets"] is True
+        assert f"{corpus.TAG}-NET False ConnectionRefusedError" in graded.result.worker_output
+        assert graded.json["score"] == honest.json["score"] == 10
+        for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+            assert graded.test(item)["status"] == "passed"
+    else:
+        assert sandbox["ip_sockets"] is False
+        assert graded.message("task1.spec") == (  # line 9: the visdom probe expects ConnectionRefusedError
+            "importing simple_cnn.py line 9 failed: PermissionError: [Errno 13] Permission denied"
+        )
+        assert graded.json["score"] == 0
+
+
+def test_the_import_time_leak_reaches_a_listener_without_the_sandbox(tmp_path):
+    """Control for the test above: the same POST, run by a plain interpreter, arrives."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    code = corpus.LEAK_AT_IMPORT.replace("__PORT__", str(port)) + "print(LEAK)\n"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    connection, _ = listener.accept()
+    with connection, listener:
+        connection.settimeout(10)
+        received = b""
+        while b"stolen labels" not in received:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert child.communicate(timeout=30)[0].strip() == "SENT"
+    assert received.startswith(b"POST /leak") and received.endswith(b"stolen labels")
 
 
 @by_tier
@@ -453,7 +508,8 @@ def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
     line = next(t for t in texts if t.startswith(f"{corpus.TAG}-NB "))
     notebook = json.loads(line.split(" ", 1)[1])
     assert notebook["grader_data_root"] == ("FileNotFoundError" if tier == "A" else "PermissionError")
-    assert notebook["stashed"] and notebook["network"] == "PermissionError"
+    assert notebook["stashed"]
+    assert notebook["network"] == ("OSError" if tier == "A" else "PermissionError")  # A: no route
     assert "/autograder/results/results.json" not in notebook.get("results_written", [])
     assert not (results / "results.json").exists()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers import grading, labs
 
+from autograder.checks import residual
 from autograder.rubric import load
 from autograder.sandbox.worker import structure
 from autograder.sandbox.worker.introspect import counts
@@ -61,6 +62,10 @@ def test_reference_blocks_are_the_rubrics(item):
         assert sorted(got["skips"]) == sorted(want.get("skips", []))
         assert got["concat_inputs"] == want.get("branches", 0)
         assert all(got["layers"].get(k) == v for k, v in want.get("layers", {}).items())
+        if "orders" in options:  # the reference block is in the handout's order (listed first)
+            assert [residual.order_name(o["main"], o["after"], options["orders"]) for o in got["orders"]] == [
+                options["orders"][0]
+            ]
 
 
 def test_skip_connections_are_found_in_the_data_flow():

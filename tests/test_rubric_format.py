@@ -127,8 +127,8 @@ def test_residual_and_unknown_options(tmp_path):
     path = write(
         tmp_path, '\n[[items]]\nid = "res"\nkind = "residual"\ntask = "task1"\nname = "R"\nskips = 8\n'
     )
-    assert (
-        rejected(path)[1] == "item res: kind residual has no option skips (options: min_skips, projections)"
+    assert rejected(path)[1] == (
+        "item res: kind residual has no option skips (options: min_skips, orders, projections)"
     )
 
 

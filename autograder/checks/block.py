@@ -17,16 +17,19 @@ from ..notebook.extract import defined_names
 from ..result import CheckFailed, Outcome
 from ..rubric import Item
 from ..sandbox import SandboxError, WorkerFailure
+from . import residual
 from .common import ask, fmt_shape
 from .context import Context, Source
 from .registry import allowed, check
 
 PROBE_KEYS = {"args", "kwargs", "input", "output", "params", "layers", "skips", "branches"}
+PINNED_BY_REFERENCE = ("params", "layers")  # the handout's block: not compared for another order
 SHORTCUTS = ("identity", "projection")
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
-    allowed("block", {"block", "signature", "probes"}, options)
+    allowed("block", {"block", "signature", "probes", "orders"}, options)
+    residual.validate_orders("block", options)
     if not isinstance(options.get("block"), str):
         raise ValueError('block needs block = "name of the function or class"')
     signature = options.setdefault("signature", [])
@@ -103,10 +106,29 @@ def _signature_problem(got: list[str] | None, required: int | None, want: list[s
     return None
 
 
-def _compare(probe: dict[str, Any], got: dict[str, Any]) -> list[str]:
-    """What differs between the probe's expectations and the worker's facts."""
+def _order(orders: list[str] | None, got: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The residual order the probe's block has (by name), or what differs from the handout's."""
+    if not orders or "error" in got:
+        return None, []
+    names, wrong = [], []
+    for skip in got.get("orders") or []:
+        name = residual.order_name(skip["main"], skip["after"], orders)
+        if name is None:
+            wrong.append(residual.order_problem(skip["main"], skip["after"], orders))
+        names.append(name)
+    found = next((n for n in names if n), None)
+    return found, wrong
+
+
+def _compare(probe: dict[str, Any], got: dict[str, Any], variant: str | None = None) -> list[str]:
+    """What differs between the probe's expectations and the worker's facts.
+
+    ``variant``: an accepted residual order other than the handout's; the reference's
+    parameter and layer counts are then not compared."""
     if "error" in got:
         return [got["error"]]
+    if variant:
+        probe = {k: v for k, v in probe.items() if k not in PINNED_BY_REFERENCE}
     wrong = []
     if probe.get("output") and got.get("output_shape") != probe["output"]:
         wrong.append(
@@ -155,8 +177,13 @@ def run(item: Item, ctx: Context) -> Outcome:
             f"({', '.join(item.options['signature'])})"
         )
     data: dict[str, Any] = {"defined_in": source.label, "signature": signature, "probes": []}
+    orders = item.options.get("orders")
+    variants: list[str] = []
     for probe, got in zip(item.options["probes"], facts.get("probes") or [], strict=False):
-        wrong = _compare(probe, got)
+        variant, wrong = _order(orders, got)
+        if variant:
+            variants.append(variant)
+        wrong += _compare(probe, got, variant if orders and variant != orders[0] else None)
         where = f" ({source.where(got['line'])})" if got.get("line") else ""
         facts_line = (
             f"-> {fmt_shape(got.get('output_shape'))}, {got.get('params', 0):,} parameters"
@@ -170,16 +197,36 @@ def run(item: Item, ctx: Context) -> Outcome:
         )
         lines += [f"    ✗ {w}" for w in wrong]
         problems += [f"{got.get('call')} {w}{where}" for w in wrong]
-        data["probes"].append({k: got.get(k) for k in ("call", "output_shape", "params", "skips", "error")})
+        data["probes"].append(
+            {k: got.get(k) for k in ("call", "output_shape", "params", "skips", "error")} | {"order": variant}
+        )
     if len(facts.get("probes") or []) < len(item.options["probes"]):
         problems.append("the worker answered fewer probes than asked")
+    named = sorted(set(variants))
+    if orders and named:
+        data["order"] = named[0] if len(named) == 1 else named
+        lines.append(f"order of operations: {', '.join(named)} ({residual.describe_order(*_first(facts))})")
+        if named != [orders[0]]:
+            lines.append(
+                f"note: parameter and layer counts are the {orders[0]} reference's; not compared "
+                f"for the {', '.join(n for n in named if n != orders[0])} order"
+            )
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return Outcome(False, f"{problems[0]}{more}", "\n".join(lines), data)
+    order = f", in the {' / '.join(named)} order" if orders and named else ""
     return Outcome(
         True,
         f"{name} ({source.label}) builds what the lecture describes for all "
-        f"{len(item.options['probes'])} probe calls",
+        f"{len(item.options['probes'])} probe calls{order}",
         "\n".join(lines),
         data,
     )
+
+
+def _first(facts: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The first skip's steps, for the details line."""
+    for got in facts.get("probes") or []:
+        for skip in got.get("orders") or []:
+            return skip["main"], skip["after"]
+    return [], []

@@ -200,6 +200,7 @@ class Context:
                 module=source.module,
                 cls=name,
                 num_classes=task.num_classes,
+                input_shape=task.input_shape,  # lazy layers (d2l style) get their shapes from it
             )
         except WorkerFailure as exc:
             raise CheckFailed(

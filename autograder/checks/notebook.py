@@ -32,6 +32,7 @@ class Facts:
     cells: list[outputs.Cell]
     claims: nbclaims.Claims
     owners: dict[int, str | None]
+    figures: list[outputs.Figure]
 
 
 def facts(ctx: Context) -> Facts:
@@ -40,7 +41,8 @@ def facts(ctx: Context) -> Facts:
         cells = outputs.cells(nb)
         owners = nbclaims.attribute(cells, nbclaims.task_headings(ctx.rubric.tasks))
         found = nbclaims.read(cells, DATASETS[ctx.rubric.dataset].classes, owners)
-        return Facts(ctx.notebook_path().as_posix(), cells, found, owners)
+        figures = [f for c in cells if c.kind == "code" for f in outputs.figures(c)]
+        return Facts(ctx.notebook_path().as_posix(), cells, found, owners, figures)
 
     return ctx.memo("notebook_facts", read)
 
@@ -100,6 +102,11 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         f"notebook: {found.name}",
         f"code cells: {order.code}, executed: {order.executed}",
         *(f"never run: cell {c.number}" for c in order.unexecuted[:20]),
+        *(
+            [f"no count recorded (Colab keeps none for a cell without output): cells {_few(unrecorded)}"]
+            if (unrecorded := [c.number for c in order.unrecorded])
+            else []
+        ),
         *(f"out of order: {b.label} after {a.label}" for a, b in order.out_of_order[:20]),
         *(f"error: {line}" for line in error_lines[:20]),
         f"images (image/png outputs): {sum(c.images() for c in found.cells)}",
@@ -109,6 +116,7 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         "code_cells": order.code,
         "executed": order.executed,
         "unexecuted": [c.number for c in order.unexecuted],
+        "unrecorded": [c.number for c in order.unrecorded],
         "out_of_order": [[a.number, b.number] for a, b in order.out_of_order],
         "errors": [
             {"cell": c.number, "ename": str(e.get("ename", "")), "evalue": str(e.get("evalue", ""))[:300]}
@@ -141,6 +149,7 @@ FINDERS = {
     "per_class": "per-class accuracy lines (one cell naming at least half the classes)",
     "best_worst": "the best and worst class",
     "plots": "plots (image outputs)",
+    "curve_plots": "plots of training curves",
     "curves": "a per-epoch training log",
 }
 
@@ -197,11 +206,23 @@ def _count(entry: dict[str, Any], found: Facts) -> tuple[int, list[int]]:
         return min(len(best), len(worst)), sorted(set(best + worst))
     elif what == "plots":
         cells = [c.number for c in found.cells for _ in range(c.images())]
+    elif what == "curve_plots":
+        cells = [f.cell for f in found.figures if f.kind == "curve"]
     elif what == "curves":
         cells = [r.cell for r in claims.runs if len(r.epochs) >= 2]
     else:
         cells = _matching_cells(found, entry["compiled"])
     return len(cells), sorted(set(cells))
+
+
+def _other_figures(found: Facts) -> str:
+    """'; its 2 figures are an image grid (cell 4) and ...': what the notebook shows instead."""
+    others = [f for f in found.figures if f.kind != "curve"]
+    if not others:
+        return ""
+    shown = ", ".join(f"{outputs.KINDS[f.kind]} (cell {f.cell})" for f in others[:4])
+    more = f" (+{len(others) - 4} more)" if len(others) > 4 else ""
+    return f"; its other figures: {shown}{more}"
 
 
 @check("notebook_outputs", needs_task=False, timeout=30, validate=_validate_outputs)
@@ -220,10 +241,15 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
             lines.append(f"found {entry['what']}: {count}{where}")
         else:
             need = f" (found {count}, need {entry['min']})" if entry["min"] > 1 or count else ""
+            if entry.get("find") == "curve_plots":
+                need += _other_figures(found)
             missing.append(f"{entry['what']}{need}")
             lines.append(f"MISSING {entry['what']}: found {count}{where}, need {entry['min']}")
+    if any(e.get("find") in ("plots", "curve_plots") for e in item.options["require"]):
+        lines += [f"figure: {f.label}" for f in found.figures[:20]]
     total = len(item.options["require"])
     data = {"found": counts, "met": met, "required": total}
+    data["figures"] = [{"cell": f.cell, "kind": f.kind, "why": f.why} for f in found.figures[:50]]
     score = round(item.points * met / total, 4)
     if missing:
         return Outcome(

@@ -55,6 +55,9 @@ BOOTSTRAP = (
     "from agworker.main import run; run(sys.argv[2:])"
 )
 JOBS_PARENT = "autograder-jobs"
+# Tier A's /etc/hosts: "localhost" resolves as on any laptop (code probing a local
+# visdom/TensorBoard server gets "connection refused", not a DNS error); nothing of the host's.
+SANDBOX_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 @dataclass
@@ -205,6 +208,7 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
             (str(job.extracted), S.SANDBOX_EXTRACTED),
             (str(job.inputs), S.SANDBOX_INPUTS),
             (str(job.lib), "/sandbox/lib"),
+            (str(job.lib / "hosts"), "/etc/hosts"),
         ]
         binds += [(str(p), str(p)) for p in job.data_binds]
         prefix = bwrap_argv(
@@ -216,6 +220,7 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
     argv = prefix + [python, "-I", "-B", "-c", BOOTSTRAP, lib]
     argv += ["--threads", str(limits.threads), "--reply-fd", str(reply_fd)]
     argv += ["--seccomp", "try" if tier is Tier.C else "required"]
+    argv += ["--private-network"] if tier is Tier.A else []  # bwrap --unshare-all: only a loopback
     argv += ["--out", out] if out else []
     for root in roots:
         argv += ["--root", root]

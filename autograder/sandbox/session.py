@@ -234,6 +234,7 @@ class Sandbox:
         if self.job.lib.exists():
             shutil.rmtree(self.job.lib)
         shutil.copytree(source, self.job.lib / "agworker", ignore=shutil.ignore_patterns("__pycache__"))
+        (self.job.lib / "hosts").write_text(launcher.SANDBOX_HOSTS)  # tier A's /etc/hosts
         self.job.root.mkdir(parents=True, exist_ok=True)
         self.job.root.chmod(0o711)  # traversable to the folders below, never listable
         for folder in (self.job.lib, self.job.inputs, self.job.extracted, self.job.submission):
@@ -326,6 +327,7 @@ class Sandbox:
             "uid": uid,
             "separate_uid": isinstance(uid, int) and uid != os.getuid(),
             "seccomp": (self.hello or {}).get("seccomp"),
+            "ip_sockets": (self.hello or {}).get("ip_sockets"),
             "limits": self.limits.describe(os.geteuid() == 0, cgroup.detect()),
         }
 

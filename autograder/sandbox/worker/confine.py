@@ -1,11 +1,21 @@
 """Seccomp filter the worker installs on itself before any student code runs.
 
-It denies new network sockets (IPv4/IPv6/netlink/packet), tracing other
+It denies new network sockets (netlink/packet always; IPv4/IPv6 unless the
+worker runs in a private network namespace, see below), tracing other
 processes, new namespaces (tier B has none of bubblewrap's protection against
 a user namespace giving the student capabilities), mounts, and a few kernel
 interfaces student code has no business with. ``clone3`` answers ENOSYS so
 that the C library falls back to ``clone``, whose flags the filter can see.
 Unix sockets stay allowed: an in-sandbox Jupyter kernel talks over them.
+
+IP sockets in a private network namespace (tier A: bubblewrap's
+``--unshare-all``): the namespace holds only a loopback device, so nothing
+can leave it; refusing ``socket()`` there only broke harmless code, such as a
+module-level ``try: urlopen(...) except Exception: pass`` (a dataset download,
+a logger probe), which then failed to import with PermissionError. There the
+socket is created and the connection fails as it does offline (ENETUNREACH,
+ECONNREFUSED, a DNS error). Without a private namespace (tier B, where
+``unshare`` may fail unnoticed, and tier C) IP sockets stay refused.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ from __future__ import annotations
 import errno
 import socket
 
-DENIED_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET)
+IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+DENIED_FAMILIES = (socket.AF_NETLINK, socket.AF_PACKET)
 DENIED_CALLS = (
     "ptrace",
     "process_vm_readv",
@@ -36,12 +47,15 @@ CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def install() -> None:
-    """Load the filter (also sets no_new_privs, so setuid binaries lose their power)."""
+def install(private_network: bool = False) -> None:
+    """Load the filter (also sets no_new_privs, so setuid binaries lose their power).
+
+    ``private_network``: the launcher put the worker in a network namespace of its own
+    (only then are IPv4/IPv6 sockets allowed)."""
     import pyseccomp as seccomp
 
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
-    for family in DENIED_FAMILIES:
+    for family in DENIED_FAMILIES + (() if private_network else IP_FAMILIES):
         rules.add_rule(seccomp.ERRNO(errno.EACCES), "socket", seccomp.Arg(0, seccomp.EQ, family))
     for call in DENIED_CALLS:
         rules.add_rule(seccomp.ERRNO(errno.EPERM), call)

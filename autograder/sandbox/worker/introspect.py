@@ -58,6 +58,22 @@ def probe_input(shape: list[int], batch: int = 2, seed: int = 0) -> Any:
     return torch.rand((batch, *shape), generator=generator)
 
 
+def materialize(model: Any, input_shape: list[int], call: Any) -> bool:
+    """Give lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``: the d2l book's style) their
+    shapes with one dry forward pass, as the book's ``apply_init`` does; True if it ran."""
+    import torch
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    if not any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()):
+        return False
+    training = model.training
+    model.eval()
+    with torch.no_grad():
+        call(model, probe_input(input_shape, batch=1))
+    model.train(training)
+    return True
+
+
 FUNCTIONAL = {
     "relu": "ReLU",
     "relu_": "ReLU",

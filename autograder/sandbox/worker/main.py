@@ -20,11 +20,14 @@ from .student import StudentCode, best_reading, constructor_kwargs, read_checkpo
 
 
 class Worker:
-    def __init__(self, roots: tuple[str, ...], out: str, threads: int, seccomp: bool = False) -> None:
+    def __init__(
+        self, roots: tuple[str, ...], out: str, threads: int, seccomp: bool = False, ip_sockets: bool = False
+    ) -> None:
         self.code = StudentCode(roots)
         self.out = out
         self.threads = threads
         self.seccomp = seccomp
+        self.ip_sockets = ip_sockets
         self.models: dict[str, Any] = {}
 
     # --- ops -------------------------------------------------------------
@@ -39,12 +42,15 @@ class Worker:
             "uid": os.getuid(),
             "threads": torch.get_num_threads(),
             "seccomp": self.seccomp,
+            "ip_sockets": self.ip_sockets,
         }
 
     def op_load_source(self, name: str, path: str) -> dict[str, Any]:
         return self.code.load(name, path)
 
-    def op_build(self, task: str, module: str, cls: str, num_classes: int) -> dict[str, Any]:
+    def op_build(
+        self, task: str, module: str, cls: str, num_classes: int, input_shape: list[int] | None = None
+    ) -> dict[str, Any]:
         from torch import nn
 
         factory = self.code.attribute(module, cls)
@@ -52,8 +58,9 @@ class Worker:
         model = self.code.call(factory, **kwargs)
         if not isinstance(model, nn.Module):
             raise WorkerError("build", f"{cls}() returned a {type(model).__name__}, not an nn.Module")
+        lazy = bool(input_shape) and introspect.materialize(model, input_shape, self.code.call)
         self.models[task] = model
-        return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs)}
+        return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs), "lazy": lazy}
 
     def op_layers(self, task: str, input_shape: list[int]) -> dict[str, Any]:
         return introspect.layers(self._model(task), input_shape, self.code.call)
@@ -188,7 +195,7 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _confine(mode: str) -> bool:
+def _confine(mode: str, private_network: bool = False) -> bool:
     """Install the seccomp filter before any student code exists; tiers A and B insist on it."""
     from . import confine
 
@@ -196,7 +203,7 @@ def _confine(mode: str) -> bool:
         confine.no_new_privs()
         return False
     try:
-        confine.install()
+        confine.install(private_network)
         return True
     except Exception as exc:  # noqa: BLE001 - libseccomp missing or a kernel without seccomp
         if mode == "required":
@@ -236,16 +243,17 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reply-fd", type=int, default=protocol.RESPONSE_FD)
     parser.add_argument("--seccomp", choices=("required", "try", "off"), default="required")
+    parser.add_argument("--private-network", action="store_true", help="IP sockets allowed (tier A)")
     args = parser.parse_args(argv)
     roots = os.environ.pop("AGWORKER_ROOTS", "")
     args.root += [r for r in roots.split(os.pathsep) if r]
     if not args.out:
         parser.error("--out (or AGWORKER_OUT) is required")
     steady_allocator()
-    seccomp = _confine(args.seccomp)
+    seccomp = _confine(args.seccomp, args.private_network)
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    worker = Worker(tuple(args.root), args.out, args.threads, seccomp)
+    worker = Worker(tuple(args.root), args.out, args.threads, seccomp, seccomp and args.private_network)
     import json
 
     for line in sys.stdin.buffer:

@@ -30,6 +30,7 @@ KERNEL_NAME = "autograder-python"
 # ipykernel binds its subprocess-output pipe to tcp://127.0.0.1, and libzmq aborts
 # when the seccomp filter refuses the IP socket. Without the pipe, ipykernel runs as
 # it does when that bind fails: output printed by forked children is not captured.
+# (Tier A now allows IP sockets in its own namespace; the pipe stays off in every tier alike.)
 #
 # With a dataset at ./data, torchvision's CIFAR module is made to accept it: it
 # compares every file's md5 with the official release, and the staged copy never matches

@@ -19,6 +19,18 @@ from .introspect import probe_input
 
 ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
 CONCATS = {"cat", "concat", "concatenate"}
+# The steps whose order a residual block is judged on; everything else (dropout, views) is skipped.
+STEPS = {
+    "conv1d": "conv",
+    "conv2d": "conv",
+    "conv3d": "conv",
+    "convolution": "conv",
+    "batch_norm": "BN",
+    "instance_norm": "norm",
+    "layer_norm": "norm",
+    "group_norm": "norm",
+    **{a: "ReLU" for a in ("relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "elu", "gelu", "silu")},
+}
 
 
 class _Graph:
@@ -28,6 +40,14 @@ class _Graph:
         self.nodes: list[tuple[str, list[int], list[int] | None, list[int] | None]] = []
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []  # holds every tensor so that id() values stay unique
+
+    def step(self, node: int) -> str | None:
+        """'conv3x3', 'BN', 'ReLU' or None for a node that is not a step of the block order."""
+        name, _, weight, _ = self.nodes[node]
+        kind = STEPS.get(name)
+        if kind == "conv" and weight and len(weight) >= 3:
+            return "conv" + "x".join(str(k) for k in weight[2:])
+        return kind
 
     def add(self, name: str, inputs: list[int], weight: list[int] | None, out: Any) -> None:
         self.nodes.append((name, inputs, weight, list(out.shape)))
@@ -85,7 +105,42 @@ def trace(model: Any, x: Any, call: Any) -> tuple[_Graph, Any]:
     return graph, out
 
 
-def skips(graph: _Graph) -> list[dict[str, Any]]:
+def _main_path(graph: _Graph, start: int, end: int, steps: dict[int, int], origin: int | None) -> list[str]:
+    """The block-order steps from ``start`` to ``end`` along the path with the most weighted ops,
+    plus, with ``origin`` (a block's input), the steps that led from it to ``start``: a
+    pre-activation block whose projection takes the activated input shares its BN-ReLU."""
+    found, node = [], end
+    while node != start:
+        step = graph.step(node)
+        if step:
+            found.append(step)
+        parents = [i for i in graph.nodes[node][1] if i in steps]
+        if not parents:
+            break
+        node = max(parents, key=lambda i: (steps[i], i))
+    while origin is not None and node > origin and graph.nodes[node][1]:
+        step = graph.step(node)
+        if step:
+            found.append(step)
+        node = graph.nodes[node][1][0]
+    return found[::-1]
+
+
+def _after(graph: _Graph, node: int) -> list[str]:
+    """The steps applied to an addition's result before the next block begins: until a tensor
+    feeds two ops (the next block's branches), a weighted op or another addition."""
+    found = []
+    while True:
+        users = [k for k in range(node + 1, len(graph.nodes)) if node in graph.nodes[k][1]]
+        if len(users) != 1 or graph.nodes[users[0]][2] or graph.nodes[users[0]][0] in ADDS:
+            return found
+        node = users[0]
+        step = graph.step(node)
+        if step:
+            found.append(step)
+
+
+def skips(graph: _Graph, origin: int | None = None) -> list[dict[str, Any]]:
     """Additions whose operands descend from one tensor by paths of different depth.
 
     The long path holds at least one weighted op; the short one (the shortcut)
@@ -102,11 +157,14 @@ def skips(graph: _Graph) -> list[dict[str, Any]]:
         steps = graph.weighted_steps(start, k)
         long, short = sorted((steps.get(a, 0), steps.get(b, 0)), reverse=True)
         if long >= 1 and short <= 1 and long > short:
+            main = a if steps.get(a, 0) >= steps.get(b, 0) else b
             found.append(
                 {
                     "shape": shape,
                     "main_path": long,
                     "shortcut": "identity" if short == 0 else "projection",
+                    "order": _main_path(graph, start, main, steps, origin),
+                    "after": _after(graph, k),
                 }
             )
     return found
@@ -175,7 +233,9 @@ def block(factory: Any, name: str, probes: list[dict[str, Any]], call: Any) -> d
             entry["error"] = f"its forward returned a {type(out).__name__}, not a tensor"
             continue
         entry["output_shape"] = list(out.shape)[1:]
-        entry["skips"] = [s["shortcut"] for s in skips(graph)]
+        found = skips(graph, origin=0)  # node 0: the block's input
+        entry["skips"] = [s["shortcut"] for s in found]
+        entry["orders"] = [{"main": s["order"], "after": s["after"]} for s in found]
         last = graph.nodes[graph.producer.get(id(out), 0)]
         entry["concat_inputs"] = len(last[1]) if last[0] in CONCATS else 0
     return facts
