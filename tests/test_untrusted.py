@@ -210,6 +210,7 @@ def test_summary_html_shows_moodle_names_and_reasons_as_text(graded):
     assert "&lt;img src=x onerror=" in page
 
 
+@pytest.mark.slow  # four Chromium page loads: 26 s measured on the shared 2-core machine (load ~17)
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
 def test_no_script_runs_in_chromium_and_does_with_the_encoder_bypassed(graded, tmp_path, monkeypatch):
     result, rubric = graded["result"], load(RUBRIC)
