@@ -21,8 +21,10 @@ def ask(
         raise CheckFailed(f"{what} failed{where}: {exc.message}") from None
     except SandboxError as exc:
         if exc.kind == "timeout":
-            raise CheckFailed(f"{what} did not finish within the {timeout:g} s time limit") from None
-        raise CheckFailed(f"{what} crashed the worker: {exc.message}") from None
+            raise CheckFailed(
+                f"{what} did not finish within the {timeout:g} s time limit", stopped=exc.kind
+            ) from None
+        raise CheckFailed(f"{what} crashed the worker: {exc.message}", stopped=exc.kind) from None
 
 
 def fmt_shape(shape: list[int] | None) -> str:

@@ -159,6 +159,8 @@ def run(item: Item, ctx: Context) -> Outcome:
         task = ctx.task(item.task)
         facts = _probe(item, ctx, task)
     except CheckFailed as failure:
+        if failure.data.get("stopped"):  # a hang or a crash is not about the input size
+            raise
         cnn = _not_a_cnn(item, ctx)
         if cnn:
             return cnn
