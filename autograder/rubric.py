@@ -15,6 +15,9 @@ from .data.registry import DATASETS
 RUBRICS_ENV = "AUTOGRADER_RUBRICS"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 ITEM_KEYS = {"id", "kind", "name", "points", "task", "visibility", "timeout", "requires"}
+# Seconds for a whole submission: Gradescope's default limit is 10 minutes for run_autograder,
+# start-up and writing the results included; 480 s leaves two minutes of that for them.
+DEFAULT_TIME_BUDGET = 480.0
 
 
 class RubricError(Exception):
@@ -81,6 +84,7 @@ class Rubric:
     leaderboard: bool = False
     eval_batch_size: int = 500
     import_timeout: float = 120.0  # seconds to import a student file and build its model
+    time_budget: float = DEFAULT_TIME_BUDGET  # seconds for the whole submission
 
     @property
     def autograded_points(self) -> float:
@@ -173,7 +177,14 @@ class _Builder:
             leaderboard=bool(raw.get("leaderboard", False)),
             eval_batch_size=int(raw.get("eval_batch_size", 500)),
             import_timeout=float(raw.get("import_timeout", 120)),
+            time_budget=self.seconds(raw, "time_budget", DEFAULT_TIME_BUDGET),
         )
+
+    def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(self.line_of(rf"^{key}\b"), f"{key} must be a positive number of seconds")
+        return float(value)
 
     def task(self, tid: str, body: dict[str, Any], spec) -> Task:
         line = self.line_of(rf"^\[tasks\.{re.escape(tid)}\]")

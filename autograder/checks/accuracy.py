@@ -15,7 +15,7 @@ from ..result import CheckFailed, Outcome
 from ..rubric import Item, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
-from .context import Context
+from .context import LOAD_TIMEOUT, Context
 from .registry import allowed, check
 
 
@@ -56,12 +56,13 @@ def run(item: Item, ctx: Context) -> Outcome:
     weights, how = ctx.weights(task.id)
     try:
         loaded = ctx.sandbox.setup(
-            "load_weights", 300, task=task.id, path=ctx.in_sandbox("submission", weights)
+            "load_weights", LOAD_TIMEOUT, task=task.id, path=ctx.in_sandbox("submission", weights)
         )
     except WorkerFailure as exc:
         raise CheckFailed(_weights_message(weights.name, task.model, exc)) from None
     except SandboxError as exc:
-        raise CheckFailed(f"loading {weights.name} crashed or hung the worker: {exc.message}") from None
+        how_it_ended = "was stopped" if exc.kind == "budget" else "crashed or hung the worker"
+        raise CheckFailed(f"loading {weights.name} {how_it_ended}: {exc.message}") from None
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
     images_path, order = ctx.test_images()

@@ -22,6 +22,8 @@ def ask(
     except SandboxError as exc:
         if exc.kind == "timeout":
             raise CheckFailed(f"{what} did not finish within the {timeout:g} s time limit") from None
+        if exc.kind == "budget":
+            raise CheckFailed(f"{what} was stopped: {exc.message}") from None
         raise CheckFailed(f"{what} crashed the worker: {exc.message}") from None
 
 

@@ -21,6 +21,11 @@ from ..sandbox.worker import protocol
 from ..submission import Submission
 
 GENERIC_WEIGHTS = ("*.pth", "*.pt", "*.ckpt", "*.bin", "*.safetensors", "*.pkl")
+# Limits of single worker requests (seconds). The item's own ``timeout`` and the
+# submission's time budget cut each one further (sandbox.Deadline); importing a file
+# and building its model take the rubric's ``import_timeout``.
+PROBE_TIMEOUT = 60.0  # one forward pass at a candidate input size (a task's input_sizes)
+LOAD_TIMEOUT = 300.0  # reading a checkpoint: matching it to a task, loading it for evaluation
 
 
 @dataclass
@@ -204,7 +209,7 @@ class Context:
         for size in task.input_sizes:
             shape = [task.input_shape[0], size, size]
             try:
-                got = self.sandbox.request("forward", 60, task=task.id, input_shape=shape)
+                got = self.sandbox.request("forward", PROBE_TIMEOUT, task=task.id, input_shape=shape)
             except (WorkerFailure, SandboxError) as exc:
                 tried.append(f"{size}x{size}: {exc.message}")
                 continue
@@ -257,7 +262,7 @@ class Context:
                 break
             try:
                 fits = self.sandbox.request(
-                    "fit", self.rubric.import_timeout, tasks=built, path=self.in_sandbox("submission", path)
+                    "fit", LOAD_TIMEOUT, tasks=built, path=self.in_sandbox("submission", path)
                 )["fits"]
             except (WorkerFailure, SandboxError):
                 continue
@@ -381,4 +386,6 @@ class Context:
 def _sandbox_words(exc: SandboxError) -> str:
     if exc.kind == "timeout":
         return f"took too long ({exc.message})"
+    if exc.kind == "budget":
+        return f"was stopped ({exc.message})"
     return f"crashed the worker ({exc.message})"

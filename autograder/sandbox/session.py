@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import shutil
@@ -18,7 +19,7 @@ import stat
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .tiers import Tier, TierInfo
 from .worker import protocol
 
 LOG_HEAD = LOG_TAIL = 16 << 10
-START_TIMEOUT = 120.0
+START_TIMEOUT = 120.0  # a fresh worker's start (Python, torch) and its hello; only the budget cuts it
 
 
 class SandboxError(Exception):
@@ -39,6 +40,42 @@ class SandboxError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+@dataclass
+class Deadline:
+    """When the current item and the whole submission must be done (``time.monotonic``).
+
+    Every request's own limit is cut to what the item and the submission have left,
+    so an item's ``timeout`` bounds all of its requests together (imports, builds,
+    weights, the check's own work) and the budget bounds the whole submission."""
+
+    budget: float | None = None  # seconds for the whole submission (None: no budget)
+    started: float = field(default_factory=time.monotonic)
+    item: float | None = None  # the current item's limit in seconds
+    item_started: float = 0.0
+
+    def start_item(self, seconds: float | None) -> None:
+        self.item, self.item_started = seconds, time.monotonic()
+
+    def budget_left(self) -> float:
+        return math.inf if self.budget is None else self.started + self.budget - time.monotonic()
+
+    def item_left(self) -> float:
+        return math.inf if self.item is None else self.item_started + self.item - time.monotonic()
+
+    def cut(self, timeout: float, whole_item: bool = True) -> tuple[float, SandboxError | None]:
+        """The time a request may take, and the error to raise if it runs out then
+        (None: the request's own limit, which the caller words)."""
+        budget, item = self.budget_left(), self.item_left() if whole_item else math.inf
+        if budget <= min(timeout, item):
+            return max(budget, 0.0), SandboxError(
+                "budget", f"the submission's time budget ({self.budget:g} s) ran out"
+            )
+        if item < timeout:
+            expired = SandboxError("timeout", f"no answer within the item's {self.item:g} s time limit")
+            return max(item, 0.0), expired
+        return timeout, None
 
 
 @dataclass
@@ -140,7 +177,10 @@ class _Worker:
         self.drain.start()
         self.next_id = 0
 
-    def ask(self, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def ask(
+        self, op: str, args: dict[str, Any], timeout: float, expired: SandboxError | None = None
+    ) -> dict[str, Any]:
+        """The answer within ``timeout`` s; else ``expired`` (or the request's own timeout) is raised."""
         self.next_id += 1
         try:
             assert self.proc.stdin is not None
@@ -152,7 +192,7 @@ class _Worker:
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
+                raise expired or SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
             ready, _, _ = select.select([self.response], [], [], min(left, 1.0))
             if not ready:
                 if self.proc.poll() is not None:
@@ -216,10 +256,13 @@ def _drain(fd: int, log: CappedLog) -> None:
 class Sandbox:
     """The grader's handle on one submission's sandboxed worker."""
 
-    def __init__(self, tier: TierInfo, job: launcher.Job, limits: launcher.Limits) -> None:
+    def __init__(
+        self, tier: TierInfo, job: launcher.Job, limits: launcher.Limits, deadline: Deadline | None = None
+    ) -> None:
         self.tier = tier
         self.job = job
         self.limits = limits
+        self.deadline = deadline or Deadline()
         self.log = CappedLog()
         self.setup_steps: list[tuple[str, dict[str, Any], float]] = []
         self.starts = 0
@@ -264,9 +307,9 @@ class Sandbox:
         worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log, group)
         self._worker = worker
         self.starts += 1
-        self.hello = worker.ask("hello", {}, START_TIMEOUT)
-        for op, args, timeout in self.setup_steps:
-            worker.ask(op, args, timeout)
+        self.hello = worker.ask("hello", {}, *self.deadline.cut(START_TIMEOUT, whole_item=False))
+        for op, args, timeout in self.setup_steps:  # replayed on the current item's clock
+            worker.ask(op, args, *self._cut(timeout))
         return worker
 
     def close(self) -> None:
@@ -285,13 +328,21 @@ class Sandbox:
 
     # --- requests --------------------------------------------------------
     def request(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
-        """Ask the worker; a timeout or crash kills it (the next request restarts it)."""
+        """Ask the worker within ``timeout`` s and what the item and the budget have left;
+        a timeout or crash kills it (the next request restarts it)."""
+        self._cut(timeout)  # nothing left: fail before (re)starting a worker
         try:
             worker = self._worker or self._start()
-            return worker.ask(op, args, timeout)
+            return worker.ask(op, args, *self._cut(timeout))
         except SandboxError:
             self.close()
             raise
+
+    def _cut(self, timeout: float) -> tuple[float, SandboxError | None]:
+        limit, expired = self.deadline.cut(timeout)
+        if limit <= 0 and expired is not None:
+            raise expired
+        return limit, expired
 
     def setup(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
         """A request whose effect later requests rely on; replayed after a restart."""
