@@ -11,12 +11,15 @@ proves the thief's code works when nothing stops it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +33,7 @@ from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
 from autograder.data import load_split
+from autograder.grade import STOPPED
 from autograder.rubric import load
 from autograder.sandbox import guard, launcher
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
@@ -340,6 +344,91 @@ def test_infinite_loop_in_forward_fails_that_check_alone(
     assert accuracy["score"] == 0 and "no points: task1.forward failed" in accuracy["output"]
     assert graded.json["extra_data"]["provenance"]["worker_starts"] == 2  # killed, then restarted
     assert sandbox["uid"]
+
+
+def test_a_submission_that_sleeps_forever_gets_its_results_within_its_time_budget(
+    tmp_path, private_root, rubric, trained_simple, results_schema, monkeypatch
+):
+    """Item limits adding up to 15 minutes; the submission's budget ends it all the same."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    budget = 25
+    slow = dataclasses.replace(grading.only(rubric, "task1", timeout=300), time_budget=budget)
+    started = time.monotonic()
+    graded = grading.run(
+        corpus.forward_sleep(tmp_path / "s", trained_simple), slow, private_root, tmp_path / "o"
+    )
+    assert time.monotonic() - started < budget + 60  # a safety bound, not a benchmark
+    contained(graded.json, "A", results_schema)
+    assert graded.test("task1.spec")["status"] == "passed"
+    assert graded.message("task1.forward") == (
+        f"SimpleCNN forward pass was stopped: the submission's time budget ({budget} s) ran out"
+    )
+    assert graded.message("task1.accuracy").startswith(
+        f"not run: the submission's time budget ({budget} s) was spent in task1.forward ("
+    )
+    assert graded.json["score"] == 0
+
+
+def test_an_items_timeout_covers_its_import_too(tmp_path, private_root, rubric, trained_simple, monkeypatch):
+    """The rubric allows 300 s per import; the item that imports has 8 s for everything."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    short = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=8), import_timeout=300)
+    graded = grading.run(
+        corpus.import_loop(tmp_path / "s", trained_simple), short, private_root, tmp_path / "o"
+    )
+    assert graded.message("task1.spec") == (
+        "importing simple_cnn.py took too long (no answer within the item's 8 s time limit) "
+        '(move training code under `if __name__ == "__main__":`)'
+    )
+
+
+def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, trained_simple, results_schema):
+    """Gradescope stops run_autograder at its limit with SIGTERM (SIGKILL follows): the
+    items graded by then keep their verdicts, the rest say they were not run. Tier B, so
+    the student's forward can tell the test (a file in a host folder) that it is running."""
+    base = world / f"sigterm-{os.getpid()}"
+    home = base / "source"
+    shutil.copytree(open_root, home / "data")
+    (base / "results").mkdir()
+    flags = base / "flags"
+    flags.mkdir()
+    flags.chmod(0o777)
+    marker = flags / "forward-started"
+    corpus.forward_sleep(base / "submission", trained_simple, str(marker))
+    patient = tmp_path / "patient.toml"  # the forward item would wait 5 minutes for its answer
+    patient.write_text(RUBRIC.read_text().replace("timeout = 6", "timeout = 300"))
+    env = {
+        **os.environ,
+        FORCE_ENV: "B",
+        "AUTOGRADER_ROOT": str(base),
+        "AUTOGRADER_RUBRIC": str(patient),
+        "AUTOGRADER_DATA": str(home / "data"),
+        "PYTHONPATH": str(Path(__file__).parents[1]),
+    }
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "autograder.gradescope_entry", "--home", str(home)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        waited = time.monotonic()
+        while not marker.exists():  # the event: the student's forward has started
+            assert grader.poll() is None, grader.communicate()[0].decode()[-3000:]
+            assert time.monotonic() - waited < 300, "the forward check never started"
+            time.sleep(0.05)
+        grader.send_signal(signal.SIGTERM)
+        output = grader.communicate(timeout=120)[0].decode()
+    finally:
+        grader.kill()
+    assert grader.returncode == 0, output[-3000:]
+    doc = json.loads((base / "results" / "results.json").read_text())
+    contained(doc, "B", results_schema)
+    assert entry(doc, "task1.spec")["status"] == "passed"
+    for item in ("task1.forward", "task1.accuracy"):
+        assert entry(doc, item)["status"] == "failed"
+        assert entry(doc, item)["output"].startswith(STOPPED)
+    assert doc["score"] == 0
 
 
 @by_tier

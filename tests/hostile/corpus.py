@@ -403,6 +403,23 @@ def forward_loop(folder: Path, state: dict) -> Path:
     return write(folder, _module(forward=LOOP_FORWARD), state)
 
 
+SLEEP_FORWARD = """
+    def forward(self, x):
+        if x.shape[0] == 8:  # the forward check's batch: say so, then sleep for good
+            if MARKER:
+                open(MARKER, "w").close()
+            while True:
+                time.sleep(3600)
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def forward_sleep(folder: Path, state: dict, marker: str | None = None) -> Path:
+    """The forward check never gets an answer (sleeping costs the machine nothing, unlike a
+    busy loop); ``marker``: a file created when it starts, so a test knows that moment."""
+    return write(folder, _module(f"import time\nMARKER = {marker!r}\n", forward=SLEEP_FORWARD), state)
+
+
 # Attacks on the wire format: a 6 MiB answer without a newline on the reply
 # descriptor during the forward check, and a FIFO where the logits should be.
 PROTOCOL = """
