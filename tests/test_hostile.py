@@ -33,7 +33,7 @@ from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
 from autograder.data import load_split
-from autograder.grade import STOPPED
+from autograder.grade import STOPPED, grade
 from autograder.rubric import load
 from autograder.sandbox import guard, launcher
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
@@ -429,6 +429,35 @@ def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, tr
         assert entry(doc, item)["status"] == "failed"
         assert entry(doc, item)["output"].startswith(STOPPED)
     assert doc["score"] == 0
+
+
+def fork_bomb_grade(tmp_path: Path, private_root: Path, rubric, state: dict):
+    """Grade the fork bomb; return the sandbox uid's live processes the moment grade() returned."""
+    patient = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=120), import_timeout=120)
+    result = grade(corpus.fork_bomb(tmp_path / "s", state), patient, private_root)
+    uid = result.provenance["sandbox"]["uid"]
+    return processes_of(uid), uid, result
+
+
+@by_tier
+def test_no_process_of_a_fork_bomb_outlives_grade(tier, tmp_path, private_root, rubric, trained_simple):
+    left, uid, result = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
+    assert left == []  # at once, no waiting: grade() returned only after they were gone
+    assert uid and hostile_report(result.worker_output)["forked"] == 150
+    assert result.items[0].passed
+
+
+def test_fork_bomb_leftovers_without_waiting_for_them(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    """Control: killing the uid without waiting leaves processes alive after grade() returned
+    (in tier A they go only once the sandbox's pid namespace is torn down)."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    with monkeypatch.context() as patched:
+        patched.setattr(launcher, "processes_of", lambda uid: [])  # kill once, wait for nothing
+        left, uid, _ = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
+    launcher.kill_uid(uid)
+    assert len(left) > 10, left
 
 
 @by_tier

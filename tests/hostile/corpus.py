@@ -420,6 +420,29 @@ def forward_sleep(folder: Path, state: dict, marker: str | None = None) -> Path:
     return write(folder, _module(f"import time\nMARKER = {marker!r}\n", forward=SLEEP_FORWARD), state)
 
 
+# At import, the worker (torch loaded) forks 150 times; every child ignores SIGTERM
+# and sleeps for good. Hundreds of large processes take a while to die once killed.
+FORK_BOMB = """
+import signal, time
+kids = 0
+while kids < 150:  # enough to show it; the kernel stops it at 512 (RLIMIT_NPROC) anyway
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(3600)
+    kids += 1
+report(forked=kids)
+"""
+
+
+def fork_bomb(folder: Path, state: dict) -> Path:
+    return write(folder, _module(FORK_BOMB), state)
+
+
 # Attacks on the wire format: a 6 MiB answer without a newline on the reply
 # descriptor during the forward check, and a FIFO where the logits should be.
 PROTOCOL = """
