@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ DEFAULT_TIME_BUDGET = 480.0
 
 class RubricError(Exception):
     """A rubric that cannot be used; the message names file, line and reason."""
+
+
+class SelfReportedWarning(UserWarning):
+    """Points hang on a verdict the student's own process reports (see docs/security.md)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class _Builder:
             for req in item.requires:
                 if req not in ids or ids.index(req) >= ids.index(item.id):
                     raise self.fail(item.line, f"{item.id} requires {req!r}, which is not an earlier item")
+        self.warn_self_reported(items)
         normalize = raw.get("normalize")
         if normalize is not None and not (isinstance(normalize, dict) and {"mean", "std"} <= set(normalize)):
             raise self.fail(self.line_of(r"^\[normalize\]|^normalize"), "normalize needs 'mean' and 'std'")
@@ -179,6 +185,23 @@ class _Builder:
             import_timeout=float(raw.get("import_timeout", 120)),
             time_budget=self.seconds(raw, "time_budget", DEFAULT_TIME_BUDGET),
         )
+
+    def warn_self_reported(self, items: list[Item]) -> None:
+        from .checks import registry  # the kinds register when checks is imported (a cycle otherwise)
+
+        paying = {r for i in items if i.points > 0 for r in i.requires}
+        gating = [
+            i.id for i in items if registry.KINDS[i.kind].self_reported and (i.points > 0 or i.id in paying)
+        ]
+        if gating:
+            warnings.warn(
+                SelfReportedWarning(
+                    f"{self.path.name}: {', '.join(gating)} carry or gate points on what the student's "
+                    "own process reports about its model; import-time code can forge that "
+                    "(docs/security.md, 'What stays forgeable')"
+                ),
+                stacklevel=4,
+            )
 
     def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
         value = raw.get(key, default)

@@ -32,10 +32,11 @@ from helpers import data, grading
 from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
+from autograder.checks import spec
 from autograder.data import load_split
 from autograder.grade import STOPPED, grade
 from autograder.rubric import load
-from autograder.sandbox import guard, launcher
+from autograder.sandbox import Sandbox, guard, launcher, session
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
 
 TIERS = ["A", "B"]
@@ -458,6 +459,81 @@ def test_fork_bomb_leftovers_without_waiting_for_them(
         left, uid, _ = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
     launcher.kill_uid(uid)
     assert len(left) > 10, left
+
+
+def accuracy_then_forward(rubric):
+    """The accuracy item first: the visible forward check runs after the worker held the test images."""
+    items = {i.id: dataclasses.replace(i, requires=[]) for i in rubric.items}
+    return dataclasses.replace(rubric, items=[items["task1.accuracy"], items["task1.forward"]])
+
+
+@by_tier
+def test_a_later_item_cannot_show_the_hidden_test_images(
+    tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    contained(graded.json, tier, results_schema)
+    accuracy = graded.test("task1.accuracy")["extra_data"]["accuracy"]
+    assert accuracy == honest.test("task1.accuracy")["extra_data"]["accuracy"]
+    # a fresh worker: no thumbnails in memory, and the images file is gone
+    assert graded.message("task1.forward").startswith(
+        "SimpleCNN forward pass failed at simple_cnn.py line "
+    )
+    assert graded.message("task1.forward").endswith(": ValueError: LEAK nothing: FileNotFoundError")
+
+
+def test_an_exception_raised_while_evaluating_does_not_show_its_text(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    monkeypatch.setenv(FORCE_ENV, "A")
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple, at_once=True)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    message = graded.message("task1.accuracy")
+    assert message.startswith("evaluating SimpleCNN on the test split failed at simple_cnn.py line ")
+    assert message.endswith(
+        ": ValueError (its message is not shown: your code raised it while holding the hidden test images)"
+    )
+    assert "thumbnails" not in graded.json["output"] + json.dumps(graded.json["tests"])
+
+
+def test_thumbnails_reach_a_visible_message_without_the_defence(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    """Control: the same worker for every item and messages passed on whole."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    monkeypatch.setattr(Sandbox, "forget", lambda self: None)
+    monkeypatch.setattr(session, "bounded", lambda text: text)
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    message = graded.test("task1.forward")["output"]
+    assert graded.test("task1.forward")["visibility"] == "visible"
+    assert ": ValueError: LEAK [[[[" in message and message.count(",") > 150
+
+
+def test_a_forged_layer_stack_does_not_pass(tmp_path, private_root, rubric, monkeypatch):
+    """A ResNet-18 handed in as SimpleCNN whose import makes the introspection measure a decoy:
+    the checkpoint the accuracy item scores (read by a worker without student code) betrays it."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    forged = corpus.forged_structure(tmp_path / "s")
+    graded = grading.run(forged, grading.only(rubric, "task1.spec"), private_root, tmp_path / "o")
+    assert graded.test("task1.spec")["status"] == "failed"
+    assert graded.message("task1.spec") == (
+        "SimpleCNN (simple_cnn.py) reports the required stack, but simple_cnn.pth holds 0 parameters "
+        "for its layer features.0, not 896: the grader credits the structure of the model whose "
+        "weights it scores"
+    )
+
+
+def test_a_forged_layer_stack_passes_without_the_checkpoint_comparison(
+    tmp_path, private_root, rubric, monkeypatch
+):
+    """Control: the decoy's stack is all the introspection sees."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    monkeypatch.setattr(spec, "_against_checkpoint", lambda *args: None)
+    forged = corpus.forged_structure(tmp_path / "s")
+    graded = grading.run(forged, grading.only(rubric, "task1.spec"), private_root, tmp_path / "o")
+    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
 
 
 @by_tier

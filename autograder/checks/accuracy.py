@@ -61,30 +61,32 @@ def run(item: Item, ctx: Context) -> Outcome:
     except WorkerFailure as exc:
         raise CheckFailed(_weights_message(weights.name, task.model, exc)) from None
     except SandboxError as exc:
-        how_it_ended = "was stopped" if exc.kind == "budget" else "crashed or hung the worker"
+        how_it_ended = "was stopped" if exc.kind == "time_budget" else "crashed or hung the worker"
         raise CheckFailed(f"loading {weights.name} {how_it_ended}: {exc.message}") from None
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
-    images_path, order = ctx.test_images()
-    answer = ask(
-        ctx,
-        source,
-        f"evaluating {task.model} on the test split",
-        "evaluate",
-        item.timeout,
-        task=task.id,
-        images=images_path,
-        out_name=f"logits_{task.id}.npy",
-        mean=list(norm.mean),
-        std=list(norm.std),
-        resize=task.resize,
-        batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
-        device=ctx.device,
-    )
-    try:
-        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
-    except SandboxError as exc:
-        raise CheckFailed(exc.message) from None
+    with ctx.test_images() as (images_path, order):
+        answer = ask(
+            ctx,
+            source,
+            f"evaluating {task.model} on the test split",
+            "evaluate",
+            item.timeout,
+            hidden_inputs=True,
+            task=task.id,
+            images=images_path,
+            out_name=f"logits_{task.id}.npy",
+            mean=list(norm.mean),
+            std=list(norm.std),
+            resize=task.resize,
+            batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
+            device=ctx.device,
+        )
+        try:
+            shape = (len(order), task.num_classes)
+            logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", shape)
+        except SandboxError as exc:
+            raise CheckFailed(exc.message) from None
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)

@@ -133,7 +133,7 @@ def _compare(probe: dict[str, Any], got: dict[str, Any]) -> list[str]:
     return wrong
 
 
-@check("block", timeout=60, validate=_validate)
+@check("block", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     name = item.options["block"]
     source = _source(ctx, item, name)

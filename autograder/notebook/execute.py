@@ -149,7 +149,7 @@ def _in_sandbox(box: Sandbox, args: dict[str, Any], limit: float) -> Execution:
                 f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
                 if exc.kind == "timeout"
                 else f"the notebook run was stopped: {exc.message}"
-                if exc.kind == "budget"
+                if exc.kind == "time_budget"
                 else f"the notebook run crashed the sandbox: {exc.message}",
                 {},
                 None,

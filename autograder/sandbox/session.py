@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -30,6 +31,8 @@ from .tiers import Tier, TierInfo
 from .worker import protocol
 
 LOG_HEAD = LOG_TAIL = 16 << 10
+MESSAGE_CHARS = 500  # the most of a worker's error message (student text) that reaches a report
+BULK = re.compile(r"[-+\d.,:;eE\s()\[\]]{80,}|[^\s]{100,}")  # number dumps (array reprs), long tokens
 START_TIMEOUT = 120.0  # a fresh worker's start (Python, torch) and its hello; only the budget cuts it
 
 
@@ -70,7 +73,7 @@ class Deadline:
         budget, item = self.budget_left(), self.item_left() if whole_item else math.inf
         if budget <= min(timeout, item):
             return max(budget, 0.0), SandboxError(
-                "budget", f"the submission's time budget ({self.budget:g} s) ran out"
+                "time_budget", f"the submission's time budget ({self.budget:g} s) ran out"
             )
         if item < timeout:
             expired = SandboxError("timeout", f"no answer within the item's {self.item:g} s time limit")
@@ -136,7 +139,23 @@ def parse_answer(line: bytes, expected_id: int) -> dict[str, Any]:
     if message.get("ok") is not False or not isinstance(error, dict):
         raise SandboxError("protocol", "the worker's answer had neither result nor error")
     details = {k: v for k, v in error.items() if k not in ("kind", "message")}
-    raise WorkerFailure(str(error.get("kind", "error"))[:100], str(error.get("message", ""))[:2000], details)
+    message = bounded(str(error.get("message", "")))
+    raise WorkerFailure(str(error.get("kind", "error"))[:100], message, details)
+
+
+def bounded(text: str) -> str:
+    """A worker's message as it may reach a student: no bulk data (a run of numbers like a
+    tensor's repr, a base64 or hex blob) and at most MESSAGE_CHARS characters. Done here,
+    on the grader's side: the worker's own trimming runs beside student code."""
+    text = BULK.sub(_cut, text[: 8 * MESSAGE_CHARS])
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _cut(match: re.Match[str]) -> str:
+    found = match.group()
+    if sum(c.isdigit() for c in found) < 20 and not re.fullmatch(r"[^\s]+", found):
+        return found  # mostly spaces and punctuation: not data
+    return f"[{len(found)} characters of data cut]"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -311,6 +330,25 @@ class Sandbox:
         for op, args, timeout in self.setup_steps:  # replayed on the current item's clock
             worker.ask(op, args, *self._cut(timeout))
         return worker
+
+    def pristine(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
+        """Ask a fresh worker that has run no student code, so nothing the student's
+        import-time code patched can answer; the usual worker restarts on the next request."""
+        self.forget()
+        steps, self.setup_steps = self.setup_steps, []
+        try:
+            return self.request(op, timeout, **args)
+        finally:
+            self.forget()
+            self.setup_steps = steps
+
+    def forget(self) -> None:
+        """Stop the worker and empty the folders it could write: nothing it saw (the hidden
+        test images) reaches a later worker, in memory or in a file. The next request starts
+        a fresh worker and replays the set-up steps."""
+        self.close()
+        for folder in (self.job.out, self.job.home):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         if self._worker is not None:

@@ -443,6 +443,70 @@ def fork_bomb(folder: Path, state: dict) -> Path:
     return write(folder, _module(FORK_BOMB), state)
 
 
+# Keeps a few thumbnails of the hidden test images while the accuracy item evaluates
+# (in memory, and where the images file was), then raises them in the next visible
+# check's message; or (``at_once``) raises them during the evaluation itself.
+THUMBNAILS_FORWARD = """
+    def forward(self, x):
+        import numpy as np
+
+        evaluating = torch.is_inference_mode_enabled() or x.shape[0] > 64
+        if evaluating and not SEEN:
+            maps = open("/proc/self/maps").read().split()
+            SEEN["path"] = next((p for p in maps if p.endswith("test_images.npy")), None)
+            SEEN["thumbs"] = x[:4, :, ::8, ::8].mul(100).round().tolist()
+            if AT_ONCE:
+                raise ValueError("thumbnails " + repr(SEEN["thumbs"]))
+        if x.shape[0] == 8:  # the forward check, a visible item
+            thumbs = SEEN.get("thumbs")
+            if thumbs is None:  # a fresh process: read the file (tier A's path if none was seen)
+                try:
+                    path = SEEN.get("path") or "/sandbox/inputs/test_images.npy"
+                    thumbs = np.load(path)[:4, :, ::8, ::8].tolist()
+                except OSError as exc:
+                    raise ValueError("LEAK nothing: " + errname(exc)) from None
+            raise ValueError("LEAK " + repr(thumbs))
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def thumbnails(folder: Path, state: dict, at_once: bool = False) -> Path:
+    """Grade it with the accuracy item before the forward item."""
+    head = f"SEEN = {{}}\nAT_ONCE = {at_once!r}\n"
+    return write(folder, _module(head, forward=THUMBNAILS_FORWARD), state)
+
+
+# A ResNet-18 handed in as SimpleCNN, with its weights; at import it makes the
+# worker's introspection measure a decoy (the handout's SimpleCNN) instead.
+FORGED_STRUCTURE = """
+import torchvision
+from torchvision.models.resnet import BasicBlock
+
+_introspect = sys.modules["agworker.introspect"]
+_measure = _introspect.layers
+
+
+class SimpleCNN(torchvision.models.ResNet):
+    def __init__(self, num_classes=10):
+        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+
+
+def _decoy_layers(model, input_shape, call):
+    return _measure(_Decoy(), input_shape, call)
+
+
+_introspect.layers = _decoy_layers
+"""
+
+
+def forged_structure(folder: Path) -> Path:
+    import torchvision
+
+    decoy = MODEL.replace("class SimpleCNN", "class _Decoy", 1)
+    state = torchvision.models.resnet18(num_classes=10).state_dict()
+    return write(folder, "\n\n".join([HEADER.replace("__TAG__", TAG), decoy, FORGED_STRUCTURE]), state)
+
+
 # Attacks on the wire format: a 6 MiB answer without a newline on the reply
 # descriptor during the forward check, and a FIFO where the logits should be.
 PROTOCOL = """

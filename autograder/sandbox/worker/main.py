@@ -18,6 +18,8 @@ from . import evaluate, introspect, protocol
 from .errors import WorkerError, describe
 from .student import StudentCode, constructor_kwargs, fit_report, read_checkpoint, unwrap_state_dict
 
+MAX_TENSORS = 20_000  # a checkpoint's tensors the grader will list (ResNet-18 has 122)
+
 
 class Worker:
     def __init__(self, roots: tuple[str, ...], out: str, threads: int, seccomp: bool = False) -> None:
@@ -82,6 +84,14 @@ class Worker:
     def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
         state, notes, _ = unwrap_state_dict(read_checkpoint(path))
         return {"notes": notes, "fits": {t: fit_report(self._model(t), state) for t in tasks}}
+
+    def op_tensor_shapes(self, path: str) -> dict[str, Any]:
+        """Each tensor's shape in a checkpoint, read safely (the grader asks a worker that has
+        imported no student code, so nothing patched can answer for it)."""
+        state, _, _ = unwrap_state_dict(read_checkpoint(path))
+        if len(state) > MAX_TENSORS:
+            raise WorkerError("weights", f"{os.path.basename(path)} holds {len(state):,} tensors")
+        return {"shapes": {str(k): list(getattr(v, "shape", ())) for k, v in state.items()}}
 
     def op_load_weights(self, task: str, path: str) -> dict[str, Any]:
         model = self._model(task)
