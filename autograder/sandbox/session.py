@@ -32,7 +32,7 @@ from .worker import protocol
 
 LOG_HEAD = LOG_TAIL = 16 << 10
 MESSAGE_CHARS = 500  # the most of a worker's error message (student text) that reaches a report
-BULK = re.compile(r"[-+\d.,:;eE\s()\[\]]{80,}|[^\s]{100,}")  # number dumps (array reprs), long tokens
+BULK = re.compile(r"[-+\d.,eE\s()\[\]]{80,}|[^\s]{100,}")  # number dumps (array reprs), long tokens
 START_TIMEOUT = 120.0  # a fresh worker's start (Python, torch) and its hello; only the budget cuts it
 
 
@@ -326,7 +326,9 @@ class Sandbox:
         worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log, group)
         self._worker = worker
         self.starts += 1
+        starting = time.monotonic()
         self.hello = worker.ask("hello", {}, *self.deadline.cut(START_TIMEOUT, whole_item=False))
+        self.deadline.item_started += time.monotonic() - starting  # the start is the budget's, not the item's
         for op, args, timeout in self.setup_steps:  # replayed on the current item's clock
             worker.ask(op, args, *self._cut(timeout))
         return worker
