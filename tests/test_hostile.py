@@ -32,7 +32,7 @@ from helpers import data, grading
 from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
-from autograder.checks import spec
+from autograder.checks import accuracy
 from autograder.data import load_split
 from autograder.grade import STOPPED, grade
 from autograder.rubric import load
@@ -99,6 +99,7 @@ def honest(tmp_path_factory, trained_simple, private_root, rubric):
         graded = grading.run(corpus.honest(tmp / "s", trained_simple), rubric, private_root, tmp / "out")
     finally:
         os.environ.pop(FORCE_ENV, None)
+    assert "accuracy" in graded.test("task1.accuracy")["extra_data"], graded.message("task1.accuracy")
     accuracy = graded.test("task1.accuracy")["extra_data"]["accuracy"]
     assert 0.6 < accuracy < 0.9 and graded.json["score"] == 10, graded.json
     return graded
@@ -343,7 +344,9 @@ def test_infinite_loop_in_forward_fails_that_check_alone(
     accuracy = graded.test("task1.accuracy")
     assert accuracy["extra_data"]["accuracy"] == honest.test("task1.accuracy")["extra_data"]["accuracy"]
     assert accuracy["score"] == 0 and "no points: task1.forward failed" in accuracy["output"]
-    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 2  # killed, then restarted
+    # the submission's worker, killed, then restarted; the accuracy item's fresh worker that
+    # read the checkpoint's shapes (the layer-stack item passed) before it
+    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 3
     assert sandbox["uid"]
 
 
@@ -508,32 +511,39 @@ def test_thumbnails_reach_a_visible_message_without_the_defence(
     graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
     message = graded.test("task1.forward")["output"]
     assert graded.test("task1.forward")["visibility"] == "visible"
-    assert ": ValueError: LEAK [[[[" in message and message.count(",") > 150
+    assert ": ValueError: LEAK [[[[" in message and message.count(",") > 40  # pixel values
 
 
-def test_a_forged_layer_stack_does_not_pass(tmp_path, private_root, rubric, monkeypatch):
-    """A ResNet-18 handed in as SimpleCNN whose import makes the introspection measure a decoy:
-    the checkpoint the accuracy item scores (read by a worker without student code) betrays it."""
+def forged_grade(tmp_path: Path, private_root: Path, rubric):
+    both = grading.only(rubric, "task1.spec", "task1.accuracy", timeout=120)
+    return grading.run(corpus.forged_structure(tmp_path / "s"), both, private_root, tmp_path / "o")
+
+
+def test_a_forged_layer_stack_earns_no_accuracy_points(tmp_path, private_root, rubric, monkeypatch):
+    """A ResNet-18 handed in as SimpleCNN whose import makes the introspection measure a decoy.
+    The layer-stack item believes the worker; the accuracy item compares what it checked with
+    the checkpoint it scores, read by a worker that never ran student code."""
     monkeypatch.setenv(FORCE_ENV, "A")
-    forged = corpus.forged_structure(tmp_path / "s")
-    graded = grading.run(forged, grading.only(rubric, "task1.spec"), private_root, tmp_path / "o")
-    assert graded.test("task1.spec")["status"] == "failed"
-    assert graded.message("task1.spec") == (
-        "SimpleCNN (simple_cnn.py) reports the required stack, but simple_cnn.pth holds 0 parameters "
-        "for its layer features.0, not 896: the grader credits the structure of the model whose "
-        "weights it scores"
+    graded = forged_grade(tmp_path, private_root, rubric)
+    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    message = graded.message("task1.accuracy")
+    assert message.startswith("SimpleCNN test accuracy ") and graded.test("task1.accuracy")["score"] == 0
+    assert message.endswith(
+        "but no points: simple_cnn.pth is not the network task1.spec checked: it holds 0 parameters "
+        "for the layer features.0, not 896"
     )
 
 
-def test_a_forged_layer_stack_passes_without_the_checkpoint_comparison(
+def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
     tmp_path, private_root, rubric, monkeypatch
 ):
-    """Control: the decoy's stack is all the introspection sees."""
+    """Control: without the comparison nothing stops a ResNet-18 from earning SimpleCNN's points."""
     monkeypatch.setenv(FORCE_ENV, "A")
-    monkeypatch.setattr(spec, "_against_checkpoint", lambda *args: None)
-    forged = corpus.forged_structure(tmp_path / "s")
-    graded = grading.run(forged, grading.only(rubric, "task1.spec"), private_root, tmp_path / "o")
+    monkeypatch.setattr(accuracy, "_checked_elsewhere", lambda *args: None)
+    graded = forged_grade(tmp_path, private_root, rubric)
     assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    assert "no points" not in graded.message("task1.accuracy")
+    assert "not_the_checked_network" not in graded.result.item("task1.accuracy").data
 
 
 @by_tier

@@ -7,11 +7,13 @@ maps the accuracy to the rubric's tiers.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
@@ -49,8 +51,72 @@ def score(
     }
 
 
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters
+
+
+def not_the_checked_network(
+    layers: list[dict[str, Any]], unused: list[str], checkpoint: tuple[Path, dict[str, list[int]]]
+) -> str | None:
+    """How the checkpoint differs from the layer stack a structure item reported (None: it agrees).
+
+    The stack comes from the worker, where the student's import-time code could have
+    replaced the grader's introspection; the shapes come from a worker that never ran
+    student code. Each layer with parameters must own exactly that many in the checkpoint
+    under its module name, and every weight matrix or kernel there must belong to a layer
+    that ran or was reported as never run."""
+    path, shapes = checkpoint
+    claimed = {k for k in shapes if k.rsplit(".", 1)[0] in set(unused)}
+    for layer in layers:
+        params = layer.get("params")
+        if not isinstance(params, int) or not params:
+            continue
+        name = str(layer.get("name"))
+        keys = [k for k in shapes if k.rsplit(".", 1)[0] == name and k.rsplit(".", 1)[-1] not in BUFFERS]
+        claimed.update(keys)
+        held = sum(math.prod(shapes[k]) for k in keys)
+        if held != params:
+            return f"it holds {held:,} parameters for the layer {name}, not {params:,}"
+    unclaimed = [k for k, shape in shapes.items() if len(shape) >= 2 and k not in claimed]
+    if unclaimed:
+        few = ", ".join(f"{k} {tuple(shapes[k])}" for k in unclaimed[:3])
+        more = f" and {len(unclaimed) - 3} more" if len(unclaimed) > 3 else ""
+        return f"it holds weights of layers the checked forward pass never ran: {few}{more}"
+    return None
+
+
+def _passed_stacks(item: Item, ctx: Context) -> list[ItemResult]:
+    """This task's layer-stack items that passed (on what the worker reported)."""
+    return [
+        r
+        for r in ctx.results.values()
+        if r.kind == "spec"
+        and r.passed
+        and isinstance(r.data.get("layers"), list)
+        and ctx.rubric.item(r.id).task == item.task
+    ]
+
+
+def _checked_elsewhere(
+    stacks: list[ItemResult], checkpoint: tuple[Path, dict[str, list[int]]] | None
+) -> str | None:
+    """The first passed layer-stack item that the scored checkpoint contradicts."""
+    if checkpoint is None:
+        return None
+    for result in stacks:
+        layers = result.data["layers"]
+        unused = [str(u) for u in result.data.get("unused") or []]
+        differs = not_the_checked_network([g for g in layers if isinstance(g, dict)], unused, checkpoint)
+        if differs:
+            return f"{checkpoint[0].name} is not the network {result.id} checked: {differs}"
+    return None
+
+
 @check("accuracy", timeout=900, validate=_validate, hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
+    # First, if a layer-stack item passed on what the worker reported: what the checkpoint
+    # really holds, read by a fresh worker that never ran student code.
+    stacks = _passed_stacks(item, ctx)
+    checkpoint = ctx.checkpoint_shapes(item.task) if stacks else None
     task = ctx.task(item.task)
     source = ctx.model(task.id)
     weights, how = ctx.weights(task.id)
@@ -92,6 +158,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)
     points = tier.points if tier else 0.0
     blocked = [r for r in item.requires if r in ctx.results and ctx.results[r].passed is False]
+    forged = _checked_elsewhere(stacks, checkpoint)
     data = {
         **measured,
         "tier": tier.label() if tier else None,
@@ -119,6 +186,15 @@ def run(item: Item, ctx: Context) -> Outcome:
     reached = (
         f"tier {tier.label()}" if tier else f"below the lowest tier ({item.options['tiers'][-1].label()})"
     )
+    if forged:
+        data["not_the_checked_network"] = forged
+        return Outcome(
+            False,
+            f"{task.model} test accuracy {accuracy:.2%} ({reached}), but no points: {forged}",
+            "\n".join(lines),
+            data,
+            score=0.0,
+        )
     if blocked:
         data["withheld_by"] = blocked
         return Outcome(

@@ -279,7 +279,8 @@ class Context:
 
     def checkpoint_shapes(self, task_id: str) -> tuple[Path, dict[str, list[int]]] | None:
         """The task's checkpoint and its tensors' shapes, read by a worker that has run no
-        student code (None: no checkpoint, or it cannot be read: the accuracy item says why)."""
+        student code (None: no checkpoint, or it cannot be read: the accuracy item says why).
+        The worker that held student code is stopped for it; the next request restarts it."""
 
         def read() -> tuple[Path, dict[str, list[int]]] | None:
             try:

@@ -7,8 +7,6 @@ in ``between`` (pooling, dropout, flatten) may sit between required layers.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 from ..result import CheckFailed, Outcome
@@ -127,46 +125,8 @@ def compare(
     return ok, reason, diff
 
 
-BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def _against_checkpoint(
-    executed: list[dict[str, Any]],
-    unused: list[dict[str, Any]],
-    checkpoint: tuple[Path, dict[str, list[int]]] | None,
-) -> str | None:
-    """What in the reported stack disagrees with the checkpoint the accuracy item scores.
-
-    The stack comes from the worker, where the student's import-time code could have
-    replaced the grader's introspection; the shapes come from a worker that never ran
-    student code. Each layer with parameters must own exactly that many in the checkpoint
-    (under its module name), and every weight matrix or kernel there must belong to one
-    (or to a layer reported as defined but never run)."""
-    if checkpoint is None:
-        return None  # no readable checkpoint: nothing is scored either
-    path, shapes = checkpoint
-    never_ran = {str(u.get("name")) for u in unused if isinstance(u, dict)}
-    claimed = {k for k in shapes if k.rsplit(".", 1)[0] in never_ran}
-    for layer in executed:
-        if layer.get("functional") or not isinstance(layer.get("params"), int) or not layer["params"]:
-            continue
-        name = str(layer.get("name"))
-        keys = [k for k in shapes if k.rsplit(".", 1)[0] == name and k.rsplit(".", 1)[-1] not in BUFFERS]
-        claimed.update(keys)
-        held = sum(math.prod(shapes[k]) for k in keys)
-        if held != layer["params"]:
-            return f"{path.name} holds {held:,} parameters for its layer {name}, not {layer['params']:,}"
-    unclaimed = [k for k, shape in shapes.items() if len(shape) >= 2 and k not in claimed]
-    if unclaimed:
-        few = ", ".join(f"{k} {tuple(shapes[k])}" for k in unclaimed[:3])
-        more = f" and {len(unclaimed) - 3} more" if len(unclaimed) > 3 else ""
-        return f"{path.name} holds weights of layers its forward pass never ran: {few}{more}"
-    return None
-
-
 @check("spec", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
-    checkpoint = ctx.checkpoint_shapes(item.task)  # first: before the worker imports student code
     task = ctx.task(item.task)
     source = ctx.model(task.id)
     facts = ask(
@@ -210,17 +170,9 @@ def run(item: Item, ctx: Context) -> Outcome:
         ],
         "expected": item.options["layers"],
         "defined_in": source.label,
+        "unused": [str(u.get("name")) for u in unused if isinstance(u, dict)],
     }
     if ok:
-        mismatch = _against_checkpoint(executed, facts.get("unused") or [], checkpoint)
-        if mismatch:
-            return Outcome(
-                False,
-                f"{task.model} ({source.label}) reports the required stack, but {mismatch}: the grader "
-                "credits the structure of the model whose weights it scores",
-                details,
-                data,
-            )
         return Outcome(
             True,
             f"{task.model} ({source.label}) has the required "
