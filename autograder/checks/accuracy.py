@@ -63,7 +63,7 @@ def not_the_checked_network(
     replaced the grader's introspection; the shapes come from a worker that never ran
     student code. Each layer with parameters must own exactly that many in the checkpoint
     under its module name, and every weight matrix or kernel there must belong to a layer
-    that ran or was reported as never run."""
+    that ran or was reported as never run (or repeat the shape of one that did)."""
     path, shapes = checkpoint
     claimed = {k for k in shapes if k.rsplit(".", 1)[0] in set(unused)}
     for layer in layers:
@@ -76,7 +76,14 @@ def not_the_checked_network(
         held = sum(math.prod(shapes[k]) for k in keys)
         if held != params:
             return f"it holds {held:,} parameters for the layer {name}, not {params:,}"
-    unclaimed = [k for k, shape in shapes.items() if len(shape) >= 2 and k not in claimed]
+    # A module registered under two names (an attribute and a Sequential entry) appears once in the
+    # stack and twice in the checkpoint: a second copy of a claimed shape is no other network.
+    known = {tuple(shapes[k]) for k in claimed}
+    unclaimed = [
+        k
+        for k, shape in shapes.items()
+        if len(shape) >= 2 and k.endswith("weight") and k not in claimed and tuple(shape) not in known
+    ]
     if unclaimed:
         few = ", ".join(f"{k} {tuple(shapes[k])}" for k in unclaimed[:3])
         more = f" and {len(unclaimed) - 3} more" if len(unclaimed) > 3 else ""
