@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("autograder-out"),
         help="where results.json and report.html go (default autograder-out)",
     )
+    grade.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds for the whole submission (default $AUTOGRADER_TIME_BUDGET, else the rubric's "
+        "time_budget, 480 s unless it says otherwise)",
+    )
     _common(grade)
     from .batch.command import add_arguments as batch_arguments
 
@@ -106,7 +113,7 @@ def data_root(arg: Path | None, dataset: str) -> Path:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from .grade import grade
+    from .grade import grade, stop_on_sigterm
     from .report import write_all
     from .rubric import load
 
@@ -114,15 +121,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     root = data_root(args.data_root, rubric.dataset)
     if not args.path.exists():
         raise UsageError(f"{args.path} does not exist")
-    result = grade(
-        args.path,
-        rubric,
-        root,
-        device=args.device,
-        allow_unsandboxed=args.allow_unsandboxed,
-        threads=args.threads,
-        memory_bytes=args.memory_mb << 20,
-    )
+    with stop_on_sigterm():  # SIGTERM: the items graded so far, the rest "not run"
+        result = grade(
+            args.path,
+            rubric,
+            root,
+            device=args.device,
+            allow_unsandboxed=args.allow_unsandboxed,
+            threads=args.threads,
+            memory_bytes=args.memory_mb << 20,
+            time_budget=args.time_budget,
+        )
     paths = write_all(result, args.out)
     print(
         f"{result.rubric_title}: {result.score:g} / {result.max_score:g} autograded points"

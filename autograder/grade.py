@@ -1,17 +1,22 @@
 """Orchestration: rubric + submission -> result.
 
 One sandboxed worker serves every check of a submission. Each check runs
-under its own time limit; whatever happens inside one (a crash, a hang, a
-grader bug) fails that item alone and the rest keep their points.
+under its own time limit (its ``timeout`` covers all of its work); whatever
+happens inside one (a crash, a hang, a grader bug) fails that item alone and
+the rest keep their points. The submission has a total time budget: once it is
+spent the remaining items fail without running, and SIGTERM (Gradescope's own
+limit) ends grading with what was graded so far, so results are always written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import provenance
@@ -20,11 +25,36 @@ from .checks.context import Context
 from .machine import usable_cpus
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
-from .sandbox import Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
+from .sandbox import Deadline, Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
 from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
+TIME_BUDGET_ENV = "AUTOGRADER_TIME_BUDGET"  # seconds; overrides the rubric's time_budget
+STOPPED = "not run: the grader was stopped (SIGTERM: the platform's time limit?) before this item finished"
+
+
+class Stopped(BaseException):
+    """SIGTERM reached the grader: finish with what was graded so far.
+
+    A BaseException, so no check's ``except Exception`` swallows it."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Inside this block the first SIGTERM raises Stopped in the main thread (grade()
+    turns it into "not run" items and returns); later ones are ignored, so writing the
+    results is not cut short. Gradescope sends SIGTERM at its limit, SIGKILL later."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def resolve_device(device: str) -> str:
@@ -56,8 +86,13 @@ def grade(
     threads: int | None = None,
     memory_bytes: int | None = DEFAULT_MEMORY,
     tier: TierInfo | None = None,
+    time_budget: float | None = None,
 ) -> GradeResult:
+    """Grade one submission within ``time_budget`` seconds (default: $AUTOGRADER_TIME_BUDGET,
+    else the rubric's ``time_budget``)."""
     started = time.monotonic()
+    env_budget = os.environ.get(TIME_BUDGET_ENV)
+    deadline = Deadline(time_budget or (float(env_budget) if env_budget else rubric.time_budget), started)
     device = resolve_device(device)
     tier = tier or detect_tier(allow_unsandboxed)
     guard.check_environment()
@@ -78,21 +113,32 @@ def grade(
             sub = intake(submission, job.submission)
         except SubmissionError as exc:
             return _unreadable(rubric, numbers, str(exc), tier, device, started)
+        except Stopped:
+            return _unreadable(rubric, numbers, STOPPED, tier, device, started)
         limits = Limits(
             memory_bytes=None if device.startswith("cuda") else memory_bytes,
             threads=threads or min(usable_cpus(), 8),  # a cgroup quota (Gradescope: ½ vCPU) counts
             device=device,
             total_memory=memory_bytes,
         )
-        with Sandbox(tier, job, limits) as sandbox:
+        with Sandbox(tier, job, limits, deadline) as sandbox:
             ctx = Context(rubric=rubric, submission=sub, sandbox=sandbox, data_root=data_root, device=device)
-            if any(KINDS[item.kind].hidden for item in rubric.items):
-                # Decode now, before the first check starts the worker: on a cold cache the
-                # decoding child (torch, ~500 MB) and the worker are never alive together.
-                with contextlib.suppress(CheckFailed):  # remembered; the item reports it
-                    ctx.split()
-            for item in rubric.items:
-                ctx.results[item.id] = _run_item(item, ctx, numbers[item.id])
+            try:
+                if any(KINDS[item.kind].hidden for item in rubric.items):
+                    # Decode now, before the first check starts the worker: on a cold cache the
+                    # decoding child (torch, ~500 MB) and the worker are never alive together.
+                    with contextlib.suppress(CheckFailed):  # remembered; the item reports it
+                        ctx.split()
+                for item in rubric.items:
+                    if deadline.budget_left() <= 0 and not item.manual:  # a TA's item costs nothing
+                        ctx.results[item.id] = _not_run(item, numbers[item.id], _spent(deadline, ctx))
+                        continue
+                    deadline.start_item(item.timeout)
+                    ctx.results[item.id] = _run_item(item, ctx, numbers[item.id])
+                    deadline.start_item(None)
+            except Stopped:
+                for item in rubric.items:
+                    ctx.results.setdefault(item.id, _not_run(item, numbers[item.id], STOPPED))
             result = GradeResult(
                 rubric_id=rubric.id,
                 rubric_title=rubric.title,
@@ -162,24 +208,33 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
     )
 
 
+def _not_run(item: Item, number: str, message: str) -> ItemResult:
+    return ItemResult(
+        id=item.id,
+        number=number,
+        name=item.name,
+        kind=item.kind,
+        max_points=item.points,
+        score=None if item.manual else 0.0,
+        passed=None if item.manual else False,
+        message=message,
+        visibility=item.visibility,
+    )
+
+
+def _spent(deadline: Deadline, ctx: Context) -> str:
+    """Where the budget went: the items that took longest."""
+    slow = sorted(ctx.results.values(), key=lambda r: r.seconds, reverse=True)[:3]
+    where = ", ".join(f"{r.id} ({r.seconds:.0f} s)" for r in slow if r.seconds >= 0.5)
+    where = where or "the checks before this one"
+    return f"not run: the submission's time budget ({deadline.budget:g} s) was spent in {where}"
+
+
 def _unreadable(
     rubric: Rubric, numbers: dict[str, str], message: str, tier: TierInfo, device: str, started: float
 ) -> GradeResult:
-    """The submission itself could not be read: every item fails with why."""
-    items = [
-        ItemResult(
-            id=i.id,
-            number=numbers[i.id],
-            name=i.name,
-            kind=i.kind,
-            max_points=i.points,
-            score=None if i.manual else 0.0,
-            passed=None if i.manual else False,
-            message=message,
-            visibility=i.visibility,
-        )
-        for i in rubric.items
-    ]
+    """The submission itself could not be read (or grading was stopped first): every item fails with why."""
+    items = [_not_run(i, numbers[i.id], message) for i in rubric.items]
     return GradeResult(
         rubric.id,
         rubric.title,
@@ -202,4 +257,4 @@ def _leaderboard(rubric: Rubric, result: GradeResult) -> list[dict[str, object]]
     return board
 
 
-__all__ = ["CheckFailed", "Submission", "grade"]
+__all__ = ["CheckFailed", "Stopped", "Submission", "grade", "stop_on_sigterm"]

@@ -2,7 +2,9 @@
 
 Gradescope shows "The autograder failed to execute correctly" when the file is
 missing or invalid, so even a failure of the grader itself (no data, a bug)
-ends in a results.json that says what happened.
+ends in a results.json that says what happened. Gradescope stops
+``run_autograder`` at its time limit with SIGTERM (SIGKILL follows): the items
+graded by then keep their results, the rest say they were not run.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
+    result = None
     try:
-        from .grade import grade
+        from .grade import Stopped, grade, stop_on_sigterm
 
         rubric_id = os.environ.get("AUTOGRADER_RUBRIC")
         marker = args.home / "rubric-id"
@@ -68,10 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         from .sandbox import detect_tier
         from .sandbox.lockdown import lockdown
 
-        tier = detect_tier(os.environ.get("AUTOGRADER_ALLOW_UNSANDBOXED") == "1")
-        lockdown(tier, args.home, data_root, results_dir)  # tier B: hide data/solutions from the sandbox uid
-        result = grade(root / "submission", rubric, data_root, device="auto", tier=tier)
-        write_all(result, results_dir)
+        try:
+            with stop_on_sigterm():
+                tier = detect_tier(os.environ.get("AUTOGRADER_ALLOW_UNSANDBOXED") == "1")
+                # tier B: hide data and solutions from the sandbox uid
+                lockdown(tier, args.home, data_root, results_dir)
+                result = grade(root / "submission", rubric, data_root, device="auto", tier=tier)
+                write_all(result, results_dir)
+        except Stopped:  # before grade() began or while writing: SIGTERM is ignored from now on
+            if result is None:
+                raise RuntimeError("the grader was stopped (SIGTERM) before it could grade") from None
+            write_all(result, results_dir)
         print(
             f"graded: {result.score:g} / {result.max_score:g}; tier "
             f"{(result.provenance.get('sandbox') or {}).get('tier')}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,17 @@ else:  # Python 3.10 (Gradescope's default image): the same parser, as a package
 RUBRICS_ENV = "AUTOGRADER_RUBRICS"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 ITEM_KEYS = {"id", "kind", "name", "points", "task", "visibility", "timeout", "requires"}
+# Seconds for a whole submission: Gradescope's default limit is 10 minutes for run_autograder,
+# start-up and writing the results included; 480 s leaves two minutes of that for them.
+DEFAULT_TIME_BUDGET = 480.0
 
 
 class RubricError(Exception):
     """A rubric that cannot be used; the message names file, line and reason."""
+
+
+class SelfReportedWarning(UserWarning):
+    """Points hang on a verdict the student's own process reports (see docs/security.md)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class Rubric:
     leaderboard: bool = False
     eval_batch_size: int = 500
     import_timeout: float = 120.0  # seconds to import a student file and build its model
+    time_budget: float = DEFAULT_TIME_BUDGET  # seconds for the whole submission
 
     @property
     def autograded_points(self) -> float:
@@ -169,6 +178,7 @@ class _Builder:
             for req in item.requires:
                 if req not in ids or ids.index(req) >= ids.index(item.id):
                     raise self.fail(item.line, f"{item.id} requires {req!r}, which is not an earlier item")
+        self.warn_self_reported(items)
         normalize = raw.get("normalize")
         if normalize is not None and not (isinstance(normalize, dict) and {"mean", "std"} <= set(normalize)):
             raise self.fail(self.line_of(r"^\[normalize\]|^normalize"), "normalize needs 'mean' and 'std'")
@@ -183,7 +193,31 @@ class _Builder:
             leaderboard=bool(raw.get("leaderboard", False)),
             eval_batch_size=int(raw.get("eval_batch_size", 500)),
             import_timeout=float(raw.get("import_timeout", 120)),
+            time_budget=self.seconds(raw, "time_budget", DEFAULT_TIME_BUDGET),
         )
+
+    def warn_self_reported(self, items: list[Item]) -> None:
+        from .checks import registry  # the kinds register when checks is imported (a cycle otherwise)
+
+        paying = {r for i in items if i.points > 0 for r in i.requires}
+        gating = [
+            i.id for i in items if registry.KINDS[i.kind].self_reported and (i.points > 0 or i.id in paying)
+        ]
+        if gating:
+            warnings.warn(
+                SelfReportedWarning(
+                    f"{self.path.name}: {', '.join(gating)} carry or gate points on what the student's "
+                    "own process reports about its model; import-time code can forge that "
+                    "(docs/security.md, 'What stays forgeable')"
+                ),
+                stacklevel=4,
+            )
+
+    def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(self.line_of(rf"^{key}\b"), f"{key} must be a positive number of seconds")
+        return float(value)
 
     def task(self, tid: str, body: dict[str, Any], spec) -> Task:
         line = self.line_of(rf"^\[tasks\.{re.escape(tid)}\]")

@@ -4,13 +4,17 @@ and a thread count that respects a cgroup CPU quota."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from autograder import machine
-from autograder.sandbox.worker import evaluate
+from autograder.checks import accuracy
+from autograder.sandbox.worker import evaluate, introspect
 from autograder.sandbox.worker.errors import WorkerError
 from reference.lab2.simple_cnn import SimpleCNN
 
@@ -117,3 +121,45 @@ def test_gpu_logits_match_cpu_within_tf32(tmp_path, images):
     out = tmp_path / "logits.npy"
     evaluate.logits(model, str(path), str(out), MEAN, STD, None, 500, "cuda", call)
     np.testing.assert_allclose(np.load(out), expected.numpy(), rtol=2e-2, atol=2e-2)
+
+
+def _stack(model: nn.Module) -> tuple[list[dict], list[str]]:
+    """What the worker's introspection reports for ``model`` (no sandbox needed)."""
+    facts = introspect.layers(model, [3, 32, 32], lambda fn, *a, **k: fn(*a, **k))
+    return facts["executed"], [u["name"] for u in facts["unused"]]
+
+
+def _shapes(model: nn.Module) -> tuple[Path, dict[str, list[int]]]:
+    return Path("simple_cnn.pth"), {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+class Twice(nn.Module):
+    """One convolution registered under two names, as students do (an attribute, then a Sequential)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.body = nn.Sequential(self.conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+@pytest.mark.parametrize("model_cls", [SimpleCNN, Twice])
+def test_a_checkpoint_agrees_with_the_stack_of_its_own_model(model_cls):
+    model = model_cls()
+    assert accuracy.not_the_checked_network(*_stack(model), _shapes(model)) is None
+
+
+def test_a_decoys_stack_disagrees_with_another_networks_checkpoint():
+    resnet = torchvision.models.resnet18(num_classes=10)
+    assert accuracy.not_the_checked_network(*_stack(SimpleCNN()), _shapes(resnet)) == (
+        "it holds 0 parameters for the layer features.0, not 896"
+    )
+    # the decoy's own layers, plus a ResNet-18 (model.real) its report leaves out
+    both = {**_shapes(SimpleCNN())[1], **{f"real.{k}": v for k, v in _shapes(resnet)[1].items()}}
+    differs = accuracy.not_the_checked_network(*_stack(SimpleCNN()), (Path("simple_cnn.pth"), both))
+    assert differs.startswith(
+        "it holds weights of layers the checked forward pass never ran: real.conv1.weight (64, 3, 7, 7), "
+    )

@@ -11,9 +11,11 @@ proves the thief's code works when nothing stops it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -30,9 +32,11 @@ from helpers import data, grading
 from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
+from autograder.checks import accuracy
 from autograder.data import load_split
+from autograder.grade import STOPPED, grade
 from autograder.rubric import load
-from autograder.sandbox import guard, launcher
+from autograder.sandbox import Sandbox, guard, launcher, session
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
 
 TIERS = ["A", "B"]
@@ -95,6 +99,7 @@ def honest(tmp_path_factory, trained_simple, private_root, rubric):
         graded = grading.run(corpus.honest(tmp / "s", trained_simple), rubric, private_root, tmp / "out")
     finally:
         os.environ.pop(FORCE_ENV, None)
+    assert "accuracy" in graded.test("task1.accuracy")["extra_data"], graded.message("task1.accuracy")
     accuracy = graded.test("task1.accuracy")["extra_data"]["accuracy"]
     assert 0.6 < accuracy < 0.9 and graded.json["score"] == 10, graded.json
     return graded
@@ -393,8 +398,206 @@ def test_infinite_loop_in_forward_fails_that_check_alone(
     accuracy = graded.test("task1.accuracy")
     assert accuracy["extra_data"]["accuracy"] == honest.test("task1.accuracy")["extra_data"]["accuracy"]
     assert accuracy["score"] == 0 and "no points: task1.forward failed" in accuracy["output"]
-    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 2  # killed, then restarted
+    # the submission's worker, killed, then restarted; the accuracy item's fresh worker that
+    # read the checkpoint's shapes (the layer-stack item passed) before it
+    assert graded.json["extra_data"]["provenance"]["worker_starts"] == 3
     assert sandbox["uid"]
+
+
+def test_a_submission_that_sleeps_forever_gets_its_results_within_its_time_budget(
+    tmp_path, private_root, rubric, trained_simple, results_schema, monkeypatch
+):
+    """Item limits adding up to 15 minutes; the submission's budget ends it all the same."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    budget = 25
+    slow = dataclasses.replace(grading.only(rubric, "task1", timeout=300), time_budget=budget)
+    started = time.monotonic()
+    graded = grading.run(
+        corpus.forward_sleep(tmp_path / "s", trained_simple), slow, private_root, tmp_path / "o"
+    )
+    assert time.monotonic() - started < budget + 60  # a safety bound, not a benchmark
+    contained(graded.json, "A", results_schema)
+    assert graded.test("task1.spec")["status"] == "passed"
+    assert graded.message("task1.forward") == (
+        f"SimpleCNN forward pass was stopped: the submission's time budget ({budget} s) ran out"
+    )
+    assert graded.message("task1.accuracy").startswith(
+        f"not run: the submission's time budget ({budget} s) was spent in task1.forward ("
+    )
+    assert graded.json["score"] == 0
+
+
+def test_an_items_timeout_covers_its_import_too(tmp_path, private_root, rubric, trained_simple, monkeypatch):
+    """The rubric allows 300 s per import; the item that imports has 8 s for everything."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    short = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=8), import_timeout=300)
+    graded = grading.run(
+        corpus.import_loop(tmp_path / "s", trained_simple), short, private_root, tmp_path / "o"
+    )
+    assert graded.message("task1.spec") == (
+        "importing simple_cnn.py took too long (no answer within the item's 8 s time limit) "
+        '(move training code under `if __name__ == "__main__":`)'
+    )
+
+
+def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, trained_simple, results_schema):
+    """Gradescope stops run_autograder at its limit with SIGTERM (SIGKILL follows): the
+    items graded by then keep their verdicts, the rest say they were not run. Tier B, so
+    the student's forward can tell the test (a file in a host folder) that it is running."""
+    base = world / f"sigterm-{os.getpid()}"
+    home = base / "source"
+    shutil.copytree(open_root, home / "data")
+    (base / "results").mkdir()
+    flags = base / "flags"
+    flags.mkdir()
+    flags.chmod(0o777)
+    marker = flags / "forward-started"
+    corpus.forward_sleep(base / "submission", trained_simple, str(marker))
+    patient = tmp_path / "patient.toml"  # the forward item would wait 5 minutes for its answer
+    patient.write_text(RUBRIC.read_text().replace("timeout = 6", "timeout = 300"))
+    env = {
+        **os.environ,
+        FORCE_ENV: "B",
+        "AUTOGRADER_ROOT": str(base),
+        "AUTOGRADER_RUBRIC": str(patient),
+        "AUTOGRADER_DATA": str(home / "data"),
+        "PYTHONPATH": str(Path(__file__).parents[1]),
+    }
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "autograder.gradescope_entry", "--home", str(home)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        waited = time.monotonic()
+        while not marker.exists():  # the event: the student's forward has started
+            assert grader.poll() is None, grader.communicate()[0].decode()[-3000:]
+            assert time.monotonic() - waited < 300, "the forward check never started"
+            time.sleep(0.05)
+        grader.send_signal(signal.SIGTERM)
+        output = grader.communicate(timeout=120)[0].decode()
+    finally:
+        grader.kill()
+    assert grader.returncode == 0, output[-3000:]
+    doc = json.loads((base / "results" / "results.json").read_text())
+    contained(doc, "B", results_schema)
+    assert entry(doc, "task1.spec")["status"] == "passed"
+    for item in ("task1.forward", "task1.accuracy"):
+        assert entry(doc, item)["status"] == "failed"
+        assert entry(doc, item)["output"].startswith(STOPPED)
+    assert doc["score"] == 0
+
+
+def fork_bomb_grade(tmp_path: Path, private_root: Path, rubric, state: dict):
+    """Grade the fork bomb; return the sandbox uid's live processes the moment grade() returned."""
+    patient = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=120), import_timeout=120)
+    result = grade(corpus.fork_bomb(tmp_path / "s", state), patient, private_root)
+    uid = result.provenance["sandbox"]["uid"]
+    return processes_of(uid), uid, result
+
+
+@by_tier
+def test_no_process_of_a_fork_bomb_outlives_grade(tier, tmp_path, private_root, rubric, trained_simple):
+    left, uid, result = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
+    assert left == []  # at once, no waiting: grade() returned only after they were gone
+    assert uid and hostile_report(result.worker_output)["forked"] == 150
+    assert result.items[0].passed
+
+
+def test_fork_bomb_leftovers_without_waiting_for_them(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    """Control: killing the uid without waiting leaves processes alive after grade() returned
+    (in tier A they go only once the sandbox's pid namespace is torn down)."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    with monkeypatch.context() as patched:
+        patched.setattr(launcher, "processes_of", lambda uid: [])  # kill once, wait for nothing
+        left, uid, _ = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
+    launcher.kill_uid(uid)
+    assert len(left) > 10, left
+
+
+def accuracy_then_forward(rubric):
+    """The accuracy item first: the visible forward check runs after the worker held the test images."""
+    items = {i.id: dataclasses.replace(i, requires=[]) for i in rubric.items}
+    return dataclasses.replace(rubric, items=[items["task1.accuracy"], items["task1.forward"]])
+
+
+@by_tier
+def test_a_later_item_cannot_show_the_hidden_test_images(
+    tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    contained(graded.json, tier, results_schema)
+    accuracy = graded.test("task1.accuracy")["extra_data"]["accuracy"]
+    assert accuracy == honest.test("task1.accuracy")["extra_data"]["accuracy"]
+    # a fresh worker: no thumbnails in memory, and the images file is gone
+    assert graded.message("task1.forward").startswith(
+        "SimpleCNN forward pass failed at simple_cnn.py line "
+    )
+    assert graded.message("task1.forward").endswith(": ValueError: LEAK nothing: FileNotFoundError")
+
+
+def test_an_exception_raised_while_evaluating_does_not_show_its_text(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    monkeypatch.setenv(FORCE_ENV, "A")
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple, at_once=True)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    message = graded.message("task1.accuracy")
+    assert message.startswith("evaluating SimpleCNN on the test split failed at simple_cnn.py line ")
+    assert message.endswith(
+        ": ValueError (its message is not shown: your code raised it while holding the hidden test images)"
+    )
+    assert "thumbnails" not in graded.json["output"] + json.dumps(graded.json["tests"])
+
+
+def test_thumbnails_reach_a_visible_message_without_the_defence(
+    tmp_path, private_root, rubric, trained_simple, monkeypatch
+):
+    """Control: the same worker for every item and messages passed on whole."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    monkeypatch.setattr(Sandbox, "forget", lambda self: None)
+    monkeypatch.setattr(session, "bounded", lambda text: text)
+    folder = corpus.thumbnails(tmp_path / "s", trained_simple)
+    graded = grading.run(folder, accuracy_then_forward(rubric), private_root, tmp_path / "o")
+    message = graded.test("task1.forward")["output"]
+    assert graded.test("task1.forward")["visibility"] == "visible"
+    assert ": ValueError: LEAK [[[[" in message and message.count(",") > 40  # pixel values
+
+
+def forged_grade(tmp_path: Path, private_root: Path, rubric):
+    both = grading.only(rubric, "task1.spec", "task1.accuracy", timeout=120)
+    return grading.run(corpus.forged_structure(tmp_path / "s"), both, private_root, tmp_path / "o")
+
+
+def test_a_forged_layer_stack_earns_no_accuracy_points(tmp_path, private_root, rubric, monkeypatch):
+    """A ResNet-18 handed in as SimpleCNN whose import makes the introspection measure a decoy.
+    The layer-stack item believes the worker; the accuracy item compares what it checked with
+    the checkpoint it scores, read by a worker that never ran student code."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    graded = forged_grade(tmp_path, private_root, rubric)
+    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    message = graded.message("task1.accuracy")
+    assert message.startswith("SimpleCNN test accuracy ") and graded.test("task1.accuracy")["score"] == 0
+    assert message.endswith(
+        "but no points: simple_cnn.pth is not the network task1.spec checked: it holds 0 parameters "
+        "for the layer features.0, not 896"
+    )
+
+
+def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
+    tmp_path, private_root, rubric, monkeypatch
+):
+    """Control: without the comparison nothing stops a ResNet-18 from earning SimpleCNN's points."""
+    monkeypatch.setenv(FORCE_ENV, "A")
+    monkeypatch.setattr(accuracy, "_checked_elsewhere", lambda *args: None)
+    graded = forged_grade(tmp_path, private_root, rubric)
+    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    assert "no points" not in graded.message("task1.accuracy")
+    assert "not_the_checked_network" not in graded.result.item("task1.accuracy").data
 
 
 @by_tier

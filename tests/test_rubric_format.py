@@ -172,3 +172,11 @@ def test_toml_syntax_error_names_the_file(tmp_path):
     path = write(tmp_path, '\n[[items]]\nid = "a\n')
     with pytest.raises(RubricError, match=rf"^{path}: .*line 9"):
         load(str(path))
+
+
+def test_time_budget_must_be_positive_seconds(tmp_path):
+    items = '\n[[items]]\nid = "a"\nkind = "forward"\nname = "A"\ntask = "task1"\n'
+    assert load(str(write(tmp_path, items))).time_budget == 480
+    path = write(tmp_path, items, head=HEAD.replace("[tasks.task1]", "time_budget = -5\n\n[tasks.task1]"))
+    reason = "time_budget must be a positive number of seconds"
+    assert rejected(path) == (line_of(path, "time_budget"), reason)

@@ -22,7 +22,7 @@ import pytest
 
 from autograder.sandbox import cgroup, guard, launcher
 from autograder.sandbox.lockdown import lockdown
-from autograder.sandbox.session import Sandbox, SandboxError, WorkerFailure, parse_answer
+from autograder.sandbox.session import Deadline, Sandbox, SandboxError, WorkerFailure, parse_answer
 from autograder.sandbox.tiers import Tier, TierInfo, python_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,44 @@ def test_hostile_answers_are_protocol_errors(line, expected):
     with pytest.raises(SandboxError) as caught:
         parse_answer(line, 1)
     assert caught.value.kind == "protocol" and expected in caught.value.message
+
+
+def test_a_workers_message_carries_no_bulk_data_and_is_bounded():
+    """Student text reaches students only cut: array reprs and blobs go, 500 characters at most."""
+    thumbs = repr([[[round(0.37 * k + j, 2) for k in range(8)] for j in range(8)] for _ in range(3)])
+    line = json.dumps({"id": 1, "ok": False, "error": {"kind": "crash", "message": f"ValueError: {thumbs}"}})
+    with pytest.raises(WorkerFailure) as failed:
+        parse_answer(line.encode(), 1)
+    message = failed.value.message
+    assert message.startswith("ValueError:") and message.endswith(" characters of data cut]")
+    assert len(message) < 60
+    blob = "QUJD" * 60
+    with pytest.raises(WorkerFailure) as failed:
+        parse_answer(json.dumps({"id": 1, "ok": False, "error": {"message": f"x {blob} y"}}).encode(), 1)
+    assert failed.value.message == "x [240 characters of data cut] y"
+    words = "the model said no " * 100
+    with pytest.raises(WorkerFailure) as failed:
+        parse_answer(json.dumps({"id": 1, "ok": False, "error": {"message": words}}).encode(), 1)
+    assert len(failed.value.message) == 500 and failed.value.message.endswith("…")
+    plain = "RuntimeError: mat1 and mat2 shapes cannot be multiplied (8x4096 and 1024x10)"
+    with pytest.raises(WorkerFailure) as failed:
+        parse_answer(json.dumps({"id": 1, "ok": False, "error": {"message": plain}}).encode(), 1)
+    assert failed.value.message == plain
+
+
+def test_deadline_cuts_a_request_to_what_the_item_and_the_budget_have_left():
+    now = time.monotonic()
+    spent = Deadline(budget=100, started=now - 100)
+    limit, expired = spent.cut(30)
+    assert limit == 0 and expired.kind == "time_budget"
+    assert expired.message == "the submission's time budget (100 s) ran out"
+    item = Deadline(budget=1000, started=now)
+    item.start_item(8)
+    item.item_started = now - 8
+    limit, expired = item.cut(300)
+    assert limit == 0 and expired.message == "no answer within the item's 8 s time limit"
+    assert item.cut(300, whole_item=False)[1] is None  # a worker's start is the budget's alone
+    assert Deadline().cut(60) == (60, None)
 
 
 def test_a_valid_answer_and_a_valid_failure():

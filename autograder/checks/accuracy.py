@@ -7,15 +7,17 @@ maps the accuracy to the rubric's tiers.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
-from .context import Context
+from .context import LOAD_TIMEOUT, Context
 from .registry import allowed, check
 
 
@@ -49,47 +51,122 @@ def score(
     }
 
 
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters
+
+
+def not_the_checked_network(
+    layers: list[dict[str, Any]], unused: list[str], checkpoint: tuple[Path, dict[str, list[int]]]
+) -> str | None:
+    """How the checkpoint differs from the layer stack a structure item reported (None: it agrees).
+
+    The stack comes from the worker, where the student's import-time code could have
+    replaced the grader's introspection; the shapes come from a worker that never ran
+    student code. Each layer with parameters must own exactly that many in the checkpoint
+    under its module name, and every weight matrix or kernel there must belong to a layer
+    that ran or was reported as never run (or repeat the shape of one that did)."""
+    path, shapes = checkpoint
+    claimed = {k for k in shapes if k.rsplit(".", 1)[0] in set(unused)}
+    for layer in layers:
+        params = layer.get("params")
+        if not isinstance(params, int) or not params:
+            continue
+        name = str(layer.get("name"))
+        keys = [k for k in shapes if k.rsplit(".", 1)[0] == name and k.rsplit(".", 1)[-1] not in BUFFERS]
+        claimed.update(keys)
+        held = sum(math.prod(shapes[k]) for k in keys)
+        if held != params:
+            return f"it holds {held:,} parameters for the layer {name}, not {params:,}"
+    # A module registered under two names (an attribute and a Sequential entry) appears once in the
+    # stack and twice in the checkpoint: a second copy of a claimed shape is no other network.
+    known = {tuple(shapes[k]) for k in claimed}
+    unclaimed = [
+        k
+        for k, shape in shapes.items()
+        if len(shape) >= 2 and k.endswith("weight") and k not in claimed and tuple(shape) not in known
+    ]
+    if unclaimed:
+        few = ", ".join(f"{k} {tuple(shapes[k])}" for k in unclaimed[:3])
+        more = f" and {len(unclaimed) - 3} more" if len(unclaimed) > 3 else ""
+        return f"it holds weights of layers the checked forward pass never ran: {few}{more}"
+    return None
+
+
+def _passed_stacks(item: Item, ctx: Context) -> list[ItemResult]:
+    """This task's layer-stack items that passed (on what the worker reported)."""
+    return [
+        r
+        for r in ctx.results.values()
+        if r.kind == "spec"
+        and r.passed
+        and isinstance(r.data.get("layers"), list)
+        and ctx.rubric.item(r.id).task == item.task
+    ]
+
+
+def _checked_elsewhere(
+    stacks: list[ItemResult], checkpoint: tuple[Path, dict[str, list[int]]] | None
+) -> str | None:
+    """The first passed layer-stack item that the scored checkpoint contradicts."""
+    if checkpoint is None:
+        return None
+    for result in stacks:
+        layers = result.data["layers"]
+        unused = [str(u) for u in result.data.get("unused") or []]
+        differs = not_the_checked_network([g for g in layers if isinstance(g, dict)], unused, checkpoint)
+        if differs:
+            return f"{checkpoint[0].name} is not the network {result.id} checked: {differs}"
+    return None
+
+
 @check("accuracy", timeout=900, validate=_validate, hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
+    # First, if a layer-stack item passed on what the worker reported: what the checkpoint
+    # really holds, read by a fresh worker that never ran student code.
+    stacks = _passed_stacks(item, ctx)
+    checkpoint = ctx.checkpoint_shapes(item.task) if stacks else None
     task = ctx.task(item.task)
     source = ctx.model(task.id)
     weights, how = ctx.weights(task.id)
     try:
         loaded = ctx.sandbox.setup(
-            "load_weights", 300, task=task.id, path=ctx.in_sandbox("submission", weights)
+            "load_weights", LOAD_TIMEOUT, task=task.id, path=ctx.in_sandbox("submission", weights)
         )
     except WorkerFailure as exc:
         flag = {"flag": f"{weights.name} cannot be loaded"} if exc.kind == "weights" else {}
         raise CheckFailed(_weights_message(weights.name, task.model, exc), **flag) from None
     except SandboxError as exc:
-        raise CheckFailed(f"loading {weights.name} crashed or hung the worker: {exc.message}") from None
+        how_it_ended = "was stopped" if exc.kind == "time_budget" else "crashed or hung the worker"
+        raise CheckFailed(f"loading {weights.name} {how_it_ended}: {exc.message}") from None
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
-    images_path, order = ctx.test_images()
-    answer = ask(
-        ctx,
-        source,
-        f"evaluating {task.model} on the test split",
-        "evaluate",
-        item.timeout,
-        task=task.id,
-        images=images_path,
-        out_name=f"logits_{task.id}.npy",
-        mean=list(norm.mean),
-        std=list(norm.std),
-        resize=task.resize,
-        batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
-        device=ctx.device,
-    )
-    try:
-        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
-    except SandboxError as exc:
-        raise CheckFailed(exc.message) from None
+    with ctx.test_images() as (images_path, order):
+        answer = ask(
+            ctx,
+            source,
+            f"evaluating {task.model} on the test split",
+            "evaluate",
+            item.timeout,
+            hidden_inputs=True,
+            task=task.id,
+            images=images_path,
+            out_name=f"logits_{task.id}.npy",
+            mean=list(norm.mean),
+            std=list(norm.std),
+            resize=task.resize,
+            batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
+            device=ctx.device,
+        )
+        try:
+            shape = (len(order), task.num_classes)
+            logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", shape)
+        except SandboxError as exc:
+            raise CheckFailed(exc.message) from None
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)
     points = tier.points if tier else 0.0
     blocked = [r for r in item.requires if r in ctx.results and ctx.results[r].passed is False]
+    forged = _checked_elsewhere(stacks, checkpoint)
     data = {
         **measured,
         "tier": tier.label() if tier else None,
@@ -117,6 +194,15 @@ def run(item: Item, ctx: Context) -> Outcome:
     reached = (
         f"tier {tier.label()}" if tier else f"below the lowest tier ({item.options['tiers'][-1].label()})"
     )
+    if forged:
+        data["not_the_checked_network"] = forged
+        return Outcome(
+            False,
+            f"{task.model} test accuracy {accuracy:.2%} ({reached}), but no points: {forged}",
+            "\n".join(lines),
+            data,
+            score=0.0,
+        )
     if blocked:
         data["withheld_by"] = blocked
         return Outcome(

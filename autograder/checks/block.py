@@ -87,7 +87,9 @@ def _source(ctx: Context, item: Item, name: str) -> Source:
         op == "load_source" and a.get("name") == source.module for op, a, _ in ctx.sandbox.setup_steps
     ):
         try:
-            ctx.sandbox.setup("load_source", 120, name=source.module, path=source.sandbox_path)
+            ctx.sandbox.setup(
+                "load_source", ctx.rubric.import_timeout, name=source.module, path=source.sandbox_path
+            )
         except WorkerFailure as exc:
             raise CheckFailed(
                 f"importing {source.where(exc.details.get('line'))} failed: {exc.message}"
@@ -153,7 +155,7 @@ def _compare(probe: dict[str, Any], got: dict[str, Any], variant: str | None = N
     return wrong
 
 
-@check("block", timeout=60, validate=_validate)
+@check("block", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     name = item.options["block"]
     source = _source(ctx, item, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..result import CheckFailed
@@ -10,21 +11,49 @@ from .context import Context, Source
 
 
 def ask(
-    ctx: Context, source: Source | None, what: str, op: str, timeout: float, **args: Any
+    ctx: Context,
+    source: Source | None,
+    what: str,
+    op: str,
+    timeout: float,
+    hidden_inputs: bool = False,
+    **args: Any,
 ) -> dict[str, Any]:
-    """A worker request whose failures become one-line CheckFailed messages."""
+    """A worker request whose failures become one-line CheckFailed messages.
+
+    ``hidden_inputs``: the request hands the student's code the hidden test images, so
+    the text of an exception it raises is not shown (it could carry the images); its
+    type and place are."""
     try:
         return ctx.sandbox.request(op, timeout, **args)
     except WorkerFailure as exc:
         line = exc.details.get("line")
         where = f" at {source.where(line)}" if source is not None and line else ""
-        raise CheckFailed(f"{what} failed{where}: {exc.message}") from None
+        raise CheckFailed(f"{what} failed{where}: {shown(exc, hidden_inputs)}") from None
     except SandboxError as exc:
         if exc.kind == "timeout":
             raise CheckFailed(
                 f"{what} did not finish within the {timeout:g} s time limit", stopped=exc.kind
             ) from None
+        if exc.kind == "time_budget":
+            raise CheckFailed(f"{what} was stopped: {exc.message}", stopped=exc.kind) from None
         raise CheckFailed(f"{what} crashed the worker: {exc.message}", stopped=exc.kind) from None
+
+
+# Worker messages about the grader's own inputs, safe to show word for word (they carry two numbers).
+PLAIN = re.compile(r"normalisation has \d{1,3} values for \d{1,3}-channel images")
+
+
+def shown(exc: WorkerFailure, hidden_inputs: bool) -> str:
+    """The worker's message, unless student code could have put the hidden images in it:
+    the worker runs student code, so its kinds and texts are the student's to choose."""
+    if not hidden_inputs or PLAIN.fullmatch(exc.message):
+        return exc.message
+    name = re.match(r"[A-Za-z_][\w.]{0,40}(?=:|$)", exc.message)
+    return (
+        f"{name.group() if name else 'an exception'} (its message is not shown: your code raised "
+        "it while holding the hidden test images)"
+    )
 
 
 def fmt_shape(shape: list[int] | None) -> str:

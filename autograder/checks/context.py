@@ -4,7 +4,9 @@ weights belong to which task, which normalisation applies)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,12 @@ from ..submission import Submission
 # CIFAR's 32, MNIST's 28, Inception's 299): tried to judge a layer stack apart from
 # the input sizes a lab accepts.
 OTHER_SIZES = (227, 224, 32, 28, 64, 96, 299, 256)
+# Limits of single worker requests (seconds). The item's own ``timeout`` and the
+# submission's time budget cut each one further (sandbox.Deadline); importing a file
+# and building its model take the rubric's ``import_timeout``.
+PROBE_TIMEOUT = 60.0  # one forward pass at a candidate input size (a task's input_sizes)
+LOAD_TIMEOUT = 300.0  # reading a checkpoint: matching it to a task, loading it for evaluation
+TEST_IMAGES = "test_images.npy"  # in the job's inputs/ only while a request needs it
 
 
 @dataclass
@@ -273,7 +281,7 @@ class Context:
         for size in task.input_sizes:
             shape = [task.input_shape[0], size, size]
             try:
-                got = self.sandbox.request("forward", 60, task=task.id, input_shape=shape)
+                got = self.sandbox.request("forward", PROBE_TIMEOUT, task=task.id, input_shape=shape)
             except (WorkerFailure, SandboxError) as exc:
                 tried.append(f"{size}x{size}: {exc.message}")
                 continue
@@ -360,7 +368,7 @@ class Context:
                 break
             try:
                 fits = self.sandbox.request(
-                    "fit", self.rubric.import_timeout, tasks=built, path=self.in_sandbox("submission", path)
+                    "fit", LOAD_TIMEOUT, tasks=built, path=self.in_sandbox("submission", path)
                 )["fits"]
             except WorkerFailure as exc:
                 unreadable[path] = exc.message
@@ -377,6 +385,30 @@ class Context:
                 assignment[task_id] = (path, how + (f" ({'; '.join(notes)})" if notes else ""))
                 built.remove(task_id)
         return assignment
+
+    def checkpoint_shapes(self, task_id: str) -> tuple[Path, dict[str, list[int]]] | None:
+        """The task's checkpoint and its tensors' shapes, read by a worker that has run no
+        student code (None: no checkpoint, or it cannot be read: the accuracy item says why).
+        The worker that held student code is stopped for it; the next request restarts it."""
+
+        def read() -> tuple[Path, dict[str, list[int]]] | None:
+            try:
+                path, _ = self.weights(task_id)
+                answer = self.sandbox.pristine(
+                    "tensor_shapes", LOAD_TIMEOUT, path=self.in_sandbox("submission", path)
+                )
+            except (CheckFailed, WorkerFailure, SandboxError):
+                return None
+            shapes = answer.get("shapes")
+            if not isinstance(shapes, dict):
+                return None
+            return path, {
+                str(k): v
+                for k, v in shapes.items()
+                if isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in v)
+            }
+
+        return self.memo(f"checkpoint_shapes:{task_id}", read)
 
     # --- normalisation ---------------------------------------------------
     def normalization(self, task: Task, from_checkpoint: dict[str, Any] | None) -> preprocess.Normalization:
@@ -473,23 +505,28 @@ class Context:
 
         return self.memo("split", load)
 
-    def test_images(self) -> tuple[str, np.ndarray]:
-        """The test images in a secret random order, written for the worker.
+    @contextlib.contextmanager
+    def test_images(self) -> Iterator[tuple[str, np.ndarray]]:
+        """The test images in a secret random order, for the requests made inside this block.
 
-        Returns the sandbox path and the permutation (kept by the grader)."""
-
-        def write():
-            split = self.split()
-            order = np.random.default_rng(secrets.randbits(64)).permutation(len(split.labels))
-            target = self.sandbox.job.inputs / "test_images.npy"
-            np.save(target, split.images[order], allow_pickle=False)
-            target.chmod(0o644)
-            return self.in_sandbox("inputs", "test_images.npy"), order
-
-        return self.memo("test_images", write)
+        Yields the sandbox path and the permutation (kept by the grader). Afterwards the
+        file is deleted and the worker that saw the images is stopped with whatever it
+        wrote (``Sandbox.forget``): no later item's code can read them or show them back."""
+        split = self.split()
+        order = np.random.default_rng(secrets.randbits(64)).permutation(len(split.labels))
+        target = self.sandbox.job.inputs / TEST_IMAGES
+        np.save(target, split.images[order], allow_pickle=False)
+        target.chmod(0o644)
+        try:
+            yield self.in_sandbox("inputs", TEST_IMAGES), order
+        finally:
+            target.unlink(missing_ok=True)
+            self.sandbox.forget()
 
 
 def _sandbox_words(exc: SandboxError) -> str:
     if exc.kind == "timeout":
         return f"took too long ({exc.message})"
+    if exc.kind == "time_budget":
+        return f"was stopped ({exc.message})"
     return f"crashed the worker ({exc.message})"

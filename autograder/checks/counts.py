@@ -30,7 +30,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("counts", timeout=120, validate=_validate)
+@check("counts", timeout=120, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
     source = ctx.model(task.id)

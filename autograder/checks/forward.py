@@ -18,7 +18,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("forward", timeout=60, validate=_validate)
+@check("forward", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
     source = ctx.model(task.id)

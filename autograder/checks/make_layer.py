@@ -42,7 +42,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("make_layer", timeout=120, validate=_validate)
+@check("make_layer", timeout=120, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.rubric.tasks[item.task]
     source = ctx.model(task.id)

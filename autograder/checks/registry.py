@@ -23,6 +23,9 @@ class CheckKind:
     visibility: str = "visible"  # default Gradescope visibility of its items (a rubric may override)
     hidden: bool = False  # its verdict depends on the hidden test labels: the grader's alone
     slow: bool = False  # takes minutes (training, running a notebook): not part of a quick self-check
+    # Its verdict rests on what the student's worker process reports about its own model, which
+    # import-time code can forge (docs/security.md); the rubric loader warns when one gates points.
+    self_reported: bool = False
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -37,6 +40,7 @@ def check(
     visibility: str = "visible",
     hidden: bool = False,
     slow: bool = False,
+    self_reported: bool = False,
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
         KINDS[name] = CheckKind(
@@ -48,6 +52,7 @@ def check(
             visibility=visibility,
             hidden=hidden,
             slow=slow,
+            self_reported=self_reported,
         )
         return fn
 

@@ -26,6 +26,7 @@ from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .accuracy import score
+from .common import shown
 from .context import Context
 from .registry import allowed, check
 
@@ -59,39 +60,27 @@ def run(item: Item, ctx: Context) -> Outcome:
     source = ctx.model(task.id)
     train_images, train_labels, n_train = _training_inputs(ctx)
     split = ctx.split()
-    images_path, order = ctx.test_images()
     mean, std = _normalization(ctx)
     recipe = {k: item.options[k] for k in DEFAULTS}
     timeout = max(item.timeout, recipe["budget"] * 1.1 + SLACK)
-    args = dict(
-        task=task.id,
-        module=source.module,
-        cls=source.model or task.model,
-        num_classes=task.num_classes,
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=images_path,
-        out_name=f"retrain_{task.id}.npy",
-        mean=mean,
-        std=std,
-        resize=task.resize,
-        recipe=recipe,
-        device=ctx.device,
-    )
-    try:
-        answer = _with_progress(ctx, task, recipe["epochs"], lambda: _train(ctx, source, task, timeout, args))
-    except WorkerFailure as exc:  # only the budget refusal reaches here
-        raise CheckFailed(
-            f"{task.model} was not retrained: {exc.message}. On a CPU only small models fit; "
-            "grade this item with --device cuda",
-            details=_plan_lines(exc.details, recipe),
-            refused=True,
-            **{k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history")},
-        ) from None
-    try:
-        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
-    except SandboxError as exc:
-        raise CheckFailed(exc.message) from None
+    with ctx.test_images() as (images_path, order):
+        args = dict(
+            task=task.id,
+            module=source.module,
+            cls=source.model or task.model,
+            num_classes=task.num_classes,
+            train_images=train_images,
+            train_labels=train_labels,
+            test_images=images_path,
+            out_name=f"retrain_{task.id}.npy",
+            mean=mean,
+            std=std,
+            resize=task.resize,
+            recipe=recipe,
+            device=ctx.device,
+        )
+        answer = _retrain(ctx, source, task, recipe, timeout, order, args)
+        logits = answer.pop("logits")
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tiers = item.options["tiers"]
@@ -137,6 +126,43 @@ def run(item: Item, ctx: Context) -> Outcome:
     )
 
 
+def _retrain(
+    ctx: Context,
+    source: Any,
+    task: Task,
+    recipe: dict[str, Any],
+    timeout: float,
+    order: np.ndarray,
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """The training request and its logits, while the worker holds the test images."""
+    try:
+        answer = _with_progress(ctx, task, recipe["epochs"], lambda: _train(ctx, source, task, timeout, args))
+    except WorkerFailure as exc:  # only the budget refusal reaches here
+        raise CheckFailed(
+            f"{task.model} was not retrained: {_refusal(exc.details, recipe)}. On a CPU only small "
+            "models fit; grade this item with --device cuda",
+            details=_plan_lines(exc.details, recipe),
+            refused=True,
+            **{k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history")},
+        ) from None
+    try:
+        shape = (len(order), task.num_classes)
+        return {**answer, "logits": ctx.sandbox.read_array(str(answer.get("array")), "float32", shape)}
+    except SandboxError as exc:
+        raise CheckFailed(exc.message) from None
+
+
+def _refusal(details: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """The refusal in the grader's words, from its numbers: the worker held the hidden test
+    images, so its own text could carry them."""
+    estimate = details.get("estimate_seconds")
+    if isinstance(estimate, (int, float)):
+        return f"retraining would take about {estimate:.0f} s, more than the {recipe['budget']:g} s budget"
+    epochs = len(details.get("history") or [])
+    return f"stopped after epoch {epochs} of {recipe['epochs']}: over the {recipe['budget']:g} s budget"
+
+
 def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:
     """The worker request; a budget refusal passes through, other failures become one line."""
     what = f"retraining {task.model}"
@@ -147,10 +173,12 @@ def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str
             raise
         line = exc.details.get("line")
         where = f" at {source.where(line)}" if line else ""
-        raise CheckFailed(f"{what} failed{where}: {exc.message}") from None
+        raise CheckFailed(f"{what} failed{where}: {shown(exc, hidden_inputs=True)}") from None
     except SandboxError as exc:
         if exc.kind == "timeout":
             raise CheckFailed(f"{what} did not finish within the {timeout:g} s time limit") from None
+        if exc.kind == "time_budget":
+            raise CheckFailed(f"{what} was stopped: {exc.message}") from None
         raise CheckFailed(f"{what} crashed the worker: {exc.message}") from None
 
 

@@ -150,7 +150,7 @@ def _probe(item: Item, ctx: Context, task: Task) -> dict[str, Any]:
     )
 
 
-@check("spec", timeout=60, validate=_validate)
+@check("spec", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
     """The stack is judged apart from the input size: a model written for another
     size (AlexNet for 227x227) is probed at that size, and the message says so."""
@@ -203,6 +203,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         "expected": item.options["layers"],
         "alignment": alignment,
         "defined_in": source.label,
+        "unused": [str(u.get("name")) for u in unused if isinstance(u, dict)],
     }
     size = f" ({task.size_note})" if task.size_note else ""
     if task.size_note:

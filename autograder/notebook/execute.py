@@ -128,7 +128,7 @@ def run(
             "total": total,
             "data": data_path,
         }
-        done = _in_sandbox(Sandbox(sandbox.tier, job, sandbox.limits), args, limit)
+        done = _in_sandbox(Sandbox(sandbox.tier, job, sandbox.limits, sandbox.deadline), args, limit)
         done.stand_in = stand_in
         return done
     finally:
@@ -148,6 +148,8 @@ def _in_sandbox(box: Sandbox, args: dict[str, Any], limit: float) -> Execution:
                 "sandbox",
                 f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
                 if exc.kind == "timeout"
+                else f"the notebook run was stopped: {exc.message}"
+                if exc.kind == "time_budget"
                 else f"the notebook run crashed the sandbox: {exc.message}",
                 {},
                 None,

@@ -18,6 +18,7 @@ import resource
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -423,15 +424,52 @@ def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_TMP) -> list[str]:
     return removed
 
 
+UID_EXIT_SECONDS = 60.0  # how long kill_uid waits for a killed uid's processes to be gone
+
+
 def kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid``, orphans and daemons included."""
-    pid = os.fork()
-    if pid == 0:
+    """SIGKILL every process of ``uid``, orphans and daemons included, and return only
+    once none is left.
+
+    A killed process keeps running until it has torn down its memory: right after a
+    fork bomb's worker (hundreds of copies of a process with torch loaded) was killed,
+    over a hundred of them were still alive, and some a second later. So the uid is
+    signalled again and ``/proc`` read until it has no process left (zombies excepted:
+    they hold no memory and run nothing); only then may the uid slot be reused."""
+    deadline = time.monotonic() + UID_EXIT_SECONDS
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            except BaseException:  # noqa: BLE001
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+        left = processes_of(uid)
+        if not left:
+            return
+        if time.monotonic() > deadline:  # unkillable (stuck in the kernel): say so, grade on
+            sys.stderr.write(f"autograder: {len(left)} processes of sandbox uid {uid} outlived SIGKILL\n")
+            return
+        time.sleep(0.02)
+
+
+def processes_of(uid: int) -> list[int]:
+    """Processes whose real uid is ``uid``, zombies left out (read from ``/proc``)."""
+    alive = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
         try:
-            os.setgid(uid)
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)
-        except BaseException:  # noqa: BLE001
-            pass
-        os._exit(0)
-    os.waitpid(pid, 0)
+            with open(f"/proc/{entry.name}/status", "rb") as handle:
+                status = handle.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        uids = fields.get(b"Uid", b"").split()
+        if uids and int(uids[0]) == uid and not fields.get(b"State", b"").strip().startswith((b"Z", b"X")):
+            alive.append(int(entry.name))
+    return alive

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -18,7 +20,7 @@ import stat
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ from .tiers import Tier, TierInfo
 from .worker import protocol
 
 LOG_HEAD = LOG_TAIL = 16 << 10
-START_TIMEOUT = 120.0
+MESSAGE_CHARS = 500  # the most of a worker's error message (student text) that reaches a report
+BULK = re.compile(r"[-+\d.,eE\s()\[\]]{80,}|[^\s]{100,}")  # number dumps (array reprs), long tokens
+START_TIMEOUT = 120.0  # a fresh worker's start (Python, torch) and its hello; only the budget cuts it
 
 
 class SandboxError(Exception):
@@ -39,6 +43,42 @@ class SandboxError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+@dataclass
+class Deadline:
+    """When the current item and the whole submission must be done (``time.monotonic``).
+
+    Every request's own limit is cut to what the item and the submission have left,
+    so an item's ``timeout`` bounds all of its requests together (imports, builds,
+    weights, the check's own work) and the budget bounds the whole submission."""
+
+    budget: float | None = None  # seconds for the whole submission (None: no budget)
+    started: float = field(default_factory=time.monotonic)
+    item: float | None = None  # the current item's limit in seconds
+    item_started: float = 0.0
+
+    def start_item(self, seconds: float | None) -> None:
+        self.item, self.item_started = seconds, time.monotonic()
+
+    def budget_left(self) -> float:
+        return math.inf if self.budget is None else self.started + self.budget - time.monotonic()
+
+    def item_left(self) -> float:
+        return math.inf if self.item is None else self.item_started + self.item - time.monotonic()
+
+    def cut(self, timeout: float, whole_item: bool = True) -> tuple[float, SandboxError | None]:
+        """The time a request may take, and the error to raise if it runs out then
+        (None: the request's own limit, which the caller words)."""
+        budget, item = self.budget_left(), self.item_left() if whole_item else math.inf
+        if budget <= min(timeout, item):
+            return max(budget, 0.0), SandboxError(
+                "time_budget", f"the submission's time budget ({self.budget:g} s) ran out"
+            )
+        if item < timeout:
+            expired = SandboxError("timeout", f"no answer within the item's {self.item:g} s time limit")
+            return max(item, 0.0), expired
+        return timeout, None
 
 
 @dataclass
@@ -99,7 +139,23 @@ def parse_answer(line: bytes, expected_id: int) -> dict[str, Any]:
     if message.get("ok") is not False or not isinstance(error, dict):
         raise SandboxError("protocol", "the worker's answer had neither result nor error")
     details = {k: v for k, v in error.items() if k not in ("kind", "message")}
-    raise WorkerFailure(str(error.get("kind", "error"))[:100], str(error.get("message", ""))[:2000], details)
+    message = bounded(str(error.get("message", "")))
+    raise WorkerFailure(str(error.get("kind", "error"))[:100], message, details)
+
+
+def bounded(text: str) -> str:
+    """A worker's message as it may reach a student: no bulk data (a run of numbers like a
+    tensor's repr, a base64 or hex blob) and at most MESSAGE_CHARS characters. Done here,
+    on the grader's side: the worker's own trimming runs beside student code."""
+    text = BULK.sub(_cut, text[: 8 * MESSAGE_CHARS])
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _cut(match: re.Match[str]) -> str:
+    found = match.group()
+    if sum(c.isdigit() for c in found) < 20 and not re.fullmatch(r"[^\s]+", found):
+        return found  # mostly spaces and punctuation: not data
+    return f"[{len(found)} characters of data cut]"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -140,7 +196,10 @@ class _Worker:
         self.drain.start()
         self.next_id = 0
 
-    def ask(self, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def ask(
+        self, op: str, args: dict[str, Any], timeout: float, expired: SandboxError | None = None
+    ) -> dict[str, Any]:
+        """The answer within ``timeout`` s; else ``expired`` (or the request's own timeout) is raised."""
         self.next_id += 1
         try:
             assert self.proc.stdin is not None
@@ -152,7 +211,7 @@ class _Worker:
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
+                raise expired or SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
             ready, _, _ = select.select([self.response], [], [], min(left, 1.0))
             if not ready:
                 if self.proc.poll() is not None:
@@ -216,10 +275,13 @@ def _drain(fd: int, log: CappedLog) -> None:
 class Sandbox:
     """The grader's handle on one submission's sandboxed worker."""
 
-    def __init__(self, tier: TierInfo, job: launcher.Job, limits: launcher.Limits) -> None:
+    def __init__(
+        self, tier: TierInfo, job: launcher.Job, limits: launcher.Limits, deadline: Deadline | None = None
+    ) -> None:
         self.tier = tier
         self.job = job
         self.limits = limits
+        self.deadline = deadline or Deadline()
         self.log = CappedLog()
         self.setup_steps: list[tuple[str, dict[str, Any], float]] = []
         self.starts = 0
@@ -265,10 +327,31 @@ class Sandbox:
         worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log, group)
         self._worker = worker
         self.starts += 1
-        self.hello = worker.ask("hello", {}, START_TIMEOUT)
-        for op, args, timeout in self.setup_steps:
-            worker.ask(op, args, timeout)
+        starting = time.monotonic()
+        self.hello = worker.ask("hello", {}, *self.deadline.cut(START_TIMEOUT, whole_item=False))
+        self.deadline.item_started += time.monotonic() - starting  # the start is the budget's, not the item's
+        for op, args, timeout in self.setup_steps:  # replayed on the current item's clock
+            worker.ask(op, args, *self._cut(timeout))
         return worker
+
+    def pristine(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
+        """Ask a fresh worker that has run no student code, so nothing the student's
+        import-time code patched can answer; the usual worker restarts on the next request."""
+        self.forget()
+        steps, self.setup_steps = self.setup_steps, []
+        try:
+            return self.request(op, timeout, **args)
+        finally:
+            self.forget()
+            self.setup_steps = steps
+
+    def forget(self) -> None:
+        """Stop the worker and empty the folders it could write: nothing it saw (the hidden
+        test images) reaches a later worker, in memory or in a file. The next request starts
+        a fresh worker and replays the set-up steps."""
+        self.close()
+        for folder in (self.job.out, self.job.home):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         if self._worker is not None:
@@ -286,13 +369,21 @@ class Sandbox:
 
     # --- requests --------------------------------------------------------
     def request(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
-        """Ask the worker; a timeout or crash kills it (the next request restarts it)."""
+        """Ask the worker within ``timeout`` s and what the item and the budget have left;
+        a timeout or crash kills it (the next request restarts it)."""
+        self._cut(timeout)  # nothing left: fail before (re)starting a worker
         try:
             worker = self._worker or self._start()
-            return worker.ask(op, args, timeout)
+            return worker.ask(op, args, *self._cut(timeout))
         except SandboxError:
             self.close()
             raise
+
+    def _cut(self, timeout: float) -> tuple[float, SandboxError | None]:
+        limit, expired = self.deadline.cut(timeout)
+        if limit <= 0 and expired is not None:
+            raise expired
+        return limit, expired
 
     def setup(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
         """A request whose effect later requests rely on; replayed after a restart."""

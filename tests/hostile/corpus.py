@@ -439,6 +439,110 @@ def forward_loop(folder: Path, state: dict) -> Path:
     return write(folder, _module(forward=LOOP_FORWARD), state)
 
 
+SLEEP_FORWARD = """
+    def forward(self, x):
+        if x.shape[0] == 8:  # the forward check's batch: say so, then sleep for good
+            if MARKER:
+                open(MARKER, "w").close()
+            while True:
+                time.sleep(3600)
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def forward_sleep(folder: Path, state: dict, marker: str | None = None) -> Path:
+    """The forward check never gets an answer (sleeping costs the machine nothing, unlike a
+    busy loop); ``marker``: a file created when it starts, so a test knows that moment."""
+    return write(folder, _module(f"import time\nMARKER = {marker!r}\n", forward=SLEEP_FORWARD), state)
+
+
+# At import, the worker (torch loaded) forks 150 times; every child ignores SIGTERM
+# and sleeps for good. Hundreds of large processes take a while to die once killed.
+FORK_BOMB = """
+import signal, time
+kids = 0
+while kids < 150:  # enough to show it; the kernel stops it at 512 (RLIMIT_NPROC) anyway
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(3600)
+    kids += 1
+report(forked=kids)
+"""
+
+
+def fork_bomb(folder: Path, state: dict) -> Path:
+    return write(folder, _module(FORK_BOMB), state)
+
+
+# Keeps a few thumbnails of the hidden test images while the accuracy item evaluates
+# (in memory, and where the images file was), then raises them in the next visible
+# check's message; or (``at_once``) raises them during the evaluation itself.
+THUMBNAILS_FORWARD = """
+    def forward(self, x):
+        import numpy as np
+
+        evaluating = torch.is_inference_mode_enabled() or x.shape[0] > 64
+        if evaluating and not SEEN:
+            maps = open("/proc/self/maps").read().split()
+            SEEN["path"] = next((p for p in maps if p.endswith("test_images.npy")), None)
+            SEEN["thumbs"] = x[:4, :, ::8, ::8].mul(100).round().tolist()
+        if evaluating and AT_ONCE:  # every time: the grader retries a failed first batch once
+            raise ValueError("thumbnails " + repr(SEEN["thumbs"]))
+        if x.shape[0] == 8:  # the forward check, a visible item
+            thumbs = SEEN.get("thumbs")
+            if thumbs is None:  # a fresh process: read the file (tier A's path if none was seen)
+                try:
+                    path = SEEN.get("path") or "/sandbox/inputs/test_images.npy"
+                    thumbs = np.load(path)[:4, :, ::8, ::8].tolist()
+                except OSError as exc:
+                    raise ValueError("LEAK nothing: " + errname(exc)) from None
+            raise ValueError("LEAK " + repr(thumbs))
+        return self.fc(self.dropout(torch.flatten(self.features(x), 1)))
+"""
+
+
+def thumbnails(folder: Path, state: dict, at_once: bool = False) -> Path:
+    """Grade it with the accuracy item before the forward item."""
+    head = f"SEEN = {{}}\nAT_ONCE = {at_once!r}\n"
+    return write(folder, _module(head, forward=THUMBNAILS_FORWARD), state)
+
+
+# A ResNet-18 handed in as SimpleCNN, with its weights; at import it makes the
+# worker's introspection measure a decoy (the handout's SimpleCNN) instead.
+FORGED_STRUCTURE = """
+import torchvision
+from torchvision.models.resnet import BasicBlock
+
+_introspect = sys.modules["agworker.introspect"]
+_measure = _introspect.layers
+
+
+class SimpleCNN(torchvision.models.ResNet):
+    def __init__(self, num_classes=10):
+        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+
+
+def _decoy_layers(model, input_shape, call):
+    return _measure(_Decoy(), input_shape, call)
+
+
+_introspect.layers = _decoy_layers
+"""
+
+
+def forged_structure(folder: Path) -> Path:
+    import torchvision
+
+    decoy = MODEL.replace("class SimpleCNN", "class _Decoy", 1)
+    state = torchvision.models.resnet18(num_classes=10).state_dict()
+    return write(folder, "\n\n".join([HEADER.replace("__TAG__", TAG), decoy, FORGED_STRUCTURE]), state)
+
+
 # Attacks on the wire format: a 6 MiB answer without a newline on the reply
 # descriptor during the forward check, and a FIFO where the logits should be.
 PROTOCOL = """
