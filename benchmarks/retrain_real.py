@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from common import DATA, ROOT, machine  # noqa: E402
-
-from autograder.checks.retrain import DEFAULTS  # noqa: E402
-from autograder.data import load_split  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+# Only the worker's own modules at the top: with --npz this runs on a GPU machine
+# that has torch and numpy but not the grader's dependencies.
 from autograder.sandbox.worker import evaluate, training  # noqa: E402
+from autograder.sandbox.worker.training import DEFAULTS  # noqa: E402
 
 MODELS = {  # name: (module, factory, dataset, normalisation)
     "simple_cnn": ("reference.lab2.simple_cnn", "SimpleCNN", "cifar10"),
@@ -51,17 +51,23 @@ MODELS = {  # name: (module, factory, dataset, normalisation)
 STATS = {"cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]), "mnist": ([0.1307], [0.3081])}
 
 
-def splits(dataset: str, root: Path | None, train_subset: int | None):
+def splits(dataset: str, root: Path | None, npz: Path | None, train_subset: int | None):
     """(train images, train labels, test images, test labels) as uint8 NCHW / int64."""
-    if dataset == "mnist":
+    if npz:  # written by --save-npz on a machine with the grader installed
+        with np.load(npz / f"{dataset}.npz") as held:
+            out = held["x_train"], held["y_train"], held["x_test"], held["y_test"]
+    elif dataset == "mnist":
         from autograder.demo import TRAIN_IMAGES, mnist_sample
 
         images, labels = mnist_sample()
         images = images[:, None]
         out = images[:TRAIN_IMAGES], labels[:TRAIN_IMAGES], images[TRAIN_IMAGES:], labels[TRAIN_IMAGES:]
     else:
+        from autograder.data import load_split
+
         if root is None:
             from cifar_jpeg import convert, find_archives
+            from common import DATA
 
             archives = find_archives()
             if archives is None:
@@ -72,6 +78,21 @@ def splits(dataset: str, root: Path | None, train_subset: int | None):
     if train_subset:
         out = out[0][:train_subset], out[1][:train_subset], out[2], out[3]
     return out
+
+
+def machine() -> str:
+    """benchmarks/common.py's machine line where the grader is installed, a short one elsewhere."""
+    try:
+        from common import machine as describe_machine
+
+        return describe_machine()
+    except ImportError:
+        import platform
+
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+        return f"{os.cpu_count()} CPUs; Python {platform.python_version()}, torch {torch.__version__}; {gpu}"
 
 
 def main() -> None:
@@ -85,6 +106,8 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="first N training images only")
     parser.add_argument("--set", action="append", default=[], help="override a recipe constant: NAME=VALUE")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--npz", type=Path, default=None, help="read DATASET.npz from this folder")
+    parser.add_argument("--save-npz", type=Path, default=None, help="write DATASET.npz here and stop")
     args = parser.parse_args()
 
     import importlib
@@ -98,7 +121,13 @@ def main() -> None:
         setattr(training, name, type(getattr(training, name))(value))
     module, factory, dataset = MODELS[args.model]
     mean, std = STATS[dataset]
-    x_train, y_train, x_test, y_test = splits(dataset, args.data_root, args.train_subset)
+    x_train, y_train, x_test, y_test = splits(dataset, args.data_root, args.npz, args.train_subset)
+    if args.save_npz:
+        args.save_npz.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            args.save_npz / f"{dataset}.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test
+        )
+        return
     recipe = training.Recipe(args.epochs, args.batch_size, args.lr, args.budget, args.seed)
     torch.manual_seed(recipe.seed)
     model = getattr(importlib.import_module(module), factory)(num_classes=10)
@@ -126,7 +155,9 @@ def main() -> None:
             with torch.inference_mode():
                 for lo in range(0, len(test_x), 1000):
                     x = normalize(test_x[lo : lo + 1000].to(dev)).contiguous(memory_format=trainer.layout)
-                    hits += int((trainer.model(x).argmax(1).cpu() == torch.from_numpy(y_test[lo : lo + 1000])).sum())
+                    hits += int(
+                        (trainer.model(x).argmax(1).cpu() == torch.from_numpy(y_test[lo : lo + 1000])).sum()
+                    )
             trainer.model.train()
             return hits / len(test_x)
 
@@ -136,8 +167,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 rows.append({"epoch": epoch, "test_accuracy": accuracy(), "seconds": seconds - paused[0]})
                 paused[0] += time.perf_counter() - t0
-                print(f"epoch {epoch}: test {rows[-1]['test_accuracy']:.2%}, {rows[-1]['seconds']:.1f} s",
-                      flush=True)
+                print(
+                    f"epoch {epoch}: test {rows[-1]['test_accuracy']:.2%}, {rows[-1]['seconds']:.1f} s",
+                    flush=True,
+                )
 
         attempts, lr, start = [], trainer.peak, time.perf_counter()
         while True:
@@ -154,7 +187,7 @@ def main() -> None:
                     break
                 lr *= training.RETRY_FACTOR
         train_seconds = time.perf_counter() - start - paused[0]
-    for h, r in zip(history, rows):
+    for h, r in zip(history, rows, strict=False):
         r.update(loss=h["loss"], train_accuracy=h["train_accuracy"])
     result = {
         "model": factory,

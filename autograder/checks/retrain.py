@@ -25,11 +25,11 @@ from ..data import DataError, load_split
 from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox.worker.training import DEFAULTS, describe
 from .accuracy import score
 from .context import Context
 from .registry import allowed, check
 
-DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}
 LIMITS = {"epochs": (1, 500), "batch_size": (1, 8192), "lr": (1e-6, 10.0), "budget": (1.0, 86400.0)}
 SLACK = 300.0  # seconds on top of the budget for start-up, the probe and evaluation
 
@@ -155,15 +155,10 @@ def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str
 
 
 def _plan_lines(plan: dict[str, Any], recipe: dict[str, Any]) -> str:
-    lines = [
-        f"recipe: {recipe['epochs']} epochs, batch {plan.get('batch_size', recipe['batch_size'])}, "
-        f"Nesterov SGD lr {recipe['lr']:g} one-cycle, label smoothing 0.2, flip + crop, "
-        f"seed {recipe['seed']}",
-    ]
+    lines = [f"recipe: {describe(recipe, plan.get('batch_size'))}"]
     if "estimate_seconds" in plan:
         lines.append(
-            f"estimate before training: {plan['estimate_seconds']:.1f} s on {plan.get('device')} "
-            f"({plan.get('probe_images_per_second', 0):,.0f} images/s in probe steps); "
+            f"estimate before training: {plan['estimate_seconds']:.1f} s, from {plan.get('probe')}; "
             f"budget {recipe['budget']:g} s"
         )
     for row in plan.get("history") or []:

@@ -22,11 +22,15 @@ Jordan's airbench and ResNet-18 speedruns):
 - the gradient's global norm is clipped to ``CLIP``: a bad batch moves the
   weights a bounded distance, whatever the architecture;
 - cross-entropy with label smoothing ``LABEL_SMOOTHING``;
-- divergence: a non-finite loss (checked about once a second), or an epoch 1
-  that ends at chance (loss ≥ ``STUCK_LOSS`` × ln(classes), training accuracy
-  ≤ ``STUCK_ACCURACY`` × chance), restarts from the same initial weights at
-  ``RETRY_FACTOR`` × the rate, once; a second failure is the grader's
-  failure, reported as such, never the student's accuracy;
+- divergence: a non-finite loss (checked about once a second), an epoch
+  worse than guessing (training accuracy ≤ ``STUCK_ACCURACY`` × chance and
+  loss ≥ ``BLOWN_LOSS`` × ln(classes)), or a last epoch still at chance
+  (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts from the same initial
+  weights at ``RETRY_FACTOR`` × the rate, once; a second failure is the
+  grader's failure, reported as such, never the student's accuracy. "Still
+  at chance" is judged at the end, not after epoch 1: slow starters (the
+  lecture's sigmoid LeNet on a small training set) sit at chance for a while
+  and then learn;
 - time: a few timed probe steps give an estimate up front (and the text says
   how it was made); a model that would overrun the rubric's budget is refused
   before training, and a run that falls behind its estimate (a busy machine)
@@ -47,6 +51,7 @@ from . import evaluate
 from .errors import WorkerError
 
 # --- the recipe's constants (one place; describe() writes them out) -------
+DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}  # rubric options
 REFERENCE_BATCH = 512  # the rubric's lr is the peak rate for this batch size
 MOMENTUM = 0.9  # Nesterov
 WEIGHT_DECAY = 5e-4  # convolution and linear weights only
@@ -56,8 +61,9 @@ CLIP = 2.0  # the gradients' global norm is clipped to this
 LABEL_SMOOTHING = 0.1
 PAD = 4  # reflect padding before the random crop
 RETRY_FACTOR = 0.25  # a diverged run restarts once at this fraction of the rate
-STUCK_LOSS = 0.95  # after epoch 1: loss >= this × ln(classes) ...
-STUCK_ACCURACY = 1.5  # ... and training accuracy <= this × chance: stuck
+STUCK_ACCURACY = 1.5  # an epoch at training accuracy <= this × chance has failed if ...
+BLOWN_LOSS = 1.1  # ... its loss is >= this × ln(classes) (worse than guessing), or if ...
+STUCK_LOSS = 0.95  # ... it is the last epoch and its loss is still >= this × ln(classes)
 # --- how the run is timed ---------------------------------------------------
 PROBE_STEPS = 2  # timed steps (after one untimed warm-up step)
 CPU_PROBE_SECONDS = 20.0  # on a CPU, probe at the full batch only if 3 steps fit in this
@@ -320,11 +326,15 @@ class Trainer:
                     "seconds": round(spent + elapsed, 2),
                 }
             )
-            stuck = mean_loss >= STUCK_LOSS * math.log(self.classes)
-            if epoch == 1 and stuck and accuracy <= STUCK_ACCURACY / self.classes:
+            chance = math.log(self.classes)
+            guessing = accuracy <= STUCK_ACCURACY / self.classes
+            if guessing and (
+                mean_loss >= BLOWN_LOSS * chance or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)
+            ):
+                state = "worse than guessing" if mean_loss >= BLOWN_LOSS * chance else "still at chance"
                 raise Diverged(
-                    f"epoch 1 ended at chance (loss {mean_loss:.4f}, ln {self.classes} = "
-                    f"{math.log(self.classes):.4f}; training accuracy {accuracy:.1%})",
+                    f"epoch {epoch} of {r.epochs} ended {state} (loss {mean_loss:.4f}, ln {self.classes} = "
+                    f"{chance:.4f}; training accuracy {accuracy:.1%})",
                     history,
                 )
             projected = spent + elapsed / epoch * r.epochs
