@@ -96,6 +96,8 @@ def describe(recipe: Recipe | dict[str, Any], batch: int | None = None) -> str:
 
 
 def fmt_seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -357,11 +359,15 @@ class Trainer:
         r = self.recipe
         done = ((epoch - 1) * self.steps_per_epoch + step) / (r.epochs * self.steps_per_epoch)
         pace = run / max(estimate * done, 1e-9)
-        where = f"after epoch {epoch}" if step == self.steps_per_epoch else f"in epoch {epoch}, step {step}"
+        where = (
+            f"after epoch {epoch} of {r.epochs}"
+            if step == self.steps_per_epoch
+            else f"in epoch {epoch} of {r.epochs} (step {step} of {self.steps_per_epoch})"
+        )
         why = f"about {fmt_seconds(projected)} in all at this pace" if projected else "the budget ran out"
         return WorkerError(
             "budget",
-            f"training stopped {where} of {r.epochs} after {fmt_seconds(spent + run)} ({why}, over the "
+            f"training stopped {where} after {fmt_seconds(spent + run)} ({why}, over the "
             f"{fmt_seconds(r.budget)} budget): it ran {pace:.1f}× slower than the {fmt_seconds(estimate)} "
             "estimated before training (a busy machine?)",
             history=history,
