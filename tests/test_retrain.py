@@ -356,4 +356,4 @@ def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong
     assert caught.value.kind == "budget" and caught.value.details["stopped"] is True
     assert message.startswith("training stopped in epoch 1 of 2 (step ")
     assert "the budget ran out, over the 30 s budget): it ran " in message
-    assert message.endswith("slower than the 2.0 s estimated before training (a busy machine?)")
+    assert message.endswith("slower than the 2 s estimated before training (a busy machine?)")

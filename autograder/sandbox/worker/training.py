@@ -97,7 +97,7 @@ def describe(recipe: Recipe | dict[str, Any], batch: int | None = None) -> str:
 
 def fmt_seconds(seconds: float) -> str:
     if seconds < 10:
-        return f"{seconds:.1f} s"
+        return f"{seconds:.2g} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
