@@ -436,8 +436,6 @@ def train(
         "device": where,
         "images": trainer.n,
         "batch_size": trainer.batch,
-        "peak_lr": trainer.peak,
-        "recipe_text": describe(recipe, trainer.batch),
         "layout": str(trainer.layout).split(".")[-1],
     }
     if estimate > recipe.budget:
