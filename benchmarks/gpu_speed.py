@@ -158,10 +158,10 @@ def training_rows(
             trainer = training.Trainer(
                 build(name), train.images, train.labels, 10, MEAN, STD, None, recipe, device, call
             )
-            per_image = trainer.probe()
+            per_image = trainer.probe()["per_image"]
             estimate = per_image * trainer.steps_per_epoch * trainer.batch * count
             start = time.perf_counter()
-            history = trainer.fit(lambda *a, **k: None)
+            history = trainer.fit(trainer.peak, lambda *a, **k: None)
             sync(device)
             seconds = time.perf_counter() - start
             out = str(Path(tmp) / "logits.npy")

@@ -7,15 +7,20 @@ generated data: a few seconds on two cores)."""
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import data, grading, submissions
 
+from autograder.batch.summary import claim_flags
 from autograder.checks.retrain import read_progress
 from autograder.rubric import RubricError, load
+from autograder.sandbox.worker import training
+from autograder.sandbox.worker.errors import WorkerError
 from autograder.sandbox.worker.training import Progress, one_cycle
 from reference.lab2.simple_cnn import SimpleCNN
 
@@ -35,6 +40,18 @@ BROKEN = textwrap.dedent(
                 print("SANDBOX INPUTS:", sorted(os.listdir(inputs)), flush=True)
                 raise RuntimeError("BrokenCNN refuses to train")
             return self.fc(x.flatten(1))
+
+
+    class NaNCNN(nn.Module):
+        """Evaluates fine; in training its loss is NaN, at any learning rate."""
+
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.fc = nn.Linear(3 * 32 * 32, num_classes)
+
+        def forward(self, x):
+            out = self.fc(torch.flatten(x, 1))
+            return out * float("nan") if self.training else out
     '''
 )
 
@@ -50,6 +67,10 @@ weights = ["simple_cnn*.pth"]
 
 [tasks.broken]
 model = "BrokenCNN"
+sources = ["*.ipynb"]
+
+[tasks.nan]
+model = "NaNCNN"
 sources = ["*.ipynb"]
 
 [[items]]
@@ -68,7 +89,7 @@ name = "SimpleCNN retrained by the grader"
 points = 10
 epochs = 3
 batch_size = 64
-lr = 0.05
+lr = 0.4           # per 512 images: 0.05 at batch 64
 budget = 900
 tiers = [{ above = 0.8, points = 10 }, { above = 0.6, points = 6 }, { above = 0.3, points = 3 }]
 
@@ -89,6 +110,17 @@ task = "broken"
 name = "BrokenCNN retrained"
 points = 5
 epochs = 1
+budget = 600
+tiers = [{ above = 0.5, points = 5 }]
+
+[[items]]
+id = "nan.retrain"
+kind = "retrain"
+task = "nan"
+name = "NaNCNN retrained"
+points = 5
+epochs = 1
+batch_size = 64
 budget = 600
 tiers = [{ above = 0.5, points = 5 }]
 """
@@ -150,6 +182,21 @@ def test_model_that_cannot_train_fails_alone_with_its_line(graded):
     assert graded.test("task1.retrain")["score"] == 6  # the others keep their points
 
 
+def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded):
+    message = graded.message("nan.retrain")
+    assert message.startswith("NaNCNN: the grader's training did not converge (at peak rate 0.025: ")
+    assert "; at peak rate 0.00625: the loss became nan in epoch 1)" in message
+    assert message.endswith("this says nothing about the student's model, and the item is flagged for a TA")
+    entry = graded.test("nan.retrain")
+    assert entry["score"] == 0
+    assert entry["extra_data"]["flag"] == "the grader's training did not converge: grade this item by hand"
+    assert "attempt at peak rate 0.025 failed: the loss became nan in epoch 1" in entry["output"]
+    item = graded.result.item("nan.retrain")
+    assert claim_flags(item) == [
+        f"NaNCNN retrained: {entry['extra_data']['flag']}"
+    ]  # the batch summary's list
+
+
 def test_sandbox_gets_training_labels_but_never_test_labels(graded):
     listing = "SANDBOX INPUTS: ['test_images.npy', 'train_images.npy', 'train_labels.npy']"
     assert listing in graded.result.worker_output
@@ -198,9 +245,115 @@ def test_retrain_on_gpu(tmp_path):
 @pytest.mark.parametrize("total", [1, 2, 5, 10, 977])
 def test_one_cycle_schedule_rises_then_falls_for_any_length(total):
     factors = [one_cycle(total)(step) for step in range(total)]
-    assert factors[0] == pytest.approx(0.2)
+    assert factors[0] == pytest.approx(training.WARMUP_FROM)
     peak = factors.index(max(factors))
-    assert max(factors) <= 1.0 and peak <= max(1, round(0.2 * total))
+    assert max(factors) <= 1.0 and peak <= max(1, round(training.WARMUP * total))
     rising, falling = factors[: peak + 1], factors[peak:]
     assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
     assert one_cycle(total)(total) == 0.0  # after the last step
+
+
+# --- the recipe itself, run in this process (no sandbox): fast and deterministic ---
+
+
+class NaNNet(torch.nn.Module):
+    """A model whose training loss is NaN in every attempt, or only in the first one. An
+    attempt begins by loading the initial weights (after the probe has restored its own):
+    the second load of the state is the first attempt's."""
+
+    def __init__(self, first_attempt_only: bool = False) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+        self.loads, self.first_attempt_only = 0, first_attempt_only
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(self, "loads", self.loads + 1))
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        poisoned = self.training and (self.loads == 2 or not self.first_attempt_only)
+        return out * float("nan") if poisoned else out
+
+
+class ConstantNet(torch.nn.Module):
+    """Trains without error and never learns: every logit is 0 (loss ln 10, 10% accuracy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        return 0 * self.fc(x.flatten(1))
+
+
+def train_directly(tmp_path, model, n=1024, **options):
+    """``training.train`` as the worker runs it, on generated CIFAR-shaped data;
+    the rubric's documented defaults unless ``options`` says otherwise."""
+    rng = np.random.default_rng(0)
+    y = data.labels(n, rng)
+    x = data.images(y, 32, 3, rng)[0]
+    y_test = data.labels(500, rng)
+    x_test = data.images(y_test, 32, 3, rng)[0]
+    for name, array in (("x", x), ("y", y), ("t", x_test)):
+        np.save(tmp_path / f"{name}.npy", array, allow_pickle=False)
+    recipe = training.Recipe(**{**training.DEFAULTS, "budget": 900.0, **options})
+    torch.manual_seed(recipe.seed)
+    answer = training.train(
+        model, str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), str(tmp_path / "t.npy"), str(tmp_path),
+        "logits.npy", 10, [0.5] * 3, [0.25] * 3, None, recipe, "cpu", lambda f, *a: f(*a), "progress.json",
+    )  # fmt: skip
+    logits = np.load(tmp_path / "logits.npy")
+    return answer, float((logits.argmax(1) == y_test).mean())
+
+
+def test_default_recipe_learns_the_handout_simplecnn(tmp_path):
+    """The documented defaults (batch 512, lr 0.2, 10 epochs) on the handout SimpleCNN: 20
+    steps on 1,024 generated images. The recipe before warm-up, clipping and the BatchNorm
+    exemption sat at chance on real CIFAR-10 (10%); this must land far above it."""
+    answer, accuracy = train_directly(tmp_path, SimpleCNN())
+    assert answer["attempts"] == []  # trained at the first try, at the documented rate
+    assert answer["lr"] == pytest.approx(training.DEFAULTS["lr"])
+    assert [h["epoch"] for h in answer["history"]] == list(range(1, 11))
+    assert accuracy > 0.6, answer["history"]
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        (NaNNet(), "the loss became nan in epoch 1"),
+        (ConstantNet(), "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026"),
+    ],
+)
+def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why):
+    with pytest.raises(WorkerError) as caught:
+        train_directly(tmp_path, model, epochs=1, batch_size=64)
+    failure = caught.value
+    assert failure.kind == "diverged"
+    attempts = failure.details["attempts"]
+    assert [a["lr"] for a in attempts] == pytest.approx([0.025, 0.025 * training.RETRY_FACTOR])
+    assert all(why in a["failed"] for a in attempts)
+    assert failure.message == "; ".join(f"at peak rate {a['lr']:.4g}: {a['failed']}" for a in attempts)
+
+
+def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
+    model = NaNNet(first_attempt_only=True)
+    answer, accuracy = train_directly(tmp_path, model, epochs=2, batch_size=64)
+    assert [a["failed"] for a in answer["attempts"]] == ["the loss became nan in epoch 1"]
+    assert answer["lr"] == pytest.approx(0.025 * training.RETRY_FACTOR)
+    assert [h["epoch"] for h in answer["history"]] == [1, 2]
+    assert accuracy > 0.3
+
+
+def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong(tmp_path, monkeypatch):
+    """A machine that turns busy after the probe: every reading of the clock during
+    training advances it by 10 s, so the 30 s budget runs out in the first epoch."""
+    clock = iter(itertools.count(0.0, 10.0))
+    monkeypatch.setattr(
+        training.Trainer, "probe", lambda self: {"per_image": 1e-3, "probe_batch": 64, "probe_steps": 2}
+    )
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    with pytest.raises(WorkerError) as caught:
+        train_directly(tmp_path, SimpleCNN(), epochs=2, batch_size=64, budget=30.0)
+    message = caught.value.message
+    assert caught.value.kind == "budget" and caught.value.details["stopped"] is True
+    assert message.startswith("training stopped in epoch 1 of 2 (step ")
+    assert "the budget ran out, over the 30 s budget): it ran " in message
+    assert message.endswith("slower than the 2 s estimated before training (a busy machine?)")

@@ -7,6 +7,10 @@ secret order without labels; it returns test logits, and the grader scores
 them with its own labels and the item's tiers, exactly as ``accuracy`` does.
 The worker first times a few probe steps; a model that would not finish inside
 the rubric's ``budget`` on this device is refused up front with the estimate.
+When the grader itself fails (its training did not converge even after one
+restart at a lower rate, or a busy machine ran it out of its budget), the item
+scores 0 with a ``flag`` that the report, results.json and the batch summary's
+"needs a human" list show the TA: never a half-trained model's accuracy.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from ..data import DataError, load_split
 from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox.worker.training import DEFAULTS, describe
 from .accuracy import score
 from .common import shown
 from .context import Context
 from .registry import allowed, check
 
-DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}
 LIMITS = {"epochs": (1, 500), "batch_size": (1, 8192), "lr": (1e-6, 10.0), "budget": (1.0, 86400.0)}
 SLACK = 300.0  # seconds on top of the budget for start-up, the probe and evaluation
 
@@ -98,16 +102,12 @@ def run(item: Item, ctx: Context) -> Outcome:
         "device": answer.get("device"),
         "recipe": recipe,
         "history": history,
+        "attempts": answer.get("attempts") or [],
         "normalization": {"mean": mean, "std": std, "source": "the grader's (training from scratch)"},
     }
     ranked = sorted((v, k) for k, v in measured["per_class"].items() if v is not None)
     lines = [
-        _plan_lines({k: v for k, v in answer.items() if k != "history"}, recipe),
-        *[
-            f"epoch {h['epoch']:>3}: loss {h['loss']:.4f}, train accuracy {h['train_accuracy']:.1%}, "
-            f"{h['seconds']:.1f} s"
-            for h in history
-        ],
+        _plan_lines(answer, recipe),
         f"test images: {len(order):,}; accuracy {accuracy:.2%}",
         "tiers: " + ", ".join(f"{t.label()} → {t.points:g}" for t in tiers),
         "per-class accuracy: " + ", ".join(f"{k} {v:.1%}" for v, k in reversed(ranked)),
@@ -115,10 +115,13 @@ def run(item: Item, ctx: Context) -> Outcome:
     if measured["non_finite_rows"]:
         lines.append(f"{measured['non_finite_rows']} images got NaN/inf logits (counted wrong)")
     reached = f"tier {tier.label()}" if tier else f"below the lowest tier ({tiers[-1].label()})"
+    restarted = (
+        ", restarted once at a lower rate after the first attempt diverged" if data["attempts"] else ""
+    )
     return Outcome(
         tier is not None,
         f"{task.model} retrained in {answer.get('train_seconds', 0):.0f} s ({recipe['epochs']} epochs "
-        f"on {answer.get('device')}): test accuracy {accuracy:.2%}: {reached}, "
+        f"on {answer.get('device')}{restarted}): test accuracy {accuracy:.2%}: {reached}, "
         f"{points:g}/{item.points:g} points",
         "\n".join(lines),
         data,
@@ -138,14 +141,8 @@ def _retrain(
     """The training request and its logits, while the worker holds the test images."""
     try:
         answer = _with_progress(ctx, task, recipe["epochs"], lambda: _train(ctx, source, task, timeout, args))
-    except WorkerFailure as exc:  # only the budget refusal reaches here
-        raise CheckFailed(
-            f"{task.model} was not retrained: {_refusal(exc.details, recipe)}. On a CPU only small "
-            "models fit; grade this item with --device cuda",
-            details=_plan_lines(exc.details, recipe),
-            refused=True,
-            **{k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history")},
-        ) from None
+    except WorkerFailure as exc:  # the grader's own failures: over the budget, or no convergence
+        raise _not_retrained(exc, task, recipe) from None
     try:
         shape = (len(order), task.num_classes)
         return {**answer, "logits": ctx.sandbox.read_array(str(answer.get("array")), "float32", shape)}
@@ -163,13 +160,64 @@ def _refusal(details: dict[str, Any], recipe: dict[str, Any]) -> str:
     return f"stopped after epoch {epochs} of {recipe['epochs']}: over the {recipe['budget']:g} s budget"
 
 
+def _not_retrained(exc: WorkerFailure, task: Task, recipe: dict[str, Any]) -> CheckFailed:
+    """The grader could not produce a trained model. Refused up front: the rubric asks too
+    much of this device. Stopped or not converged: the grader failed, not the student, so
+    the item is flagged for a TA instead of scoring a half-trained model."""
+    evidence = {
+        k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history", "attempts")
+    }
+    details = _plan_lines(exc.details, recipe)
+    if exc.kind == "diverged":
+        flag = "the grader's training did not converge: grade this item by hand"
+        return CheckFailed(
+            f"{task.model}: the grader's training did not converge ({_divergence(exc.details)}); "
+            "this says nothing about the student's model, and the item is flagged for a TA",
+            details=details,
+            flag=flag,
+            **evidence,
+        )
+    if exc.details.get("stopped"):
+        flag = "the grader ran out of its training budget: regrade this item (a larger budget or a GPU)"
+        return CheckFailed(
+            f"{task.model} was not retrained: {_refusal(exc.details, recipe)}; the item is flagged for a TA",
+            details=details,
+            flag=flag,
+            **evidence,
+        )
+    return CheckFailed(
+        f"{task.model} was not retrained: {_refusal(exc.details, recipe)}. On a CPU only small models fit; "
+        "grade this item with --device cuda",
+        details=details,
+        refused=True,
+        **evidence,
+    )
+
+
+def _divergence(details: dict[str, Any]) -> str:
+    """The failed attempts in the grader's words, from their numbers (the worker held the
+    hidden test images, so its own text is not shown)."""
+    words = []
+    for attempt in details.get("attempts") or []:
+        history = attempt.get("history") or []
+        last = history[-1] if history else {}
+        loss = last.get("loss")
+        lr = attempt.get("lr")
+        if isinstance(lr, (int, float)) and isinstance(loss, (int, float)):
+            words.append(f"peak rate {lr:.4g}: loss {loss:.4f} after epoch {len(history)}")
+        elif isinstance(lr, (int, float)):
+            words.append(f"peak rate {lr:.4g}: no finite loss")
+    return "; ".join(words) or "no attempt trained"
+
+
 def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:
-    """The worker request; a budget refusal passes through, other failures become one line."""
+    """The worker request; the grader's own failures (budget, divergence) pass through,
+    the model's failures become one line with where they happened."""
     what = f"retraining {task.model}"
     try:
         return ctx.sandbox.request("train", timeout, **args)
     except WorkerFailure as exc:
-        if exc.kind == "budget":
+        if exc.kind in ("budget", "diverged"):
             raise
         line = exc.details.get("line")
         where = f" at {source.where(line)}" if line else ""
@@ -183,20 +231,26 @@ def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str
 
 
 def _plan_lines(plan: dict[str, Any], recipe: dict[str, Any]) -> str:
-    lines = [
-        f"recipe: {recipe['epochs']} epochs, batch {plan.get('batch_size', recipe['batch_size'])}, "
-        f"Nesterov SGD lr {recipe['lr']:g} one-cycle, label smoothing 0.2, flip + crop, "
-        f"seed {recipe['seed']}",
-    ]
+    lines = [f"recipe: {describe(recipe, plan.get('batch_size'))}"]
     if "estimate_seconds" in plan:
         lines.append(
-            f"estimate before training: {plan['estimate_seconds']:.1f} s on {plan.get('device')} "
-            f"({plan.get('probe_images_per_second', 0):,.0f} images/s in probe steps); "
+            f"estimate before training: {plan['estimate_seconds']:.1f} s, from {plan.get('probe')}; "
             f"budget {recipe['budget']:g} s"
         )
-    for row in plan.get("history") or []:
-        lines.append(f"epoch {row['epoch']}: loss {row['loss']:.4f}, {row['seconds']:.1f} s")
+    for attempt in plan.get("attempts") or []:
+        lines.append(f"attempt at peak rate {attempt['lr']:.4g} failed: {attempt['failed']}")
+        lines += [_epoch_line(h) for h in attempt.get("history") or []]
+    if plan.get("attempts") and plan.get("lr"):
+        lines.append(f"restarted at peak rate {plan['lr']:.4g}")
+    lines += [_epoch_line(h) for h in plan.get("history") or []]
     return "\n".join(lines)
+
+
+def _epoch_line(h: dict[str, Any]) -> str:
+    return (
+        f"epoch {h['epoch']:>3}: loss {h['loss']:.4f}, train accuracy {h['train_accuracy']:.1%}, "
+        f"{h['seconds']:.1f} s"
+    )
 
 
 def _normalization(ctx: Context) -> tuple[list[float], list[float]]:

@@ -1,16 +1,40 @@
 """The ``retrain`` recipe: the student's architecture trained from scratch,
-fast and the same for every submission.
+fast and the same for every submission, readable in one sitting.
 
-Recipe (after Keller Jordan's ResNet-18 baselines and airbench): the whole
-training split lives on the device as uint8 and each batch is normalised,
-reflect-padded by 4, randomly cropped back and randomly flipped there (no
-DataLoader, no PIL); channels_last; bf16 autocast on a GPU (fp32 on a CPU,
-where bf16 is many times slower); Nesterov SGD (momentum 0.9, weight decay
-5e-4) under a one-cycle schedule that rises linearly from lr/5 to lr over the
-first 20% of steps and falls linearly to 0; cross-entropy with label
-smoothing 0.2; a fixed seed. A few timed probe steps first give an up-front
-estimate, and a model that would overrun the rubric's budget is refused
-before any real training starts.
+Every constant of the recipe is in the block below; ``describe`` turns them
+into the text the report and ``docs/rubrics.md`` show, so the two cannot
+drift. The choices (measured in ``docs/benchmarks.md``; the reasoning follows
+public fast-CIFAR work: David Page's "How to train your ResNet", Keller
+Jordan's airbench and ResNet-18 speedruns):
+
+- data: the whole training split on the device as uint8; each batch is
+  normalised, reflect-padded by 4, randomly cropped back and flipped there
+  (no DataLoader, no PIL); channels_last; bf16 autocast on a GPU (fp32 on a
+  CPU, where bf16 is many times slower);
+- optimiser: Nesterov SGD whose peak rate is the rubric's ``lr`` for a batch
+  of ``REFERENCE_BATCH``, scaled linearly for other batch sizes; weight decay
+  on convolution and linear weights only (decaying BatchNorm scales and
+  biases only slows a short run);
+- schedule: a linear warm-up from ``WARMUP_FROM`` × the peak over the first
+  ``WARMUP`` of the steps, then linear decay to 0 — the start is where a
+  network without normalisation in front of a wide linear layer (the
+  handout SimpleCNN's 4,096 → 10) blows up at a full rate;
+- the gradient's global norm is clipped to ``CLIP``: a bad batch moves the
+  weights a bounded distance, whatever the architecture;
+- cross-entropy with label smoothing ``LABEL_SMOOTHING``;
+- divergence: a non-finite loss (checked about once a second), an epoch
+  worse than guessing (training accuracy ≤ ``STUCK_ACCURACY`` × chance and
+  loss ≥ ``BLOWN_LOSS`` × ln(classes)), or a last epoch still at chance
+  (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts from the same initial
+  weights at ``RETRY_FACTOR`` × the rate, once; a second failure is the
+  grader's failure, reported as such, never the student's accuracy. "Still
+  at chance" is judged at the end, not after epoch 1: slow starters (the
+  lecture's sigmoid LeNet on a small training set) sit at chance for a while
+  and then learn;
+- time: a few timed probe steps give an estimate up front (and the text says
+  how it was made); a model that would overrun the rubric's budget is refused
+  before training, and a run that falls behind its estimate (a busy machine)
+  stops as soon as the budget is spent, saying so.
 """
 
 from __future__ import annotations
@@ -26,25 +50,54 @@ from typing import Any
 from . import evaluate
 from .errors import WorkerError
 
-WARMUP = 0.2  # fraction of steps spent rising to the peak learning rate
-LABEL_SMOOTHING = 0.2
-MOMENTUM = 0.9
-WEIGHT_DECAY = 5e-4
-PAD = 4
-CPU_PROBE_BATCH = 64  # probe steps on a CPU use at most this many images
-OVERRUN = 1.1  # stop once the projected end passes the budget by this factor
+# --- the recipe's constants (one place; describe() writes them out) -------
+DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}  # rubric options
+REFERENCE_BATCH = 512  # the rubric's lr is the peak rate for this batch size
+MOMENTUM = 0.9  # Nesterov
+WEIGHT_DECAY = 5e-4  # convolution and linear weights only
+WARMUP = 0.2  # fraction of the steps spent rising to the peak rate
+WARMUP_FROM = 0.05  # the rise starts at this fraction of the peak
+CLIP = 2.0  # the gradients' global norm is clipped to this
+LABEL_SMOOTHING = 0.1
+PAD = 4  # reflect padding before the random crop
+RETRY_FACTOR = 0.25  # a diverged run restarts once at this fraction of the rate
+STUCK_ACCURACY = 1.5  # an epoch at training accuracy <= this × chance has failed if ...
+BLOWN_LOSS = 1.1  # ... its loss is >= this × ln(classes) (worse than guessing), or if ...
+STUCK_LOSS = 0.95  # ... it is the last epoch and its loss is still >= this × ln(classes)
+# --- how the run is timed ---------------------------------------------------
+PROBE_STEPS = 2  # timed steps (after one untimed warm-up step)
+CPU_PROBE_SECONDS = 20.0  # on a CPU, probe at the full batch only if 3 steps fit in this
+CPU_PROBE_BATCH = 64  # else probe at this batch and extrapolate
+OVERRUN = 1.1  # stop once training has spent this × the budget
 
 
 @dataclass(frozen=True)
 class Recipe:
     epochs: int
     batch_size: int
-    lr: float
+    lr: float  # peak rate for a batch of REFERENCE_BATCH
     budget: float  # seconds of training allowed
     seed: int
 
 
+def describe(recipe: Recipe | dict[str, Any], batch: int | None = None) -> str:
+    """The recipe in one line, from the constants above and the rubric's options."""
+    r = recipe if isinstance(recipe, dict) else recipe.__dict__
+    batch = batch or r["batch_size"]
+    peak = r["lr"] * batch / REFERENCE_BATCH
+    return (
+        f"{r['epochs']} epochs, batch {batch}, Nesterov SGD (momentum {MOMENTUM:g}) at a peak rate of "
+        f"{peak:.4g} (lr {r['lr']:g} per {REFERENCE_BATCH} images), warm-up from {WARMUP_FROM:g}× "
+        f"over the first {WARMUP:.0%} of the steps then linear decay to 0, weight decay "
+        f"{WEIGHT_DECAY:g} on weights (not BatchNorm or biases), gradient norm clipped to {CLIP:g}, "
+        f"label smoothing {LABEL_SMOOTHING:g}, random crop (pad {PAD}) + flip, seed {r['seed']}; "
+        f"a diverged run restarts once at {RETRY_FACTOR:g}× the rate"
+    )
+
+
 def fmt_seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2g} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -53,20 +106,28 @@ def fmt_seconds(seconds: float) -> str:
 
 
 def one_cycle(total: int):
-    """Learning-rate factor per step: linear from 1/5 to 1 over the first 20% of steps, then
-    linear to 0 at the end (any ``total`` >= 1; torch's OneCycleLR fails on a handful of steps)."""
+    """Learning-rate factor per step: linear from WARMUP_FROM to 1 over the first WARMUP of the
+    steps, then linear to 0 at the end (any ``total`` >= 1; torch's OneCycleLR fails on a handful)."""
     warm = max(1, round(WARMUP * total))
 
     def factor(step: int) -> float:
         if step < warm:
-            return 0.2 + 0.8 * step / warm
+            return WARMUP_FROM + (1 - WARMUP_FROM) * step / warm
         return max(0.0, (total - step) / max(1, total - warm))
 
     return factor
 
 
+class Diverged(Exception):
+    """One attempt failed to train (non-finite loss, or stuck at chance); the caller may retry."""
+
+    def __init__(self, reason: str, history: list[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.reason, self.history = reason, history
+
+
 class Trainer:
-    """One training run: data on the device, augmentation, the step, the estimate."""
+    """One model's training: data on the device, augmentation, the step, the probe, the runs."""
 
     def __init__(
         self,
@@ -87,13 +148,14 @@ class Trainer:
         self.torch = torch
         self.dev = torch.device(device)
         evaluate.configure(self.dev)
-        self.recipe, self.call, self.resize = recipe, call, resize
+        self.recipe, self.call, self.resize, self.classes = recipe, call, resize, num_classes
         self.n = len(labels)
         if self.n == 0 or len(images) != self.n:
             raise WorkerError("data", f"training split has {len(images)} images and {self.n} labels")
         if labels.min() < 0 or labels.max() >= num_classes:
             raise WorkerError("data", f"training labels lie outside 0..{num_classes - 1}")
         self.batch = min(recipe.batch_size, self.n)
+        self.peak = recipe.lr * self.batch / REFERENCE_BATCH
         self.steps_per_epoch = -(-self.n // self.batch)  # every image once; the last batch wraps round
         self.generator = torch.Generator(device=self.dev).manual_seed(recipe.seed)
         if self.dev.type == "cuda":  # resident on the GPU: ~150 MB for CIFAR-10's 50,000 images
@@ -105,6 +167,8 @@ class Trainer:
         side = resize or images.shape[-1]
         self.layout = torch.channels_last if side >= 16 else torch.contiguous_format
         self.model = model.to(self.dev).to(memory_format=self.layout)
+        self.initial = copy.deepcopy(self.model.state_dict())  # a restart begins here again
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
 
     # --- data ------------------------------------------------------------
@@ -120,7 +184,7 @@ class Trainer:
         return self.augment(self.normalize(raw)), y
 
     def augment(self, x: Any) -> Any:
-        """Random crop after a reflect pad of 4 and a random horizontal flip, on the device."""
+        """Random crop after a reflect pad of PAD and a random horizontal flip, on the device."""
         torch = self.torch
         b, c, h, w = x.shape
         padded = torch.nn.functional.pad(x, (PAD,) * 4, mode="reflect")
@@ -148,7 +212,7 @@ class Trainer:
 
     # --- one step --------------------------------------------------------
     def step(self, optimizer: Any, index: Any) -> tuple[Any, Any]:
-        """Forward, backward, update; returns the loss and correct count as device tensors."""
+        """Forward, backward, clip, update; returns the loss and correct count as device tensors."""
         torch = self.torch
         x, y = self.fetch(index)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
@@ -161,12 +225,17 @@ class Trainer:
         loss = self.loss_fn(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
         self.call(loss.backward)
+        torch.nn.utils.clip_grad_norm_(self.params, CLIP, foreach=self.dev.type == "cuda" or None)
         optimizer.step()
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
     def optimizer(self, lr: float) -> Any:
+        """Nesterov SGD; weight decay on matrices and kernels, none on BatchNorm and biases."""
+        decay = [p for p in self.params if p.ndim > 1]
+        rest = [p for p in self.params if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}]
         return self.torch.optim.SGD(
-            self.model.parameters(), lr=lr, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
+            [g for g in groups if g["params"]], lr=lr, momentum=MOMENTUM, nesterov=True
         )
 
     def sync(self) -> None:
@@ -174,42 +243,61 @@ class Trainer:
             self.torch.cuda.synchronize()
 
     # --- estimate --------------------------------------------------------
-    def probe(self) -> float:
-        """Seconds per training image, from timed steps on a throwaway copy of the state."""
-        torch = self.torch
+    def probe(self) -> dict[str, Any]:
+        """Time a few steps on a throwaway copy of the state; says how it was measured.
+
+        On a GPU the probe runs at the training batch. On a CPU it first runs at
+        CPU_PROBE_BATCH and moves to the training batch only when three such steps
+        would fit in CPU_PROBE_SECONDS (ResNet-18 on two cores would not)."""
         saved = copy.deepcopy(self.model.state_dict())
-        size = self.batch if self.dev.type == "cuda" else min(self.batch, CPU_PROBE_BATCH)
-        optimizer = self.optimizer(self.recipe.lr / 10)
+        optimizer = self.optimizer(self.peak / 10)
         self.model.train()
         try:
-            index = torch.randperm(self.n, device=self.dev, generator=self.generator)[:size]
-            try:
-                self.step(optimizer, index)  # warm-up: allocations, cuDNN autotune
-            except WorkerError:
-                if self.layout is torch.contiguous_format:
-                    raise
-                self.layout = torch.contiguous_format  # e.g. .view() on a channels_last tensor
-                self.model.to(memory_format=self.layout)
-                self.step(optimizer, index)
-            self.sync()
-            start = time.perf_counter()
-            for _ in range(2):
-                self.step(optimizer, index)
-            self.sync()
-            return (time.perf_counter() - start) / (2 * size)
+            size = self.batch if self.dev.type == "cuda" else min(self.batch, CPU_PROBE_BATCH)
+            per_image = self._timed(optimizer, size, first=True)
+            if size < self.batch and per_image * self.batch * (PROBE_STEPS + 1) <= CPU_PROBE_SECONDS:
+                size = self.batch
+                per_image = self._timed(optimizer, size)
         finally:
             self.model.load_state_dict(saved)
+        return {"per_image": per_image, "probe_batch": size, "probe_steps": PROBE_STEPS}
 
-    # --- the run ---------------------------------------------------------
-    def fit(self, progress: Any) -> list[dict[str, Any]]:
-        """Train for the recipe's epochs; one history row per epoch."""
+    def _timed(self, optimizer: Any, size: int, first: bool = False) -> float:
+        """Seconds per image over PROBE_STEPS steps of ``size`` images, after one untimed step."""
+        torch = self.torch
+        index = torch.randperm(self.n, device=self.dev, generator=self.generator)[:size]
+        try:
+            self.step(optimizer, index)  # warm-up: allocations, cuDNN autotune
+        except WorkerError:
+            if not first or self.layout is torch.contiguous_format:
+                raise
+            self.layout = torch.contiguous_format  # e.g. .view() on a channels_last tensor
+            self.model.to(memory_format=self.layout)
+            self.step(optimizer, index)
+        self.sync()
+        start = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            self.step(optimizer, index)
+        self.sync()
+        return (time.perf_counter() - start) / (PROBE_STEPS * size)
+
+    # --- the runs --------------------------------------------------------
+    def fit(
+        self, lr: float, progress: Any, spent: float = 0.0, estimate: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Train for the recipe's epochs from the initial weights at peak rate ``lr``.
+
+        Raises Diverged for a run that fails to train, and WorkerError("budget")
+        once training (``spent`` seconds of earlier attempts included) has used
+        OVERRUN × the budget, or is projected to at the end of an epoch."""
         torch = self.torch
         r = self.recipe
+        self.model.load_state_dict(self.initial)
         total = self.steps_per_epoch * r.epochs
-        optimizer = self.optimizer(r.lr)
+        optimizer = self.optimizer(lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total))
         history: list[dict[str, Any]] = []
-        start = time.perf_counter()
+        start = last = time.perf_counter()
         self.model.train()
         for epoch in range(1, r.epochs + 1):
             order = self.epoch_order()
@@ -220,32 +308,71 @@ class Trainer:
                 schedule.step()
                 loss_sum += loss
                 correct += hits
-                progress(epoch, k + 1, self.steps_per_epoch, time.perf_counter() - start)
+                now = time.perf_counter()
+                if now - last >= 1.0 or k + 1 == self.steps_per_epoch:  # about once a second
+                    last = now
+                    progress(epoch, k + 1, self.steps_per_epoch, spent + now - start)
+                    if not bool(torch.isfinite(loss_sum)):
+                        raise Diverged(f"the loss became {float(loss_sum):g} in epoch {epoch}", history)
+                    if spent + now - start > r.budget * OVERRUN:
+                        raise self._overrun(epoch, k + 1, spent, now - start, estimate, history)
             seen = self.steps_per_epoch * self.batch
             mean_loss = float(loss_sum) / self.steps_per_epoch  # one sync per epoch
+            accuracy = int(correct) / seen
             elapsed = time.perf_counter() - start
             history.append(
                 {
                     "epoch": epoch,
                     "loss": round(mean_loss, 4),
-                    "train_accuracy": round(int(correct) / seen, 4),
-                    "seconds": round(elapsed, 2),
+                    "train_accuracy": round(accuracy, 4),
+                    "seconds": round(spent + elapsed, 2),
                 }
             )
-            if not math.isfinite(mean_loss):
-                raise WorkerError(
-                    "diverged", f"training diverged: the loss became {mean_loss} in epoch {epoch}"
+            chance = math.log(self.classes)
+            guessing = accuracy <= STUCK_ACCURACY / self.classes
+            if guessing and (
+                mean_loss >= BLOWN_LOSS * chance or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)
+            ):
+                state = "worse than guessing" if mean_loss >= BLOWN_LOSS * chance else "still at chance"
+                raise Diverged(
+                    f"epoch {epoch} of {r.epochs} ended {state} (loss {mean_loss:.4f}, ln {self.classes} = "
+                    f"{chance:.4f}; training accuracy {accuracy:.1%})",
+                    history,
                 )
-            projected = elapsed / epoch * r.epochs
+            projected = spent + elapsed / epoch * r.epochs
             if epoch < r.epochs and projected > r.budget * OVERRUN:
-                raise WorkerError(
-                    "budget",
-                    f"stopped after epoch {epoch} of {r.epochs}: {fmt_seconds(elapsed)} so far, "
-                    f"about {fmt_seconds(projected)} in all, over the {fmt_seconds(r.budget)} budget",
-                    history=history,
-                )
+                raise self._overrun(epoch, self.steps_per_epoch, spent, elapsed, estimate, history, projected)
         self.model.eval()
         return history
+
+    def _overrun(
+        self,
+        epoch: int,
+        step: int,
+        spent: float,
+        run: float,
+        estimate: float,
+        history: list[dict[str, Any]],
+        projected: float | None = None,
+    ) -> WorkerError:
+        """The honest stop: where training was, why it stopped, and how far off the estimate was."""
+        r = self.recipe
+        done = ((epoch - 1) * self.steps_per_epoch + step) / (r.epochs * self.steps_per_epoch)
+        pace = run / max(estimate * done, 1e-9)
+        where = (
+            f"after epoch {epoch} of {r.epochs}"
+            if step == self.steps_per_epoch
+            else f"in epoch {epoch} of {r.epochs} (step {step} of {self.steps_per_epoch})"
+        )
+        why = f"about {fmt_seconds(projected)} in all at this pace" if projected else "the budget ran out"
+        return WorkerError(
+            "budget",
+            f"training stopped {where} after {fmt_seconds(spent + run)} ({why}, over the "
+            f"{fmt_seconds(r.budget)} budget): it ran {pace:.1f}× slower than the {fmt_seconds(estimate)} "
+            "estimated before training (a busy machine?)",
+            history=history,
+            stopped=True,
+        )
 
 
 class Progress:
@@ -284,7 +411,8 @@ def train(
     call: Any,
     progress_name: str,
 ) -> dict[str, Any]:
-    """Estimate, refuse or train, then write test-split logits; the grader scores them."""
+    """Estimate, refuse or train (restarting once if it diverges), then write test-split
+    logits; the grader scores them."""
     import numpy as np
     import torch
 
@@ -293,12 +421,18 @@ def train(
     if images.dtype != np.uint8 or images.ndim != 4 or labels.dtype != np.int64 or labels.ndim != 1:
         raise WorkerError("data", "training split must be uint8 (N, C, H, W) images and int64 labels")
     trainer = Trainer(model, images, labels, num_classes, mean, std, resize, recipe, device, call)
-    per_image = trainer.probe()
+    probe = trainer.probe()
+    per_image = probe["per_image"]
     estimate = per_image * trainer.steps_per_epoch * trainer.batch * recipe.epochs
     where = f"{device} ({torch.get_num_threads()} threads)" if device == "cpu" else device
     plan = {
         "estimate_seconds": round(estimate, 2),
         "probe_images_per_second": round(1.0 / per_image, 1),
+        "probe": (
+            f"{probe['probe_steps']} timed training steps of {probe['probe_batch']} images "
+            f"(after one untimed step) on {where}: {1.0 / per_image:,.0f} images/s × "
+            f"{recipe.epochs} epochs of {trainer.steps_per_epoch * trainer.batch:,} images"
+        ),
         "device": where,
         "images": trainer.n,
         "batch_size": trainer.batch,
@@ -314,8 +448,22 @@ def train(
             **plan,
         )
     progress = Progress(os.path.join(out_dir, progress_name), recipe.epochs)
+    attempts: list[dict[str, Any]] = []
     start = time.perf_counter()
-    history = trainer.fit(progress)
+    lr = trainer.peak
+    while True:
+        try:
+            history = trainer.fit(lr, progress, time.perf_counter() - start, estimate)
+            break
+        except Diverged as failed:
+            attempts.append({"lr": lr, "failed": failed.reason, "history": failed.history})
+            if len(attempts) > 1:
+                tried = "; ".join(f"at peak rate {a['lr']:.4g}: {a['failed']}" for a in attempts)
+                raise WorkerError("diverged", tried, attempts=attempts, **plan) from None
+            lr *= RETRY_FACTOR
+        except WorkerError as exc:
+            exc.details.update(plan, attempts=attempts)
+            raise
     trainer.sync()
     seconds = time.perf_counter() - start
     path = os.path.join(out_dir, out_name)
@@ -324,6 +472,8 @@ def train(
         **plan,
         "train_seconds": round(seconds, 2),
         "eval_seconds": round(evaluated["seconds"], 3),
+        "lr": lr,
+        "attempts": attempts,
         "history": history,
         "array": out_name,
     }
