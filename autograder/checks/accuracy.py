@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import preprocess
 from ..result import CheckFailed, Outcome
-from ..rubric import Item, parse_tiers
+from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
-from .context import Context
+from .context import Context, Evaluation, Source
 from .registry import allowed, check
 
 
@@ -49,6 +50,53 @@ def score(
     }
 
 
+def evaluate(
+    ctx: Context,
+    source: Source,
+    task: Task,
+    norm: preprocess.Normalization,
+    images: str,
+    count: int,
+    out_name: str,
+    batch_size: int,
+    timeout: float,
+    what: str,
+) -> tuple[np.ndarray, float | None]:
+    """The loaded checkpoint's logits on staged images (one row per image, in the
+    staged order) and the worker's seconds."""
+    answer = ask(
+        ctx,
+        source,
+        what,
+        "evaluate",
+        timeout,
+        task=task.id,
+        images=images,
+        out_name=out_name,
+        mean=list(norm.mean),
+        std=list(norm.std),
+        resize=task.resize,
+        batch_size=batch_size,
+        device=ctx.device,
+    )
+    try:
+        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (count, task.num_classes))
+    except SandboxError as exc:
+        raise CheckFailed(exc.message) from None
+    return logits, answer.get("seconds")
+
+
+def per_image(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy loss and correctness of each row against its label; a row
+    with NaN/inf logits counts wrong, with an infinite loss."""
+    finite = np.isfinite(logits).all(axis=1)
+    z = np.where(finite[:, None], logits, 0).astype(np.float64)
+    top = z.max(axis=1)
+    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    losses = np.where(finite, log_norm - z[np.arange(len(labels)), labels], np.inf)
+    return losses, finite & (z.argmax(axis=1) == labels)
+
+
 @check("accuracy", timeout=900, validate=_validate, hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
@@ -65,25 +113,13 @@ def run(item: Item, ctx: Context) -> Outcome:
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
     images_path, order = ctx.test_images()
-    answer = ask(
-        ctx,
-        source,
+    batch_size = int(item.options.get("batch_size", ctx.rubric.eval_batch_size))
+    logits, seconds = evaluate(
+        ctx, source, task, norm, images_path, len(order), f"logits_{task.id}.npy", batch_size, item.timeout,
         f"evaluating {task.model} on the test split",
-        "evaluate",
-        item.timeout,
-        task=task.id,
-        images=images_path,
-        out_name=f"logits_{task.id}.npy",
-        mean=list(norm.mean),
-        std=list(norm.std),
-        resize=task.resize,
-        batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
-        device=ctx.device,
-    )
-    try:
-        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (len(order), task.num_classes))
-    except SandboxError as exc:
-        raise CheckFailed(exc.message) from None
+    )  # fmt: skip
+    losses, correct = per_image(logits, split.labels[order])
+    ctx.evaluations[item.id] = Evaluation(task, source, norm, batch_size, losses, correct, seconds)
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)
@@ -97,7 +133,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         "weights_sha256": ctx.submission.sha256(weights),
         "weights_chosen": how,
         "normalization": norm.as_dict(),
-        "eval_seconds": answer.get("seconds"),
+        "eval_seconds": seconds,
         "notes": loaded.get("notes", []),
     }
     ranked = sorted(((v, k) for k, v in measured["per_class"].items() if v is not None))
