@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from helpers import data, grading, labs
 
-from autograder.batch.summary import claim_flags
+from autograder.batch.moodle import Student
+from autograder.batch.summary import Row, claim_flags, reasons
 from autograder.checks import KINDS
 from autograder.checks.generalisation import accuracy_p_value, compare, membership_auc
 from autograder.data.formats import write_idx
@@ -92,7 +93,8 @@ def test_a_model_fitted_to_the_test_split_is_flagged_with_one_sentence(graded):
     assert g.test(ITEM)["visibility"] == "hidden"
     assert g.json["score"] == g.test("task1.accuracy")["score"]
     # the batch summary's needs-a-human list takes the same sentence
-    assert claim_flags(item) == [f"{item.name}: {sentence}"]
+    student = Student("1001", "Ada Example", "participant", "Ada Example_1001", g.out)
+    assert reasons(Row(student, "x/report.html", g.result, None), []) == [f"{item.name}: {sentence}"]
 
 
 def test_the_report_shows_both_sets_and_the_loss_histograms(graded):

@@ -142,6 +142,7 @@ def test_lab4_broken_submission_fails_what_it_breaks(lab4_graded):
         "notebook.run": True,
         "notebook.outputs": False,
         "task1.claims": False,
+        "task1.generalisation": True,  # evidence for the TA: an untrained MLP is not flagged
     }
     assert "should be Conv2d(in_channels=1)" in broken.message("task1.spec")
     assert broken.test("task1.accuracy")["score"] == 0 and "task1.spec failed" in broken.message(
