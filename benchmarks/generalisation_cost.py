@@ -39,10 +39,11 @@ def main() -> None:
             result = grade(submission, rubric, args.data_root, device="cpu", threads=args.threads)
             accuracy, extra = result.item("task2.accuracy"), result.item("task2.generalisation")
             assert extra.data.get("train_images"), extra.message
+            a, x = accuracy.data, extra.data
             rows.append([
                 run,
-                f"{accuracy.data['images']:,}", f"{accuracy.seconds:.1f}", f"{accuracy.data['eval_seconds']:.1f}",
-                f"{extra.data['train_images']:,}", f"{extra.seconds:.1f}", f"{extra.data['eval_seconds']:.1f}",
+                f"{a['images']:,}", f"{accuracy.seconds:.1f}", f"{a['eval_seconds']:.1f}",
+                f"{x['train_images']:,}", f"{extra.seconds:.1f}", f"{x['eval_seconds']:.1f}",
                 f"{extra.seconds / accuracy.seconds:.0%}",
             ])  # fmt: skip
             print(rows[-1], flush=True)
@@ -52,8 +53,8 @@ def main() -> None:
     ]  # fmt: skip
     text = (
         "## The generalisation item's cost: ResNet-18 on CPU\n\n"
-        f"`benchmarks/generalisation_cost.py --threads {args.threads}`, {machine()}. Lab 2's ResNet-18 graded "
-        "with `task2.accuracy` and `task2.generalisation` only, on the CIFAR-10 images as JPEG copies "
+        f"`benchmarks/generalisation_cost.py --threads {args.threads}`, {machine()}. Lab 2's ResNet-18 "
+        "graded with `task2.accuracy` and `task2.generalisation` only, on the CIFAR-10 images as JPEG copies "
         "(50,000 training, 10,000 test), decoded-split cache warm. Item time is wall time in the grader "
         "(the generalisation item includes reading the training split from the cache, sampling and staging "
         "its images); evaluation time is the worker's.\n\n" + table(header, rows)
