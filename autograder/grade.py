@@ -91,8 +91,9 @@ def grade(
                 # decoding child (torch, ~500 MB) and the worker are never alive together.
                 with contextlib.suppress(CheckFailed):  # remembered; the item reports it
                     ctx.split()
-                    if any(KINDS[item.kind].train_split for item in rubric.items):
-                        ctx.train_split_ready()
+                    for item in rubric.items:
+                        if KINDS[item.kind].prepare:
+                            KINDS[item.kind].prepare(item, ctx)
             for item in rubric.items:
                 ctx.results[item.id] = _run_item(item, ctx, numbers[item.id])
             result = GradeResult(

@@ -394,10 +394,6 @@ class Context:
         Returns the sandbox path and the permutation (kept by the grader)."""
         return self.memo("test_images", lambda: self._stage("test_images.npy", self.split().images))
 
-    def train_split_ready(self) -> None:
-        """Decode the training split into the cache (before the worker starts, like the test split)."""
-        self.memo("train_split", lambda: bool(self._train_split()))  # the split itself is not kept
-
     def train_sample(self, size: int, seed: int) -> TrainSample:
         """``size`` training images drawn with ``seed`` (the same ones for every
         submission; never more than the test split has), staged without labels in

@@ -158,8 +158,14 @@ def compare(
     return found
 
 
+def _prepare(item: Item, ctx: Context) -> None:
+    """Stage the training sample before the worker starts: decoding the training split
+    (a torch child on a cold cache) and holding it whole never overlap the worker's memory."""
+    ctx.train_sample(item.options["sample"], item.options["seed"])
+
+
 @check(
-    "generalisation", timeout=600, validate=_validate, visibility="hidden", hidden=True, train_split=True
+    "generalisation", timeout=600, validate=_validate, visibility="hidden", hidden=True, prepare=_prepare
 )
 def run(item: Item, ctx: Context) -> Outcome:
     source_id = item.options.get("accuracy_item") or f"{item.task}.accuracy"

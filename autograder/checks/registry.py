@@ -23,7 +23,7 @@ class CheckKind:
     visibility: str = "visible"  # default Gradescope visibility of its items (a rubric may override)
     hidden: bool = False  # its verdict depends on the hidden test labels: the grader's alone
     slow: bool = False  # takes minutes (training, running a notebook): not part of a quick self-check
-    train_split: bool = False  # reads the training split: decoded before the worker starts
+    prepare: Callable[[Item, Context], None] | None = None  # grader-side work before the worker starts
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -38,7 +38,7 @@ def check(
     visibility: str = "visible",
     hidden: bool = False,
     slow: bool = False,
-    train_split: bool = False,
+    prepare: Callable[[Item, Context], None] | None = None,
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
         KINDS[name] = CheckKind(
@@ -50,7 +50,7 @@ def check(
             visibility=visibility,
             hidden=hidden,
             slow=slow,
-            train_split=train_split,
+            prepare=prepare,
         )
         return fn
 
