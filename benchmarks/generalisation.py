@@ -142,15 +142,16 @@ def recipes(data: Data) -> list[tuple[str, str, Callable[[], nn.Module]]]:
             for seed in (0, 1, 2):
                 what = f"training split, {epochs} epoch{'s' * (epochs > 1)}{', augmented' * aug}, seed {seed}"
                 out.append(("honest", what, lambda e=epochs, s=seed, a=aug: honest(e, s, a)))
-    out.append((
-        "test only", "test split only, 5 epochs",
-        lambda: fit(data.model(), data.x_test, data.y_test, 5, 0, False, data.flip),
-    ))  # fmt: skip
+    for epochs in (5, 20, 50):
+        out.append((
+            "test only", f"test split only, {epochs} epochs",
+            lambda e=epochs: fit(data.model(), data.x_test, data.y_test, e, 0, False, data.flip),
+        ))  # fmt: skip
     out.append((
         "train + test", f"training and test splits together, {base_epochs} epochs",
         lambda: fit(data.model(), both_x, both_y, base_epochs, 0, False, data.flip),
     ))  # fmt: skip
-    for extra in (1, 2, 3):
+    for extra in (1, 2, 3, 5, 10, 20):
         out.append((
             "fine-tuned on test",
             f"honest ({base_epochs} epochs), then {extra} epoch{'s' * (extra > 1)} on the test split",
@@ -167,9 +168,11 @@ def row(data: str, kind: str, what: str, found: dict) -> list[object]:
     ]  # fmt: skip
 
 
-def measure(data: Data) -> list[list[object]]:
+def measure(data: Data, only: list[str] | None = None) -> list[list[object]]:
     rows = []
     for kind, what, trainer in recipes(data):
+        if only and what not in only:
+            continue
         started = time.monotonic()
         rows.append(row(data.name, kind, what, judge(trainer(), data)))
         print(" | ".join(map(str, rows[-1])), f"({time.monotonic() - started:.0f} s)", flush=True)
@@ -195,14 +198,16 @@ def main() -> None:
     parser.add_argument("--cifar-results", type=Path, help="generalisation_gpu.py's output folder")
     parser.add_argument("--mnist-rows", type=Path, help="reuse the MNIST rows a previous run saved here")
     parser.add_argument("--save", type=Path, help="save the MNIST rows here (JSON)")
+    parser.add_argument("--only", nargs="*", help="(re)measure only these MNIST models, by description")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    if args.mnist_rows:
-        rows = json.loads(args.mnist_rows.read_text())
-    else:
-        rows = measure(mnist())
+    rows = json.loads(args.mnist_rows.read_text()) if args.mnist_rows else []
+    if not args.mnist_rows or args.only:
+        done = {r[2]: r for r in [*rows, *measure(mnist(), args.only)]}  # later runs win
+        kinds = ["honest", "test only", "train + test", "fine-tuned on test"]
+        rows = sorted(done.values(), key=lambda r: kinds.index(r[1]))
         if args.save:
             args.save.write_text(json.dumps(rows))
     if args.cifar_results:
