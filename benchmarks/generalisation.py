@@ -202,7 +202,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    started = time.monotonic()
     rows = json.loads(args.mnist_rows.read_text()) if args.mnist_rows else []
     if not args.mnist_rows or args.only:
         done = {r[2]: r for r in [*rows, *measure(mnist(), args.only)]}  # later runs win
@@ -219,8 +218,8 @@ def main() -> None:
     flagged = lambda group: sum(r[-1] != "no" for r in group)  # noqa: E731
     text = (
         "## The generalisation check on honest and test-fitted models\n\n"
-        f"`benchmarks/generalisation.py`: MNIST trained and judged here ({machine()}; "
-        f"{time.monotonic() - started:.0f} s); CIFAR-10 trained on a GPU by "
+        f"`benchmarks/generalisation.py`: MNIST trained and judged here ({machine()}; small models on one "
+        "thread, a few minutes under load); CIFAR-10 trained on a GPU by "
         "`benchmarks/generalisation_gpu.py`, judged here. Accuracy on the training sample "
         f"({SAMPLE:,} images, seed {SEED}; never more than the test split has, so 1,000 for MNIST) and on "
         "the test split; flagged when either one-sided p-value is "

@@ -10,7 +10,7 @@ labels; the worker sees the images in a secret order, never a label) and compare
 - training-sample accuracy vs test accuracy, with the one-sided p-value of
   "test accuracy exceeds training accuracy" (two-proportion z-test);
 - per-image cross-entropy losses on both sets, and the loss-based membership AUC
-  (the chance that a training image has a lower loss than a test image: above 0.5
+  (the chance that a training image has a lower loss than a test image: 0.5 or a little above
   for an honest model, near or below 0.5 for one fitted to the test split), with the
   one-sided Mann-Whitney p-value of "the test losses are the lower ones".
 
@@ -203,7 +203,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         f"(seed {item.options['seed']}); accuracy {train_acc:.2%}",
         f"test split: {found['test_images']:,} images; accuracy {test_acc:.2%}",
         f"test accuracy above training accuracy: one-sided {_p(found['accuracy_p_value'])}",
-        f"membership AUC (loss tells training from test images; honest models score above 0.5): "
+        f"membership AUC (loss tells training from test images; honest models score about 0.5 or above): "
         f"{found['membership_auc']:.3f}, test losses lower: one-sided {_p(found['auc_p_value'])}",
         "median loss: " + ", ".join(
             f"{name} {'not finite' if v is None else f'{v:.3g}'}"
