@@ -129,6 +129,9 @@ def grade(
                     # decoding child (torch, ~500 MB) and the worker are never alive together.
                     with contextlib.suppress(CheckFailed):  # remembered; the item reports it
                         ctx.split()
+                        for item in rubric.items:
+                            if KINDS[item.kind].prepare:
+                                KINDS[item.kind].prepare(item, ctx)
                 for item in rubric.items:
                     if deadline.budget_left() <= 0 and not item.manual:  # a TA's item costs nothing
                         ctx.results[item.id] = _not_run(item, numbers[item.id], _spent(deadline, ctx))

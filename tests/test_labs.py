@@ -147,6 +147,7 @@ def test_lab4_broken_submission_fails_what_it_breaks(lab4_graded):
         "notebook.run": True,
         "notebook.outputs": False,
         "task1.claims": False,
+        "task1.generalisation": True,  # evidence for the TA: an untrained MLP is not flagged
     }
     assert broken.message("task1.spec") == (
         "FashionCNN (fashion_cnn.py) is not a CNN (no convolution layer): it has only Flatten, Linear, ReLU"

@@ -41,8 +41,9 @@ class Row:
 
 
 def claim_flags(item: ItemResult) -> list[str]:
-    """What a check flagged for the TA (the ``claims`` check sets ``flag`` when a
-    notebook's claimed accuracy is far from the measured one)."""
+    """What a check flagged for the TA: ``claims`` sets ``flag`` when a notebook's
+    claimed accuracy is far from the measured one, ``generalisation`` when the model
+    knows the test images better than its training images."""
     data = item.data or {}
     found = [data["flag"]] if isinstance(data.get("flag"), str) and data["flag"].strip() else []
     if isinstance(data.get("flags"), list):

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     execute,
     files,
     forward,
+    generalisation,
     make_layer,
     manual,
     notebook,

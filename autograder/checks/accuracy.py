@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import preprocess
 from ..result import CheckFailed, ItemResult, Outcome
-from ..rubric import Item, parse_tiers
+from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
-from .context import LOAD_TIMEOUT, Context
+from .context import LOAD_TIMEOUT, Context, Evaluation, Source
 from .registry import allowed, check
 
 
@@ -118,6 +119,56 @@ def _checked_elsewhere(
     return None
 
 
+def evaluate(
+    ctx: Context,
+    source: Source,
+    task: Task,
+    norm: preprocess.Normalization,
+    images: str,
+    count: int,
+    out_name: str,
+    batch_size: int,
+    timeout: float,
+    what: str,
+    hidden_inputs: bool,
+) -> tuple[np.ndarray, float | None]:
+    """The loaded checkpoint's logits on staged images (one row per image, in the
+    staged order) and the worker's seconds. ``hidden_inputs``: the images are the
+    hidden test split (the student's exception text is then not shown)."""
+    answer = ask(
+        ctx,
+        source,
+        what,
+        "evaluate",
+        timeout,
+        hidden_inputs=hidden_inputs,
+        task=task.id,
+        images=images,
+        out_name=out_name,
+        mean=list(norm.mean),
+        std=list(norm.std),
+        resize=task.resize,
+        batch_size=batch_size,
+        device=ctx.device,
+    )
+    try:
+        logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", (count, task.num_classes))
+    except SandboxError as exc:
+        raise CheckFailed(exc.message) from None
+    return logits, answer.get("seconds")
+
+
+def per_image(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy loss and correctness of each row against its label; a row
+    with NaN/inf logits counts wrong, with an infinite loss."""
+    finite = np.isfinite(logits).all(axis=1)
+    z = np.where(finite[:, None], logits, 0).astype(np.float64)
+    top = z.max(axis=1)
+    log_norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    losses = np.where(finite, log_norm - z[np.arange(len(labels)), labels], np.inf)
+    return losses, finite & (z.argmax(axis=1) == labels)
+
+
 @check("accuracy", timeout=900, validate=_validate, hidden=True)
 def run(item: Item, ctx: Context) -> Outcome:
     # First, if a layer-stack item passed on what the worker reported: what the checkpoint
@@ -139,28 +190,14 @@ def run(item: Item, ctx: Context) -> Outcome:
         raise CheckFailed(f"loading {weights.name} {how_it_ended}: {exc.message}") from None
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
+    batch_size = int(item.options.get("batch_size", ctx.rubric.eval_batch_size))
     with ctx.test_images() as (images_path, order):
-        answer = ask(
-            ctx,
-            source,
-            f"evaluating {task.model} on the test split",
-            "evaluate",
-            item.timeout,
-            hidden_inputs=True,
-            task=task.id,
-            images=images_path,
-            out_name=f"logits_{task.id}.npy",
-            mean=list(norm.mean),
-            std=list(norm.std),
-            resize=task.resize,
-            batch_size=int(item.options.get("batch_size", ctx.rubric.eval_batch_size)),
-            device=ctx.device,
-        )
-        try:
-            shape = (len(order), task.num_classes)
-            logits = ctx.sandbox.read_array(str(answer.get("array")), "float32", shape)
-        except SandboxError as exc:
-            raise CheckFailed(exc.message) from None
+        logits, seconds = evaluate(
+            ctx, source, task, norm, images_path, len(order), f"logits_{task.id}.npy", batch_size,
+            item.timeout, f"evaluating {task.model} on the test split", hidden_inputs=True,
+        )  # fmt: skip
+    losses, correct = per_image(logits, split.labels[order])
+    ctx.evaluations[item.id] = Evaluation(task, source, norm, batch_size, losses, correct, seconds)
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)
@@ -175,7 +212,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         "weights_sha256": ctx.submission.sha256(weights),
         "weights_chosen": how,
         "normalization": norm.as_dict(),
-        "eval_seconds": answer.get("seconds"),
+        "eval_seconds": seconds,
         "notes": loaded.get("notes", []),
     }
     ranked = sorted(((v, k) for k, v in measured["per_class"].items() if v is not None))

@@ -61,6 +61,31 @@ class Source:
 
 
 @dataclass
+class Evaluation:
+    """What an accuracy item measured per test image, for the checks that compare
+    other images with it (``generalisation``)."""
+
+    task: Task  # as evaluated (input size, resize)
+    source: Source
+    norm: preprocess.Normalization
+    batch_size: int
+    losses: np.ndarray  # cross-entropy per test image; inf where the logits were not finite
+    correct: np.ndarray  # bool per test image
+    seconds: float | None
+
+
+@dataclass
+class TrainSample:
+    """A fixed, seeded sample of the training split, staged for the worker like the test images."""
+
+    path: str  # in the sandbox
+    order: np.ndarray  # row i of the worker's answer is sample image order[i]
+    labels: np.ndarray  # the sample's labels, in sample order (the grader's only)
+    split_size: int
+    provenance: dict[str, Any]
+
+
+@dataclass
 class Context:
     rubric: Rubric
     submission: Submission
@@ -68,6 +93,7 @@ class Context:
     data_root: Path | None
     device: str
     results: dict[str, ItemResult] = field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)  # accuracy item id -> per image
     _memo: dict[str, Any] = field(default_factory=dict)
 
     # --- paths -----------------------------------------------------------
@@ -522,6 +548,41 @@ class Context:
         finally:
             target.unlink(missing_ok=True)
             self.sandbox.forget()
+
+    def train_sample(self, size: int, seed: int) -> TrainSample:
+        """``size`` training images drawn with ``seed`` (the same ones for every
+        submission; never more than the test split has), staged without labels in
+        a secret order."""
+
+        def write() -> TrainSample:
+            split = self._train_split()
+            picked = training_sample(len(split.labels), min(size, len(self.split().labels)), seed)
+            path, order = self._stage("train_sample.npy", split.images[picked])
+            return TrainSample(path, order, split.labels[picked], len(split.labels), split.provenance())
+
+        return self.memo(f"train_sample:{size}:{seed}", write)
+
+    def _train_split(self) -> Split:
+        if self.data_root is None:
+            raise CheckFailed("no data root was given to the grader")
+        try:
+            return load_split(self.data_root, self.rubric.dataset, train=True)
+        except DataError as exc:
+            raise CheckFailed(f"the grader's data root has no usable training split ({exc}); "
+                              "this is not your fault: tell the course staff") from None
+
+    def _stage(self, name: str, images: np.ndarray) -> tuple[str, np.ndarray]:
+        """Images written for the worker in a secret random order; the sandbox path and the order."""
+        order = np.random.default_rng(secrets.randbits(64)).permutation(len(images))
+        target = self.sandbox.job.inputs / name
+        np.save(target, images[order], allow_pickle=False)
+        target.chmod(0o644)
+        return self.in_sandbox("inputs", name), order
+
+
+def training_sample(split_size: int, size: int, seed: int) -> np.ndarray:
+    """Indices of the seeded training sample (sorted; the whole split when it is smaller)."""
+    return np.sort(np.random.default_rng(seed).choice(split_size, min(size, split_size), replace=False))
 
 
 def _sandbox_words(exc: SandboxError) -> str:

@@ -26,6 +26,7 @@ class CheckKind:
     # Its verdict rests on what the student's worker process reports about its own model, which
     # import-time code can forge (docs/security.md); the rubric loader warns when one gates points.
     self_reported: bool = False
+    prepare: Callable[[Item, Context], None] | None = None  # grader-side work before the worker starts
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -41,6 +42,7 @@ def check(
     hidden: bool = False,
     slow: bool = False,
     self_reported: bool = False,
+    prepare: Callable[[Item, Context], None] | None = None,
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
         KINDS[name] = CheckKind(
@@ -53,6 +55,7 @@ def check(
             hidden=hidden,
             slow=slow,
             self_reported=self_reported,
+            prepare=prepare,
         )
         return fn
 

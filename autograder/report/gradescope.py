@@ -77,6 +77,18 @@ def _measured(data: dict[str, Any]) -> dict[str, Any]:
         "status",
         "cells_run",
         "failed_cell",
+        # generalisation: the training sample against the test split
+        "train_accuracy",
+        "test_accuracy",
+        "train_images",
+        "test_images",
+        "accuracy_p_value",
+        "membership_auc",
+        "auc_p_value",
+        "alpha",
+        "train_loss_median",
+        "test_loss_median",
+        "seed",
     )
     return {k: data[k] for k in keep if k in data}
 

@@ -110,3 +110,26 @@ def curves(epochs: Sequence[int], series: dict[str, Sequence[float | None]], tit
         ax.legend(fontsize=8)
     fig.suptitle(title or "Training curves (from the notebook's log)", fontsize=10)
     return _uri(fig)
+
+
+def loss_histograms(
+    edges: Sequence[float], train: Sequence[float], test: Sequence[float], title: str = ""
+) -> str:
+    """Two small histograms of per-image losses (fractions of each set) on shared bins:
+    the training sample and the test split."""
+    fig = Figure(figsize=(6.4, 2.3))
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    top = max([*train, *test, 0.01]) * 1.1
+    for n, (label, shares, colour) in enumerate(
+        (("training sample", train, TRAIN), ("test split", test, VAL)), start=1
+    ):
+        ax = fig.add_subplot(1, 2, n)
+        ax.bar(edges[:-1], [100 * v for v in shares], width=widths, align="edge", color=colour)
+        ax.set_ylim(0, 100 * top)
+        ax.set_xlabel("cross-entropy loss per image")
+        ax.set_ylabel("% of images" if n == 1 else "")
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or "Per-image losses: training sample and test split", fontsize=10)
+    fig.tight_layout()
+    return _uri(fig)

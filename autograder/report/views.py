@@ -3,7 +3,8 @@
 Items are grouped by the prefix of their id (``task1.spec`` -> ``task1``), and
 each group collects the evidence its checks recorded in ``data``: the layer
 comparison (spec), counts against the reference, per-class accuracy and the
-confusion matrix (accuracy), claimed vs measured (claims) and the training
+confusion matrix (accuracy), claimed vs measured (claims), training sample vs
+test split (generalisation) and the training
 curves the notebook logged (notebook, attributed to the task they belong to).
 Both templates render the same view, so they carry the same content.
 """
@@ -85,6 +86,12 @@ class Curve:
 
 
 @dataclass
+class Generalisation:
+    item: ItemResult
+    histogram_png: str = ""
+
+
+@dataclass
 class Section:
     key: str
     title: str
@@ -93,6 +100,7 @@ class Section:
     counts: list[CountRow] = field(default_factory=list)
     accuracy: Accuracy | None = None
     claims: ItemResult | None = None
+    generalisation: Generalisation | None = None
     curves: list[Curve] = field(default_factory=list)
 
 
@@ -171,6 +179,14 @@ def _accuracy(item: ItemResult, claimed: dict[str, Any] | None) -> Accuracy | No
     return view
 
 
+def _generalisation(item: ItemResult) -> Generalisation:
+    view = Generalisation(item)
+    histogram = item.data.get("histogram") or {}
+    if all(isinstance(histogram.get(k), list) for k in ("edges", "train", "test")):
+        view.histogram_png = plots.loss_histograms(histogram["edges"], histogram["train"], histogram["test"])
+    return view
+
+
 def _curve(run: dict[str, Any], title: str) -> Curve | None:
     epochs = run.get("epochs") or []
     series = {k: run[k] for k in ("train_loss", "val_loss", "train_acc", "val_acc") if run.get(k)}
@@ -206,6 +222,8 @@ def build(result: GradeResult) -> Report:
                 section.counts = _counts(item.data)
             elif item.kind == "accuracy" and section.accuracy is None:
                 section.accuracy = _accuracy(item, (claims.data.get("per_class") if claims else None))
+            elif item.kind == "generalisation" and "membership_auc" in item.data:
+                section.generalisation = _generalisation(item)
     runs = ((notebook.data.get("claims") or {}).get("runs") or []) if notebook else []
     for run in runs:
         owner = run.get("owner")
