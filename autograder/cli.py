@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__, untrusted
@@ -193,11 +194,32 @@ def cmd_build_gradescope(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _staff_notes(command: str) -> None:
+    """A rubric's SelfReportedWarning is for the staff who run the grader: one plain
+    ``note:`` line on stderr, not Python's warning format; students (check, demo) do not
+    need it."""
+    from .rubric import SelfReportedWarning
+
+    if command in ("check", "demo"):
+        warnings.simplefilter("ignore", SelfReportedWarning)
+        return
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SelfReportedWarning):
+            print(f"note: {untrusted.terminal(message)}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     from .rubric import RubricError
     from .sandbox.tiers import SandboxUnavailable
 
     args = build_parser().parse_args(argv)
+    _staff_notes(args.command)
     handlers = {
         "grade": cmd_grade,
         "batch": cmd_batch,
