@@ -1,5 +1,7 @@
-"""Real CIFAR-10 for the benchmarks: the JPEG copies in ``../shared/data``
-converted once into torchvision's ``cifar-10-batches-py`` layout.
+"""Real CIFAR-10 for the benchmarks: JPEG copies of the CIFAR-10 images
+(``cifar10-jpeg-train.tar.xz`` and ``cifar10-jpeg-test.tar.xz``, one folder per
+class, from a public mirror), put in ``data/cifar10-jpeg/``, converted once into
+torchvision's ``cifar-10-batches-py`` layout.
 
 The copies are lossy (JPEG), so accuracies on them run slightly below the
 official files; they are used for speed figures and for checking the retrain
@@ -25,7 +27,7 @@ sys.path[:0] = [str(ROOT)]
 from autograder.data.formats import write_cifar10  # noqa: E402
 from autograder.data.registry import CIFAR10_CLASSES  # noqa: E402
 
-ARCHIVES = (ROOT.parent / "shared" / "data", ROOT / "data" / "cifar10-jpeg")
+ARCHIVES = (ROOT / "data" / "cifar10-jpeg",)
 ARCHIVE = "cifar10-jpeg-{split}.tar.xz"
 
 

@@ -10,8 +10,8 @@ item on ``--device cuda`` in its sandbox (tier A where bubblewrap works),
 which also shows CUDA working inside the sandbox.
 
 Needs real CIFAR-10 for meaningful accuracies: the JPEG archives in
-``../shared/data`` or ``data/cifar10-jpeg/`` (carry that folder to a GPU
-machine; ``benchmarks/cifar_jpeg.py`` converts them there).
+``data/cifar10-jpeg/`` (carry that folder to a GPU machine;
+``benchmarks/cifar_jpeg.py`` converts them there).
 
     python benchmarks/gpu_speed.py [--epochs 6,8,10] [--grader-epochs 8]
 """

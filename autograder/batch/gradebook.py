@@ -1,6 +1,6 @@
 """Grades for Moodle: the gradebook import CSV and the offline grading worksheet.
 
-Rules (``shared/reference/gradescope-moodle-formats.md`` §3.1, §3.2):
+Moodle's rules (docs/batch.md):
 
 - The gradebook import matches users by email, ID number, username or user id;
   one unknown user aborts the whole import, and a blank identifier corrupts

@@ -1,6 +1,6 @@
 """Finding each student's submission in what a TA downloaded.
 
-Layouts (``shared/reference/gradescope-moodle-formats.md`` §3.3):
+Layouts (docs/batch.md):
 
 - Moodle >= 4.1, "download in folders": ``Full Name_<id>_assignsubmission_file/…``;
 - Moodle 3.1–4.0: the same with a trailing underscore, ``…_assignsubmission_file_/…``;

@@ -1,4 +1,4 @@
-"""Gradescope's results.json (shared/reference/gradescope-moodle-formats.md §1.3)."""
+"""Gradescope's results.json (its autograder specification: score, tests, visibility, output)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Command lines and process set-up for each isolation tier.
 
-Tier A follows ``shared/reference/sandboxing.md`` §3.2: drop to a dedicated
+Tier A (docs/security.md, "Tiers"): drop to a dedicated
 uid first (never run bwrap as root), then an unprivileged bwrap with every
 namespace unshared, a minimal read-only root and size-capped tmpfs. Tiers B
 and C run the worker directly with rlimits (B also under a separate uid in a

@@ -1,8 +1,7 @@
 """Moodle as a TA meets it, for tests: a class roster, a "Download all
 submissions" zip in either folder convention (or flat), the assignment's
 offline grading worksheet, and an importer that applies the gradebook CSV
-import rules of ``grade/import/csv/classes/load_data.php``
-(shared/reference/gradescope-moodle-formats.md §3)."""
+import rules of Moodle's ``grade/import/csv/classes/load_data.php``."""
 
 from __future__ import annotations
 
