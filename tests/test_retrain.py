@@ -177,7 +177,10 @@ def test_model_over_the_budget_is_refused_up_front(graded):
 def test_model_that_cannot_train_fails_alone_with_its_line(graded):
     message = graded.message("broken.retrain")
     assert message.startswith("retraining BrokenCNN failed at StudentID_lab2.ipynb cell 6")
-    assert message.endswith("RuntimeError: BrokenCNN refuses to train")
+    # the worker held the hidden test images: the exception's text could carry them
+    assert message.endswith(
+        ": RuntimeError (its message is not shown: your code raised it while holding the hidden test images)"
+    )
     assert graded.test("broken.retrain")["score"] == 0
     assert graded.test("task1.retrain")["score"] == 6  # the others keep their points
 

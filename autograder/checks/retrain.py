@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..data import DataError, load_split
 from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
-from ..sandbox.worker.training import DEFAULTS, describe
+from ..sandbox.worker.training import DEFAULTS, describe, fmt_seconds
 from .accuracy import score
 from .common import shown
 from .context import Context
@@ -150,14 +151,31 @@ def _retrain(
         raise CheckFailed(exc.message) from None
 
 
+DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?|mps")
+
+
 def _refusal(details: dict[str, Any], recipe: dict[str, Any]) -> str:
     """The refusal in the grader's words, from its numbers: the worker held the hidden test
     images, so its own text could carry them."""
-    estimate = details.get("estimate_seconds")
-    if isinstance(estimate, (int, float)):
-        return f"retraining would take about {estimate:.0f} s, more than the {recipe['budget']:g} s budget"
-    epochs = len(details.get("history") or [])
-    return f"stopped after epoch {epochs} of {recipe['epochs']}: over the {recipe['budget']:g} s budget"
+    budget = fmt_seconds(recipe["budget"])
+    estimate, rate = details.get("estimate_seconds"), details.get("probe_images_per_second")
+    images = details.get("images")
+    if not _number(estimate):
+        done = len(details.get("history") or [])
+        return f"stopped after epoch {done} of {recipe['epochs']}: over the {budget} budget"
+    device = details.get("device")
+    device = device if isinstance(device, str) and DEVICE.fullmatch(device) else "this device"
+    how = (
+        f" ({rate:,.0f} images/s × {recipe['epochs']} epochs of {images:,} images)"
+        if _number(rate) and isinstance(images, int)
+        else ""
+    )
+    took = f"retraining would take about {fmt_seconds(estimate)} on {device}{how}"
+    return f"{took}, more than the {budget} budget"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e12
 
 
 def _not_retrained(exc: WorkerFailure, task: Task, recipe: dict[str, Any]) -> CheckFailed:

@@ -327,11 +327,13 @@ class Sandbox:
         worker = _Worker(self.tier.tier, self.job, self.limits, uid, self.log, group)
         self._worker = worker
         self.starts += 1
+        # Starting and replaying the set-up (after an earlier item's hang) is the budget's
+        # time, not the item's: each step within its own limit, then the item's clock resumes.
         starting = time.monotonic()
         self.hello = worker.ask("hello", {}, *self.deadline.cut(START_TIMEOUT, whole_item=False))
-        self.deadline.item_started += time.monotonic() - starting  # the start is the budget's, not the item's
-        for op, args, timeout in self.setup_steps:  # replayed on the current item's clock
-            worker.ask(op, args, *self._cut(timeout))
+        for op, args, timeout in self.setup_steps:
+            worker.ask(op, args, *self.deadline.cut(timeout, whole_item=False))
+        self.deadline.item_started += time.monotonic() - starting
         return worker
 
     def pristine(self, op: str, timeout: float, **args: Any) -> dict[str, Any]:
