@@ -224,10 +224,10 @@ class _Builder:
         if not isinstance(body.get("model"), str):
             raise self.fail(line, f'task {tid} needs model = "ClassName"')
 
-        def strings(key: str, default: list[str]) -> list[str]:
+        def strings(key: str, default: list[str], what: str = "file patterns") -> list[str]:
             value = body.get(key, default)
             if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                raise self.fail(line, f"task {tid}: '{key}' must be a list of file patterns")
+                raise self.fail(line, f"task {tid}: '{key}' must be a list of {what}")
             return value
 
         return Task(
@@ -240,7 +240,7 @@ class _Builder:
             resize=body.get("resize"),
             title=str(body.get("title", tid)),
             input_sizes=self.sizes(tid, body.get("input_sizes", []), line),
-            model_aliases=strings("model_aliases", []),
+            model_aliases=strings("model_aliases", [], "class or function names"),
             model_match=self.choice(tid, "model_match", body.get("model_match", "similar"), line),
         )
 

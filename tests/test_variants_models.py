@@ -449,3 +449,20 @@ def test_a_notebook_imports_another_student_file_only_when_its_definitions_use_i
     assert "from resnet18 import ResNet18" not in kept and "import resnet18 as r" in kept
     # without knowing which files are the student's, every import stays (the control)
     assert "from resnet18 import ResNet18" in extract(nb).text
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ('model_aliases = "FashionMNISTCNN"', "'model_aliases' must be a list of class or function names"),
+        ('model_match = "loose"', 'model_match must be "similar" or "exact"'),
+    ],
+)
+def test_a_wrong_name_option_is_rejected_with_its_line(tmp_path, line, error):
+    from autograder.rubric import RubricError
+
+    text = (Path(__file__).parent.parent / "rubrics" / "lab4-cnn-fashion-mnist.toml").read_text()
+    target = tmp_path / "lab.toml"
+    target.write_text(text.replace('model = "FashionCNN"', f'model = "FashionCNN"\n{line}'))
+    with pytest.raises(RubricError, match=f"lab.toml:15: task task1: {error}"):
+        load(str(target))
