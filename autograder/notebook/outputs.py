@@ -18,6 +18,7 @@ import nbformat
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
+LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
 
 
 def text_of(value: Any) -> str:
@@ -30,11 +31,15 @@ def text_of(value: Any) -> str:
 
 
 def terminal_lines(text: str) -> list[str]:
-    """Lines as a terminal leaves them: the part after the last carriage return."""
+    """Lines as a terminal leaves them: the part after the last carriage return.
+
+    Every parser of outputs reads these lines, so the caps here bound their work: at most
+    ``TEXT_CAP`` characters per output (head and tail kept), ``LINE_CAP`` per line."""
     if len(text) > TEXT_CAP:
         text = text[: TEXT_CAP // 2] + "\n" + text[-TEXT_CAP // 2 :]
     text = ANSI.sub("", text)
-    return [line.rsplit("\r", 1)[-1] if "\r" in line else line for line in text.split("\n")]
+    lines = (line.rsplit("\r", 1)[-1] if "\r" in line else line for line in text.split("\n"))
+    return [line[:LINE_CAP] for line in lines]
 
 
 @dataclass
