@@ -239,10 +239,14 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
     total = len(item.options["require"])
     data = {"found": counts, "met": met, "required": total}
     score = round(item.points * met / total, 4)
+    unread = outputs.first_unread(found.cells)
+    if unread:
+        lines.append(unread)
     if missing:
         return Outcome(
             False,
-            f"{found.name} is missing {'; '.join(missing)} ({met}/{total} required outputs shown)",
+            f"{found.name} is missing {'; '.join(missing)} ({met}/{total} required outputs shown)"
+            + (f"; {unread}" if unread else ""),
             "\n".join(lines),
             data,
             score=score,

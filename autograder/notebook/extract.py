@@ -16,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 
+from .outputs import text_of
+
 SAFE_CALLS = (
     "torch.device",
     "torch.cuda.is_available",
@@ -34,10 +36,12 @@ SAFE_CALLS = (
 )
 
 
-# Caps on what the grader parses (a real notebook with plots is a few MiB, a few hundred cells).
+# Caps on what the grader parses (a real notebook with plots is a few MiB, a few hundred cells,
+# a few hundred KiB of code): memory and time stay bounded whatever a submission holds.
 MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_JSON_ITEMS = 1_000_000
 MAX_CELLS = 10_000
+MAX_CODE_BYTES = 2 << 20  # per .py file, and all code cells of a notebook together
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -113,6 +117,12 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
     if len(nb.cells) > MAX_CELLS:
         raise NotebookError(
             f"{name} has {len(nb.cells):,} cells; the grader reads notebooks of up to {MAX_CELLS:,} cells"
+        )
+    code = sum(len(text_of(c.get("source", ""))) for c in nb.cells if c.get("cell_type") == "code")
+    if code > MAX_CODE_BYTES:
+        raise NotebookError(
+            f"{name} holds {code / (1 << 20):,.1f} MiB of code; the grader reads up to "
+            f"{MAX_CODE_BYTES >> 20} MiB: load data from files instead of pasting it into cells"
         )
     return nb
 
@@ -210,9 +220,7 @@ def extract(nb: nbformat.NotebookNode) -> ExtractedCode:
     for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
-        source = _clean(
-            cell.get("source", "") if isinstance(cell.get("source"), str) else "".join(cell.get("source", []))
-        )
+        source = _clean(text_of(cell.get("source", "")))
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:

@@ -22,7 +22,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from .outputs import Cell, output_text, terminal_lines
+from .outputs import Cell
 
 SERIES = ("train_loss", "train_acc", "val_loss", "val_acc")
 # Each number matches in one way only, and no two neighbouring parts of a pattern can both take
@@ -218,9 +218,7 @@ def _history_dicts(text: str, cell: int) -> list[Run]:
 def cell_runs(cell: Cell) -> list[Run]:
     """Every training log one cell printed."""
     builder = _Builder(cell.number)
-    lines: list[str] = []
-    for output in cell.outputs:
-        lines += terminal_lines(output_text(output))
+    lines = cell.text_lines
     pending: int | None = None  # "Epoch 3/10" seen; metric lines may follow it
     following = 0
     k = 0

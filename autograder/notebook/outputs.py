@@ -19,6 +19,7 @@ import nbformat
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
 LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
+NOTEBOOK_TEXT_CAP = 2_000_000  # all outputs of a notebook together; later outputs are not read
 
 
 def text_of(value: Any) -> str:
@@ -50,6 +51,8 @@ class Cell:
     execution_count: int | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    text_lines: list[str] = field(default_factory=list, repr=False)  # output lines, as shown, capped
+    unread: bool = False  # outputs past NOTEBOOK_TEXT_CAP: not read
 
     @property
     def label(self) -> str:
@@ -58,11 +61,8 @@ class Cell:
         return f"cell {self.number}{shown}"
 
     def lines(self) -> list[str]:
-        """Every line of text this cell's outputs show, in order."""
-        found: list[str] = []
-        for output in self.outputs:
-            found += terminal_lines(output_text(output))
-        return [line for line in found if line.strip()]
+        """Every non-blank line of text this cell's outputs show, in order."""
+        return [line for line in self.text_lines if line.strip()]
 
     def images(self) -> int:
         return sum(1 for o in self.outputs if "image/png" in (o.get("data") or {}))
@@ -83,24 +83,45 @@ def output_text(output: dict[str, Any]) -> str:
 
 
 def cells(nb: nbformat.NotebookNode) -> list[Cell]:
+    """The cells, each with its output lines; once the notebook's outputs pass
+    ``NOTEBOOK_TEXT_CAP`` characters the rest is not read (``Cell.unread``)."""
     found = []
+    budget = NOTEBOOK_TEXT_CAP
     for number, cell in enumerate(nb.get("cells", []), start=1):
         if not isinstance(cell, dict):
             continue
         count = cell.get("execution_count")
         outputs = cell.get("outputs") if isinstance(cell.get("outputs"), list) else []
         tags = (cell.get("metadata") or {}).get("tags") or []
-        found.append(
-            Cell(
-                number=number,
-                kind=str(cell.get("cell_type", "")),
-                source=text_of(cell.get("source", "")),
-                execution_count=count if isinstance(count, int) else None,
-                outputs=[o for o in outputs if isinstance(o, dict)],
-                tags=[t for t in tags if isinstance(t, str)],
-            )
+        item = Cell(
+            number=number,
+            kind=str(cell.get("cell_type", "")),
+            source=text_of(cell.get("source", "")),
+            execution_count=count if isinstance(count, int) else None,
+            outputs=[o for o in outputs if isinstance(o, dict)],
+            tags=[t for t in tags if isinstance(t, str)],
         )
+        for output in item.outputs:
+            text = output_text(output)
+            cost = min(len(text), TEXT_CAP)  # terminal_lines reads no more of one output
+            if cost > budget:
+                item.unread, budget = True, -1
+                break
+            budget -= cost
+            item.text_lines += terminal_lines(text)
+        found.append(item)
     return found
+
+
+def first_unread(cells: list[Cell]) -> str | None:
+    """'outputs from cell 40 on were not read (...)', when the notebook printed too much."""
+    cell = next((c for c in cells if c.unread), None)
+    if cell is None:
+        return None
+    return (
+        f"outputs from cell {cell.number} on were not read: the notebook prints over "
+        f"{NOTEBOOK_TEXT_CAP:,} characters"
+    )
 
 
 def code_cells(nb: nbformat.NotebookNode) -> Iterator[Cell]:
