@@ -11,6 +11,7 @@ a folder other uids cannot list, and is deleted as soon as the run ends.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -128,7 +129,8 @@ def run(
             "total": total,
             "data": data_path,
         }
-        done = _in_sandbox(Sandbox(sandbox.tier, job, sandbox.limits), args, limit)
+        limits = dataclasses.replace(sandbox.limits, single_process=False)  # the kernel is a process
+        done = _in_sandbox(Sandbox(sandbox.tier, job, limits), args, limit)
         done.stand_in = stand_in
         return done
     finally:

@@ -6,6 +6,12 @@ a user namespace giving the student capabilities), mounts, and a few kernel
 interfaces student code has no business with. ``clone3`` answers ENOSYS so
 that the C library falls back to ``clone``, whose flags the filter can see.
 Unix sockets stay allowed: an in-sandbox Jupyter kernel talks over them.
+
+With ``single_process`` (no cgroup sums the memory of the worker's processes)
+it also refuses new processes (``fork``, ``vfork``, ``clone`` without
+``CLONE_THREAD``): threads share one address space, so the worker's
+RLIMIT_AS then bounds everything the submission allocates, where three
+children of 3 GB each once reached 9.7 GB under an 8 GiB per-process cap.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ DENIED_CALLS = (
     "chroot",
 )
 CLONE_NEWUSER = 0x10000000
+CLONE_THREAD = 0x00010000
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def install() -> None:
+def install(single_process: bool = False) -> None:
     """Load the filter (also sets no_new_privs, so setuid binaries lose their power)."""
     import pyseccomp as seccomp
 
@@ -51,6 +58,11 @@ def install() -> None:
         seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER),
     )
     rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    if single_process:
+        no_thread = seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0)
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", no_thread)
+        for call in ("fork", "vfork"):
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), call)
     rules.load()
 
 
