@@ -107,6 +107,11 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
     except RecursionError:
         raise NotebookError(f"{name} is not a notebook: its JSON is nested too deeply") from None
     del raw
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:  # refused before nbformat copies them all
+        raise NotebookError(
+            f"{name} has {len(cells):,} cells; the grader reads notebooks of up to {MAX_CELLS:,} cells"
+        )
     try:
         major, minor = nbformat.reader.get_version(data)
         nb = nbformat.convert(nbformat.versions[major].to_notebook_json(data, minor=minor), 4)
@@ -114,10 +119,6 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
         raise NotebookError(f"{name} is not a readable notebook: {str(exc)[:200]}") from None
     if not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{name} has no cells")
-    if len(nb.cells) > MAX_CELLS:
-        raise NotebookError(
-            f"{name} has {len(nb.cells):,} cells; the grader reads notebooks of up to {MAX_CELLS:,} cells"
-        )
     code = sum(len(text_of(c.get("source", ""))) for c in nb.cells if c.get("cell_type") == "code")
     if code > MAX_CODE_BYTES:
         raise NotebookError(
