@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .notebook.outputs import NOTEBOOK_TEXT_CAP, TEXT_CAP
+
 NUMBER = r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
 TRIPLE = rf"[\[(]\s*({NUMBER})\s*,\s*({NUMBER})\s*,\s*({NUMBER})\s*,?\s*[\])]"
 
@@ -119,8 +121,16 @@ def from_code(text: str, locate: Callable[[int], str]) -> Normalization | None:
 
 
 def from_outputs(texts: list[str], label: str) -> Normalization | None:
-    """mean/std a notebook printed, e.g. ``mean: tensor([0.4914, 0.4822, 0.4465])``."""
-    joined = "\n".join(texts)
+    """mean/std a notebook printed, e.g. ``mean: tensor([0.4914, 0.4822, 0.4465])``.
+
+    Read within the caps the other output parsers have (``notebook/outputs.py``)."""
+    budget, kept = NOTEBOOK_TEXT_CAP, []
+    for text in texts:
+        kept.append(text[: min(TEXT_CAP, budget)])
+        budget -= len(kept[-1])
+        if budget <= 0:
+            break
+    joined = "\n".join(kept)
     mean = re.search(rf"mean[^\n\d]{{0,40}}?{TRIPLE}", joined, re.I)
     std = re.search(rf"std[^\n\d]{{0,40}}?{TRIPLE}", joined, re.I)
     if mean and std:

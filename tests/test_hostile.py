@@ -36,7 +36,7 @@ from autograder.checks import accuracy
 from autograder.data import load_split
 from autograder.grade import STOPPED, grade
 from autograder.rubric import load
-from autograder.sandbox import Sandbox, guard, launcher, session
+from autograder.sandbox import Sandbox, cgroup, guard, launcher, session
 from autograder.sandbox.tiers import FORCE_ENV, Tier, TierInfo, python_paths
 
 TIERS = ["A", "B"]
@@ -242,8 +242,12 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     assert with_accept_none(listener) and with_accept_none(abstract)
     assert found["memory_64g"] == "MemoryError" and found["memory_shared_32g"] == "OSError"
     assert found["file_4g"] == "OSError errno 27"  # EFBIG: RLIMIT_FSIZE
-    assert 0 < found["forks"] < 512 and found["fork_error"] == "BlockingIOError errno 11"
-    assert found["daemon_started"] is True
+    if cgroup.detect().parent is None:  # RLIMIT_AS caps the worker alone: it may start no process
+        assert found["forks"] == 0 and found["fork_error"] == "PermissionError errno 1"
+        assert found["daemon_started"] == "PermissionError"
+    else:
+        assert 0 < found["forks"] < 512 and found["fork_error"] == "BlockingIOError errno 11"
+        assert found["daemon_started"] is True
     assert found["kill_parent"] == ("NOT ATTEMPTED (pid namespace)" if tier == "A" else "PermissionError")
     assert found["monkeypatched"] is True and found["flooded_mb"] == 50
     assert f"{corpus.TAG}-SHADOW" not in output

@@ -16,6 +16,7 @@ import numpy as np
 from .. import preprocess
 from ..data import DataError, Split, load_split
 from ..notebook.extract import (
+    MAX_CODE_BYTES,
     ExtractedCode,
     NotebookError,
     defined_names,
@@ -149,17 +150,19 @@ class Context:
         self._memo.setdefault("source_errors", ("ok", []))
         for rel in self.submission.find(task.sources):
             if rel.suffix.lower() == ".py":
-                text = (self.submission.root / rel).read_text(encoding="utf-8", errors="replace")
+                path = self.submission.root / rel
+                if path.stat().st_size > MAX_CODE_BYTES:
+                    self._memo["source_errors"][1].append(
+                        f"{rel.as_posix()} is over {MAX_CODE_BYTES >> 20} MiB, more than the grader "
+                        "reads as Python code: keep data out of .py files"
+                    )
+                    continue
+                text = path.read_text(encoding="utf-8", errors="replace")
                 module = "py_" + "_".join(rel.with_suffix("").parts)
                 found.append(Source(rel.as_posix(), module, self.in_sandbox("submission", rel), text))
             elif rel.suffix.lower() == ".ipynb":
                 try:
-                    code = extract(
-                        self.notebook()
-                        if rel == self.notebook_path()
-                        else read_notebook(self.submission.root / rel),
-                        self._local_modules(),
-                    )
+                    code = self.memo(f"extracted:{rel.as_posix()}", lambda rel=rel: self._extract(rel))
                 except (CheckFailed, NotebookError) as exc:
                     self._memo["source_errors"][1].append(str(exc))
                     continue
@@ -185,6 +188,15 @@ class Context:
             for rel in self.submission.files
             if rel.suffix.lower() == ".py"
         )
+
+    def _extract(self, rel: Path) -> ExtractedCode:
+        """A notebook's definitions, once per notebook (every task looks in the same one)."""
+        if rel == self.notebook_path():
+            return extract(self.notebook(), self._local_modules())
+        try:
+            return extract(read_notebook(self.submission.root / rel), self._local_modules())
+        except NotebookError as exc:
+            raise CheckFailed(str(exc)) from None
 
     def model(self, task_id: str) -> Source:
         """Import the code defining the task's model and build it in the worker."""

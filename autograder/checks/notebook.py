@@ -137,10 +137,30 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
 
 # --- notebook_outputs -------------------------------------------------------
 SUMMARY = re.compile(r"Total params|Layer \(type|Param #|Trainable params|^\s*\(\w+\): \w+\(", re.I)
-FLOPS = re.compile(
-    r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds)\b.*?\d|\d.*?\b(?:[gmk]?flops?|[gmk]?macs?)\b", re.I
-)
-PARAMS = re.compile(r"\bparam(?:eter)?s?\b.*\d", re.I)
+# A word and a number on one line, found by separate linear searches: one regex such as
+# ``\d.*?\bflops\b`` rescans the rest of the line from every digit (101 s on 120,000 digits).
+FLOP_WORD = re.compile(r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds)\b", re.I)
+FLOP_UNIT = re.compile(r"\b(?:[gmk]?flops?|[gmk]?macs?)\b", re.I)
+PARAM_WORD = re.compile(r"\bparam(?:eter)?s?\b", re.I)
+DIGIT = re.compile(r"\d")
+
+
+class _Near:
+    """A line with ``word`` then a digit, or (``unit``) a digit then ``unit``."""
+
+    def __init__(self, word: re.Pattern[str], unit: re.Pattern[str] | None = None) -> None:
+        self.word, self.unit = word, unit
+
+    def search(self, line: str) -> bool:
+        m = self.word.search(line)
+        if m and DIGIT.search(line, m.end()):
+            return True
+        digit = DIGIT.search(line) if self.unit else None
+        return bool(digit and self.unit.search(line, digit.end()))
+
+
+FLOPS = _Near(FLOP_WORD, FLOP_UNIT)  # 'FLOPs: 0.56 G' and '0.56 GFLOPs'
+PARAMS = _Near(PARAM_WORD)  # 'Total params: 11,173,962'
 FINDERS = {
     "summary": "a model summary (torchsummary/torchinfo table or print(model))",
     "flops": "a FLOPs/MACs print (thop)",
@@ -183,7 +203,7 @@ def _validate_outputs(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _matching_cells(found: Facts, pattern: re.Pattern[str]) -> list[int]:
+def _matching_cells(found: Facts, pattern: re.Pattern[str] | _Near) -> list[int]:
     return [c.number for c in found.cells if c.kind == "code" and any(pattern.search(x) for x in c.lines())]
 
 
@@ -251,10 +271,14 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
     data = {"found": counts, "met": met, "required": total}
     data["figures"] = [{"cell": f.cell, "kind": f.kind, "why": f.why} for f in found.figures[:50]]
     score = round(item.points * met / total, 4)
+    unread = outputs.first_unread(found.cells)
+    if unread:
+        lines.append(unread)
     if missing:
         return Outcome(
             False,
-            f"{found.name} is missing {'; '.join(missing)} ({met}/{total} required outputs shown)",
+            f"{found.name} is missing {'; '.join(missing)} ({met}/{total} required outputs shown)"
+            + (f"; {unread}" if unread else ""),
             "\n".join(lines),
             data,
             score=score,

@@ -91,7 +91,7 @@ class ClassNames:
                 names.setdefault(alias.lower(), name)
         alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         if self.numeric:
-            self.pattern = re.compile(r"\b(?:class|digit|label)\s*[:#]?\s*(\d)\b", re.I)
+            self.pattern = re.compile(r"\b(?:class|digit|label)\s*(?:[:#]\s*)?(\d)\b", re.I)
         else:
             self.pattern = re.compile(rf"(?<![\w-])({alternatives})(?![\w-])", re.I)
         self.names = names
@@ -102,13 +102,14 @@ class ClassNames:
         ]
 
 
-def accuracy_in(line: str, start: int = 0, loose: bool = True) -> float | None:
-    """The accuracy a line states after ``start``: a percentage, else a fraction, else
-    (``loose``) the one bare number between 1 and 100, read as a percentage."""
+def accuracy_in(line: str, start: int = 0, loose: bool = True, end: int | None = None) -> float | None:
+    """The accuracy a line states between ``start`` and ``end``: a percentage, else a
+    fraction, else (``loose``) the one bare number between 1 and 100, read as a percentage."""
+    end = len(line) if end is None else end
     numbers = [
         m
-        for m in NUMBER.finditer(line, start)
-        if line[m.end() : m.end() + 1] != "/" and line[max(0, m.start() - 1) : m.start()] != "/"
+        for m in NUMBER.finditer(line, start, end)
+        if line[m.end() : min(m.end() + 1, end)] != "/" and line[max(0, m.start() - 1) : m.start()] != "/"
     ]
     for m in numbers:
         if m.group(2):
@@ -143,7 +144,7 @@ def _per_class(line: str, classes: ClassNames, loose: bool) -> dict[str, float]:
     found = {}
     ends = [pos for pos, _ in mentions[1:]] + [len(line)]
     for (pos, name), end in zip(mentions, ends, strict=True):
-        value = accuracy_in(line[:end], pos + 1, loose=loose)
+        value = accuracy_in(line, pos + 1, loose=loose, end=end)  # not line[:end]: quadratic
         if value is not None:
             found.setdefault(name, value)
     return found if len(found) == len({name for _, name in mentions}) else {}

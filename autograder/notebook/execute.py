@@ -11,6 +11,7 @@ a folder other uids cannot list, and is deleted as soon as the run ends.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -26,9 +27,9 @@ from ..data.staging import stage_without_test_labels
 from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
 from ..sandbox.launcher import Job
 from ..sandbox.worker import protocol
+from .extract import MAX_NOTEBOOK_BYTES, parse_notebook
 from .smoke import Prepared
 
-MAX_NOTEBOOK_BYTES = 64 << 20
 SETUP_SECONDS = 90.0  # at most: worker start, copying the submission, kernel start-up
 
 
@@ -56,8 +57,8 @@ def _read_back(path: Path) -> nbformat.NotebookNode:
             raise ValueError(
                 f"the executed notebook is not a regular file under {MAX_NOTEBOOK_BYTES >> 20} MiB"
             )
-        text = handle.read(MAX_NOTEBOOK_BYTES + 1).decode("utf-8", errors="replace")
-    return nbformat.reads(text, as_version=4)
+        raw = handle.read(MAX_NOTEBOOK_BYTES + 1)
+    return parse_notebook(raw, "the executed notebook")
 
 
 def _clean(answer: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +129,8 @@ def run(
             "total": total,
             "data": data_path,
         }
-        done = _in_sandbox(Sandbox(sandbox.tier, job, sandbox.limits, sandbox.deadline), args, limit)
+        limits = dataclasses.replace(sandbox.limits, single_process=False)  # the kernel is a process
+        done = _in_sandbox(Sandbox(sandbox.tier, job, limits, sandbox.deadline), args, limit)
         done.stand_in = stand_in
         return done
     finally:

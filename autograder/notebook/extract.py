@@ -16,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 
+from .outputs import text_of
+
 SAFE_CALLS = (
     "torch.device",
     "torch.cuda.is_available",
@@ -32,6 +34,15 @@ SAFE_CALLS = (
     "float",
     "int",
 )
+
+
+# Caps on what the grader parses (a real notebook with plots is a few MiB, a few hundred cells,
+# a few hundred KiB of code): memory and time stay bounded whatever a submission holds.
+MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_JSON_ITEMS = 250_000  # each costs the grader ~0.1 ms of nbformat, validation and parsing
+MAX_CELLS = 2_000
+MAX_CODE_BYTES = 2 << 20  # per .py file, and all code cells of a notebook together
+BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 class NotebookError(Exception):
@@ -57,19 +68,63 @@ class ExtractedCode:
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        json.loads(text)  # nbformat hides the position of a JSON error; students need it
-        nb = nbformat.reads(text, as_version=4)
-    except json.JSONDecodeError as exc:
+    """``path`` read once, within the caps, as a version 4 notebook."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(too_large(path.name, size))
+    with path.open("rb") as handle:
+        return parse_notebook(handle.read(MAX_NOTEBOOK_BYTES + 1), path.name)
+
+
+def too_large(name: str, size: int) -> str:
+    return (
+        f"{name} is {size / (1 << 20):,.0f} MiB; the grader reads notebooks up to "
+        f"{MAX_NOTEBOOK_BYTES >> 20} MiB: do not print whole tensors or datasets, keep a "
+        "few plots, and save it again"
+    )
+
+
+def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
+    """A notebook from its bytes, parsed once, with its size and item count capped first.
+
+    The JSON parser builds one object per ``{``, ``[`` and ``,``; counting them first
+    bounds the memory a hostile file (a million empty outputs) can make the grader use."""
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(too_large(name, len(raw)))
+    items = raw.count(b"{") + raw.count(b"[") + raw.count(b",")
+    if items > MAX_JSON_ITEMS:
         raise NotebookError(
-            f"{path.name} is not valid JSON (line {exc.lineno}, column "
+            f"{name} holds over {MAX_JSON_ITEMS:,} cells, outputs and list entries; the grader reads "
+            "notebooks of reasonable size: remove the extra cells and outputs and save it again"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError as exc:  # nbformat hides the position of a JSON error; students need it
+        raise NotebookError(
+            f"{name} is not valid JSON (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg}); re-save it from Jupyter"
         ) from None
+    except RecursionError:
+        raise NotebookError(f"{name} is not a notebook: its JSON is nested too deeply") from None
+    del raw
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:  # refused before nbformat copies them all
+        raise NotebookError(
+            f"{name} has {len(cells):,} cells; the grader reads notebooks of up to {MAX_CELLS:,} cells"
+        )
+    try:
+        major, minor = nbformat.reader.get_version(data)
+        nb = nbformat.convert(nbformat.versions[major].to_notebook_json(data, minor=minor), 4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
-        raise NotebookError(f"{path.name} is not a readable notebook: {exc}") from None
+        raise NotebookError(f"{name} is not a readable notebook: {str(exc)[:200]}") from None
     if not isinstance(nb.get("cells"), list):
-        raise NotebookError(f"{path.name} has no cells")
+        raise NotebookError(f"{name} has no cells")
+    code = sum(len(text_of(c.get("source", ""))) for c in nb.cells if c.get("cell_type") == "code")
+    if code > MAX_CODE_BYTES:
+        raise NotebookError(
+            f"{name} holds {code / (1 << 20):,.1f} MiB of code; the grader reads up to "
+            f"{MAX_CODE_BYTES >> 20} MiB: load data from files instead of pasting it into cells"
+        )
     return nb
 
 
@@ -124,7 +179,7 @@ def _keep(node: ast.stmt, defined: set[str]) -> bool:
         return (
             all(isinstance(t, (ast.Name, ast.Tuple)) for t in targets)
             and _safe_value(node.value)
-            and used <= defined | set(dir(builtins))
+            and used <= defined | BUILTIN_NAMES
         )
     return False
 
@@ -153,7 +208,7 @@ def _local_import(node: ast.stmt, local: frozenset[str]) -> bool:
     return False
 
 
-def _unused_local_imports(kept: list[tuple[int, str, ast.stmt]], local: frozenset[str]) -> set[int]:
+def _unused_local_imports(kept: list[tuple[int, list[str], ast.stmt]], local: frozenset[str]) -> set[int]:
     """Indices of imports of student files that no kept definition uses: the
     notebook's SimpleCNN must not depend on a resnet18.py that crashes on import."""
     used: set[str] = set()
@@ -175,49 +230,64 @@ def _unused_local_imports(kept: list[tuple[int, str, ast.stmt]], local: frozense
     return drop
 
 
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """``ast.get_source_segment`` on lines split once per cell (it re-splits the
+    whole cell for every node: quadratic in a cell of many statements)."""
+    first, last = node.lineno - 1, node.end_lineno - 1
+    start, end = node.col_offset, node.end_col_offset
+    if first == last:
+        return lines[first].encode()[start:end].decode()
+    head = lines[first].encode()[start:].decode()
+    tail = lines[last].encode()[:end].decode()
+    return "\n".join([head, *lines[first + 1 : last], tail])
+
+
 def extract(nb: nbformat.NotebookNode, local_modules: frozenset[str] = frozenset()) -> ExtractedCode:
-    """The notebook's definitions. ``local_modules`` names the student's own .py
-    modules: an import of one is kept only when a kept definition uses it."""
+    """The notebook's definitions, in passes linear in the notebook's size. ``local_modules``
+    names the student's own .py modules: an import of one is kept only when a kept
+    definition uses it."""
     out: list[str] = ["# Definitions extracted from the notebook by the autograder."]
+    written = 1  # lines in ``out`` so far
     result = ExtractedCode(text="")
-    code_cells = [c for c in nb.cells if c.get("cell_type") == "code"]
-    result.cells = len(code_cells)
+    result.cells = sum(1 for c in nb.cells if c.get("cell_type") == "code")
     defined: set[str] = set()
-    kept: list[tuple[int, str, ast.stmt]] = []
+    kept: list[tuple[int, list[str], ast.stmt]] = []
     for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
-        source = _clean(
-            cell.get("source", "") if isinstance(cell.get("source"), str) else "".join(cell.get("source", []))
-        )
+        source = _clean(text_of(cell.get("source", "")))
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:
             result.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
             continue
+        except (ValueError, RecursionError, MemoryError) as exc:
+            result.syntax_errors.append(f"cell {number}: cannot be parsed ({type(exc).__name__})")
+            continue
+        lines = source.split("\n")  # _clean left only \n line ends
         for node in tree.body:
             if _keep(node, defined):
                 defined |= _defines(node)
-                kept.append((number, source, node))
+                kept.append((number, lines, node))
     dropped = _unused_local_imports(kept, local_modules)
-    for k, (number, source, node) in enumerate(kept):
+    for k, (number, lines, node) in enumerate(kept):
         if k in dropped:
-            continue
-        segment = ast.get_source_segment(source, node, padded=False)
-        if segment is None:
             continue
         start = node.lineno
         if getattr(node, "decorator_list", None):
             start = min(d.lineno for d in node.decorator_list)
-            segment = "\n".join(source.splitlines()[start - 1 : node.end_lineno])
+            segment = "\n".join(lines[start - 1 : node.end_lineno])
+        else:
+            segment = _segment(lines, node)
         out.append(f"# cell {number}")
-        first = sum(entry.count("\n") + 1 for entry in out) + 1  # entries span several lines
+        first = written + 2  # after the '# cell' line
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             segment = _guarded_import(segment)
             result.line_map.append((first + 1, number, start))
         else:
             result.line_map.append((first, number, start))
         out.append(segment)
+        written += 1 + segment.count("\n") + 1
     result.text = "\n".join(out) + "\n"
     return result
 

@@ -18,19 +18,22 @@ use them. Nothing is executed.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
-from .outputs import Cell, output_text, terminal_lines
+from .outputs import Cell
 
 SERIES = ("train_loss", "train_acc", "val_loss", "val_acc")
-# Each number matches in one way only: hostile output cannot make the regexes backtrack for ever.
+# Each number matches in one way only, and no two neighbouring parts of a pattern can both take
+# the same characters (``\s*X?\s*`` on a run of spaces is quadratic): every pattern here is
+# linear in the line it reads, so hostile output cannot make the grader backtrack for minutes.
 NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-EPOCH = re.compile(r"\bepoch\b\s*[\[(:#]?\s*(\d{1,5})(?:\s*(?:/|of)\s*(\d{1,5}))?", re.I)
+EPOCH = re.compile(r"\bepoch\b\s*(?:[\[(:#]\s*)?(\d{1,5})(?:\s*(?:/|of)\s*(\d{1,5}))?", re.I)
 SPLIT_WORD = r"train(?:ing)?|val(?:idation|id)?|test|eval"
 METRIC = re.compile(
     rf"(?<![A-Za-z])(?:(?P<split>{SPLIT_WORD})(?P<sep>[\s_/-]*))?"
-    rf"(?P<metric>loss|acc(?:uracy)?)(?![A-Za-z])\s*(?:[:=]|\bis\b)?\s*"
+    rf"(?P<metric>loss|acc(?:uracy)?)(?![A-Za-z])\s*(?:(?:[:=]|\bis\b)\s*)?"
     rf"(?P<num>{NUMBER})\s*(?P<pct>%)?",
     re.I,
 )
@@ -90,12 +93,14 @@ def _value(series: str, number: str, percent: bool) -> float | None:
 def metrics(line: str) -> dict[str, float]:
     """The loss/accuracy values a log line states, keyed by series."""
     events: list[tuple[int, str, re.Match[str]]] = []
-    spans = []
+    starts, ends = [], []  # metric matches do not overlap: both lists are sorted
     for m in METRIC.finditer(line):
         events.append((m.start(), "metric", m))
-        spans.append((m.start(), m.end()))
+        starts.append(m.start())
+        ends.append(m.end())
     for m in STANDALONE_SPLIT.finditer(line):
-        if not any(a <= m.start() < b for a, b in spans):
+        k = bisect.bisect_right(starts, m.start()) - 1
+        if k < 0 or m.start() >= ends[k]:
             events.append((m.start(), "split", m))
     current: str | None = None
     found: dict[str, float] = {}
@@ -178,7 +183,7 @@ def _table(lines: list[str], start: int) -> tuple[list[tuple[int, dict[str, floa
             break
         try:
             epoch = int(float(cells[lowered.index("epoch")]))
-        except ValueError:
+        except (ValueError, OverflowError):
             break
         found = {}
         for col, series in columns.items():
@@ -213,9 +218,7 @@ def _history_dicts(text: str, cell: int) -> list[Run]:
 def cell_runs(cell: Cell) -> list[Run]:
     """Every training log one cell printed."""
     builder = _Builder(cell.number)
-    lines: list[str] = []
-    for output in cell.outputs:
-        lines += terminal_lines(output_text(output))
+    lines = cell.text_lines
     pending: int | None = None  # "Epoch 3/10" seen; metric lines may follow it
     following = 0
     k = 0

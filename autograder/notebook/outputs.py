@@ -35,6 +35,8 @@ from PIL import Image
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
+LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
+NOTEBOOK_TEXT_CAP = 2_000_000  # all outputs of a notebook together; later outputs are not read
 
 
 def text_of(value: Any) -> str:
@@ -47,11 +49,15 @@ def text_of(value: Any) -> str:
 
 
 def terminal_lines(text: str) -> list[str]:
-    """Lines as a terminal leaves them: the part after the last carriage return."""
+    """Lines as a terminal leaves them: the part after the last carriage return.
+
+    Every parser of outputs reads these lines, so the caps here bound their work: at most
+    ``TEXT_CAP`` characters per output (head and tail kept), ``LINE_CAP`` per line."""
     if len(text) > TEXT_CAP:
         text = text[: TEXT_CAP // 2] + "\n" + text[-TEXT_CAP // 2 :]
     text = ANSI.sub("", text)
-    return [line.rsplit("\r", 1)[-1] if "\r" in line else line for line in text.split("\n")]
+    lines = (line.rsplit("\r", 1)[-1] if "\r" in line else line for line in text.split("\n"))
+    return [line[:LINE_CAP] for line in lines]
 
 
 @dataclass
@@ -63,6 +69,8 @@ class Cell:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    text_lines: list[str] = field(default_factory=list, repr=False)  # output lines, as shown, capped
+    unread: bool = False  # outputs past NOTEBOOK_TEXT_CAP: not read
 
     @property
     def label(self) -> str:
@@ -71,11 +79,8 @@ class Cell:
         return f"cell {self.number}{shown}"
 
     def lines(self) -> list[str]:
-        """Every line of text this cell's outputs show, in order."""
-        found: list[str] = []
-        for output in self.outputs:
-            found += terminal_lines(output_text(output))
-        return [line for line in found if line.strip()]
+        """Every non-blank line of text this cell's outputs show, in order."""
+        return [line for line in self.text_lines if line.strip()]
 
     def images(self) -> int:
         return sum(1 for o in self.outputs if "image/png" in (o.get("data") or {}))
@@ -108,7 +113,10 @@ def output_text(output: dict[str, Any]) -> str:
 
 
 def cells(nb: nbformat.NotebookNode) -> list[Cell]:
+    """The cells, each with its output lines; once the notebook's outputs pass
+    ``NOTEBOOK_TEXT_CAP`` characters the rest is not read (``Cell.unread``)."""
     found = []
+    budget = NOTEBOOK_TEXT_CAP
     for number, cell in enumerate(nb.get("cells", []), start=1):
         if not isinstance(cell, dict):
             continue
@@ -116,19 +124,37 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
         outputs = cell.get("outputs") if isinstance(cell.get("outputs"), list) else []
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         tags = metadata.get("tags") or []
-        found.append(
-            Cell(
-                number=number,
-                kind=str(cell.get("cell_type", "")),
-                source=text_of(cell.get("source", "")),
-                # Jupyter counts from 1; Colab's 0 means "no count recorded"
-                execution_count=count if isinstance(count, int) and count >= 1 else None,
-                outputs=[o for o in outputs if isinstance(o, dict)],
-                tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
-                metadata=metadata,
-            )
+        item = Cell(
+            number=number,
+            kind=str(cell.get("cell_type", "")),
+            source=text_of(cell.get("source", "")),
+            # Jupyter counts from 1; Colab's 0 means "no count recorded"
+            execution_count=count if isinstance(count, int) and count >= 1 else None,
+            outputs=[o for o in outputs if isinstance(o, dict)],
+            tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
+            metadata=metadata,
         )
+        for output in item.outputs:
+            text = output_text(output)
+            cost = min(len(text), TEXT_CAP)  # terminal_lines reads no more of one output
+            if cost > budget:
+                item.unread, budget = True, -1
+                break
+            budget -= cost
+            item.text_lines += terminal_lines(text)
+        found.append(item)
     return found
+
+
+def first_unread(cells: list[Cell]) -> str | None:
+    """'outputs from cell 40 on were not read (...)', when the notebook printed too much."""
+    cell = next((c for c in cells if c.unread), None)
+    if cell is None:
+        return None
+    return (
+        f"outputs from cell {cell.number} on were not read: the notebook prints over "
+        f"{NOTEBOOK_TEXT_CAP:,} characters"
+    )
 
 
 def code_cells(nb: nbformat.NotebookNode) -> Iterator[Cell]:

@@ -87,17 +87,26 @@ class Limits:
     processes: int = 512  # RLIMIT_NPROC (threads count too), only under a dedicated uid
     cpu_seconds: int = 6 * 3600  # a backstop: the grader's wall clock is the real limit
     total_memory: int | None = None  # cgroup memory.max where one is available (CUDA runs too)
+    # Without a cgroup, RLIMIT_AS caps each process alone: the worker then may start no process
+    # (seccomp), so its one cap is the submission's. A notebook run needs its kernel: False there.
+    single_process: bool = True
 
     @property
     def cgroup_memory(self) -> int | None:
         return self.total_memory or self.memory_bytes
+
+    def one_process(self, in_cgroup: bool) -> bool:
+        """Whether the worker runs alone: RLIMIT_AS is its cap and no cgroup adds processes up."""
+        return self.single_process and self.memory_bytes is not None and not in_cgroup
 
     def describe(self, uid: bool, group: cgroup.Support) -> dict[str, object]:
         """What actually caps this worker, for the result's provenance."""
         caps = []
         if group.parent and self.cgroup_memory:
             caps.append(f"cgroup memory.max {self.cgroup_memory >> 20} MiB for all its processes")
-        if self.memory_bytes:
+        if self.one_process(group.parent is not None):
+            caps.append(f"RLIMIT_AS {self.memory_bytes >> 20} MiB on the worker, which may start no process")
+        elif self.memory_bytes:
             caps.append(f"RLIMIT_AS {self.memory_bytes >> 20} MiB per process")
         return {
             "memory": " + ".join(caps) or "none (CUDA run without a cgroup): only the wall clock",
@@ -198,7 +207,7 @@ def bwrap_argv(
     return argv
 
 
-def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str]:
+def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int, in_cgroup: bool = False) -> list[str]:
     """The full command that starts a worker for ``job`` in ``tier``."""
     python = interpreter()
     if tier is Tier.A:
@@ -222,6 +231,7 @@ def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int) -> list[str
     argv += ["--threads", str(limits.threads), "--reply-fd", str(reply_fd)]
     argv += ["--seccomp", "try" if tier is Tier.C else "required"]
     argv += ["--private-network"] if tier is Tier.A else []  # bwrap --unshare-all: only a loopback
+    argv += ["--single-process"] if limits.one_process(in_cgroup) else []
     argv += ["--out", out] if out else []
     for root in roots:
         argv += ["--root", root]

@@ -178,7 +178,7 @@ class _Worker:
         response_r, response_w = os.pipe()
         log_r, log_w = os.pipe()
         self.proc = subprocess.Popen(  # noqa: S603
-            launcher.worker_argv(tier, job, limits, reply_fd=response_w),
+            launcher.worker_argv(tier, job, limits, reply_fd=response_w, in_cgroup=group is not None),
             stdin=subprocess.PIPE,
             stdout=log_w,
             stderr=log_w,

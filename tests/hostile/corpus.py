@@ -227,13 +227,19 @@ def resources():
         found["file_4g"] = "CREATED"
     except OSError as exc:
         found["file_4g"] = "%s errno %d" % (errname(exc), exc.errno)
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", __FORKER__], capture_output=True, text=True)
-    forks, _, error = done.stdout.strip().partition(" ")
-    found["forks"], found["fork_error"] = int(forks or -1), error
-    daemon = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", __DAEMON__, *TARGETS], start_new_session=True
-    )
-    found["daemon_started"] = daemon.pid > 0
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", __FORKER__], capture_output=True, text=True)
+        forks, _, error = done.stdout.strip().partition(" ")
+        found["forks"], found["fork_error"] = int(forks or -1), error
+    except OSError as exc:  # a worker without a cgroup may start no process
+        found["forks"], found["fork_error"] = 0, "%s errno %d" % (errname(exc), exc.errno)
+    try:
+        daemon = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", __DAEMON__, *TARGETS], start_new_session=True
+        )
+        found["daemon_started"] = daemon.pid > 0
+    except OSError as exc:
+        found["daemon_started"] = errname(exc)
     for leftover in PATHS["leftovers"]:
         try:
             with open(leftover, "w") as handle:

@@ -16,6 +16,12 @@ a logger probe), which then failed to import with PermissionError. There the
 socket is created and the connection fails as it does offline (ENETUNREACH,
 ECONNREFUSED, a DNS error). Without a private namespace (tier B, where
 ``unshare`` may fail unnoticed, and tier C) IP sockets stay refused.
+
+With ``single_process`` (no cgroup sums the memory of the worker's processes)
+it also refuses new processes (``fork``, ``vfork``, ``clone`` without
+``CLONE_THREAD``): threads share one address space, so the worker's
+RLIMIT_AS then bounds everything the submission allocates, where three
+children of 3 GB each once reached 9.7 GB under an 8 GiB per-process cap.
 """
 
 from __future__ import annotations
@@ -44,14 +50,16 @@ DENIED_CALLS = (
     "chroot",
 )
 CLONE_NEWUSER = 0x10000000
+CLONE_THREAD = 0x00010000
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def install(private_network: bool = False) -> None:
+def install(private_network: bool = False, single_process: bool = False) -> None:
     """Load the filter (also sets no_new_privs, so setuid binaries lose their power).
 
     ``private_network``: the launcher put the worker in a network namespace of its own
-    (only then are IPv4/IPv6 sockets allowed)."""
+    (only then are IPv4/IPv6 sockets allowed). ``single_process``: new processes are
+    refused (no cgroup sums the memory of several)."""
     import pyseccomp as seccomp
 
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
@@ -65,6 +73,11 @@ def install(private_network: bool = False) -> None:
         seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER),
     )
     rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    if single_process:
+        no_thread = seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0)
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", no_thread)
+        for call in ("fork", "vfork"):
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), call)
     rules.load()
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import traceback
+
+SINGLE_PROCESS = False  # set by main: seccomp refuses new processes with EPERM
+ONE_PROCESS = "the sandbox runs your code in one process: do not start subprocesses or DataLoader workers"
 
 
 class WorkerError(Exception):
@@ -28,4 +32,6 @@ def student_location(exc: BaseException, roots: tuple[str, ...]) -> tuple[str | 
 
 def describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
+    if SINGLE_PROCESS and isinstance(exc, PermissionError) and exc.errno == errno.EPERM:
+        text += f" ({ONE_PROCESS})"
     return text if len(text) <= 500 else text[:497] + "..."

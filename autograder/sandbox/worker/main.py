@@ -14,7 +14,7 @@ import platform
 import sys
 from typing import Any
 
-from . import evaluate, introspect, protocol
+from . import errors, evaluate, introspect, protocol
 from .errors import WorkerError, describe
 from .student import StudentCode, best_reading, constructor_kwargs, read_checkpoint, readings
 
@@ -205,7 +205,7 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _confine(mode: str, private_network: bool = False) -> bool:
+def _confine(mode: str, private_network: bool = False, single_process: bool = False) -> bool:
     """Install the seccomp filter before any student code exists; tiers A and B insist on it."""
     from . import confine
 
@@ -213,7 +213,7 @@ def _confine(mode: str, private_network: bool = False) -> bool:
         confine.no_new_privs()
         return False
     try:
-        confine.install(private_network)
+        confine.install(private_network, single_process)
         return True
     except Exception as exc:  # noqa: BLE001 - libseccomp missing or a kernel without seccomp
         if mode == "required":
@@ -254,13 +254,15 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply-fd", type=int, default=protocol.RESPONSE_FD)
     parser.add_argument("--seccomp", choices=("required", "try", "off"), default="required")
     parser.add_argument("--private-network", action="store_true", help="IP sockets allowed (tier A)")
+    parser.add_argument("--single-process", action="store_true", help="refuse new processes (seccomp)")
     args = parser.parse_args(argv)
     roots = os.environ.pop("AGWORKER_ROOTS", "")
     args.root += [r for r in roots.split(os.pathsep) if r]
     if not args.out:
         parser.error("--out (or AGWORKER_OUT) is required")
     steady_allocator()
-    seccomp = _confine(args.seccomp, args.private_network)
+    seccomp = _confine(args.seccomp, args.private_network, args.single_process)
+    errors.SINGLE_PROCESS = seccomp and args.single_process
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
     worker = Worker(tuple(args.root), args.out, args.threads, seccomp, seccomp and args.private_network)
