@@ -28,9 +28,8 @@ Jordan's airbench and ResNet-18 speedruns):
   (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts from the same initial
   weights at ``RETRY_FACTOR`` × the rate, once; a second failure is the
   grader's failure, reported as such, never the student's accuracy. "Still
-  at chance" is judged at the end, not after epoch 1: slow starters (the
-  lecture's sigmoid LeNet on a small training set) sit at chance for a while
-  and then learn;
+  at chance" is judged at the end, not after epoch 1: a slow start is no
+  reason to restart at a lower rate;
 - time: a few timed probe steps give an estimate up front (and the text says
   how it was made); a model that would overrun the rubric's budget is refused
   before training, and a run that falls behind its estimate (a busy machine)
