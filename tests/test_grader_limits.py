@@ -113,7 +113,7 @@ def test_hostile_outputs_reach_the_parsers_capped_and_are_read_in_one_pass():
     cells = outputs.cells(nb)
     with safety_limit(60):
         found = claims.read(cells, CIFAR10_CLASSES)
-        facts = nbcheck.Facts("lab2.ipynb", cells, found, {})
+        facts = nbcheck.Facts("lab2.ipynb", cells, found, {}, [])
         counts = {what: nbcheck._count({"find": what}, facts)[0] for what in nbcheck.FINDERS}
         for digits in (tuple(str(d) for d in range(10)),):  # the numeric class finder too
             claims.read(cells, digits)
@@ -136,7 +136,7 @@ def test_each_hostile_shape_is_read_whole_when_the_line_cap_is_lifted(monkeypatc
         assert max(len(line) for line in cells[0].text_lines) >= len(text) - 6, name
         with safety_limit(60):
             found = claims.read(cells, CIFAR10_CLASSES)
-            facts = nbcheck.Facts("lab2.ipynb", cells, found, {})
+            facts = nbcheck.Facts("lab2.ipynb", cells, found, {}, [])
             for what in nbcheck.FINDERS:
                 nbcheck._count({"find": what}, facts)
         assert found.test_accuracy == [], name
@@ -293,7 +293,9 @@ def test_a_notebook_is_extracted_once_per_submission_not_once_per_task(tmp_path,
     ctx = Context(lab2_rubric, sub, Sandbox(TierInfo(Tier.C, "test"), job, Limits(None, 1)), None, "cpu")
     calls = []
     real = extract.extract
-    monkeypatch.setattr("autograder.checks.context.extract", lambda nb: calls.append(1) or real(nb))
+    monkeypatch.setattr(
+        "autograder.checks.context.extract", lambda nb, *local: calls.append(1) or real(nb, *local)
+    )
     for task in lab2_rubric.tasks.values():
         assert [s.label for s in ctx.sources(task)] == ["StudentID_lab2.ipynb"]
     assert len(lab2_rubric.tasks) == 2 and len(calls) == 1

@@ -105,17 +105,19 @@ def _passed_stacks(item: Item, ctx: Context) -> list[ItemResult]:
 
 
 def _checked_elsewhere(
-    stacks: list[ItemResult], checkpoint: tuple[Path, dict[str, list[int]]] | None
+    stacks: list[ItemResult], checkpoint: tuple[Path, list[dict[str, list[int]]]] | None
 ) -> str | None:
-    """The first passed layer-stack item that the scored checkpoint contradicts."""
-    if checkpoint is None:
+    """The first passed layer-stack item that the scored checkpoint contradicts under every
+    reading of its keys (as saved, or with a wrapper's prefix stripped)."""
+    if checkpoint is None or not checkpoint[1]:
         return None
+    path, options = checkpoint
     for result in stacks:
-        layers = result.data["layers"]
+        layers = [g for g in result.data["layers"] if isinstance(g, dict)]
         unused = [str(u) for u in result.data.get("unused") or []]
-        differs = not_the_checked_network([g for g in layers if isinstance(g, dict)], unused, checkpoint)
-        if differs:
-            return f"{checkpoint[0].name} is not the network {result.id} checked: {differs}"
+        differences = [not_the_checked_network(layers, unused, (path, shapes)) for shapes in options]
+        if all(differences):
+            return f"{path.name} is not the network {result.id} checked: {differences[0]}"
     return None
 
 

@@ -424,12 +424,14 @@ class Context:
                 built.remove(task_id)
         return assignment
 
-    def checkpoint_shapes(self, task_id: str) -> tuple[Path, dict[str, list[int]]] | None:
-        """The task's checkpoint and its tensors' shapes, read by a worker that has run no
-        student code (None: no checkpoint, or it cannot be read: the accuracy item says why).
-        The worker that held student code is stopped for it; the next request restarts it."""
+    def checkpoint_shapes(self, task_id: str) -> tuple[Path, list[dict[str, list[int]]]] | None:
+        """The task's checkpoint and its tensors' shapes under each reading the loader may
+        use (keys as saved first; prefixes stripped, a checkpoint dict's entry), read by a
+        worker that has run no student code (None: no checkpoint, or it cannot be read: the
+        accuracy item says why). The worker that held student code is stopped for it; the
+        next request restarts it."""
 
-        def read() -> tuple[Path, dict[str, list[int]]] | None:
+        def read() -> tuple[Path, list[dict[str, list[int]]]] | None:
             try:
                 path, _ = self.weights(task_id)
                 answer = self.sandbox.pristine(
@@ -437,14 +439,18 @@ class Context:
                 )
             except (CheckFailed, WorkerFailure, SandboxError):
                 return None
-            shapes = answer.get("shapes")
-            if not isinstance(shapes, dict):
+            options = answer.get("readings")
+            if not isinstance(options, list) or not options:
                 return None
-            return path, {
-                str(k): v
-                for k, v in shapes.items()
-                if isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in v)
-            }
+            return path, [
+                {
+                    str(k): v
+                    for k, v in shapes.items()
+                    if isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in v)
+                }
+                for shapes in options
+                if isinstance(shapes, dict)
+            ]
 
         return self.memo(f"checkpoint_shapes:{task_id}", read)
 

@@ -179,7 +179,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     logits, seconds = evaluate(
         ctx, evaluation.source, task, evaluation.norm, sample.path, len(sample.order),
         f"logits_{task.id}_train_sample.npy", evaluation.batch_size, item.timeout,
-        f"evaluating {task.model} on {len(sample.order):,} training images",
+        f"evaluating {task.model} on {len(sample.order):,} training images", hidden_inputs=False,
     )  # fmt: skip
     train_losses, train_correct = per_image(logits, sample.labels[sample.order])
     found = compare(

@@ -106,10 +106,18 @@ class Worker:
     def op_tensor_shapes(self, path: str) -> dict[str, Any]:
         """Each tensor's shape in a checkpoint, read safely (the grader asks a worker that has
         imported no student code, so nothing patched can answer for it)."""
-        state = readings(read_checkpoint(path))[0][0][0]  # the keys as saved: shapes are all it needs
-        if len(state) > MAX_TENSORS:
-            raise WorkerError("weights", f"{os.path.basename(path)} holds {len(state):,} tensors")
-        return {"shapes": {str(k): list(getattr(v, "shape", ())) for k, v in state.items()}}
+        options, _ = readings(read_checkpoint(path))
+        if len(options[0][0]) > MAX_TENSORS:
+            raise WorkerError("weights", f"{os.path.basename(path)} holds {len(options[0][0]):,} tensors")
+        # Every reading the loader may have used (keys as saved, prefixes stripped, a dict entry):
+        # the grader accepts the stack when one of them agrees with it.
+        shown, total = [], 0
+        for state, _notes in options:
+            total += len(state)
+            if shown and total > MAX_TENSORS:
+                break
+            shown.append({str(k): list(getattr(v, "shape", ())) for k, v in state.items()})
+        return {"readings": shown}
 
     def op_load_weights(self, task: str, path: str) -> dict[str, Any]:
         model = self._model(task)
