@@ -494,9 +494,14 @@ def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, tr
 
 
 def fork_bomb_grade(tmp_path: Path, private_root: Path, rubric, state: dict):
-    """Grade the fork bomb; return the sandbox uid's live processes the moment grade() returned."""
+    """Grade the fork bomb; return the sandbox uid's live processes the moment grade() returned.
+
+    Processes are allowed as where a cgroup sums their memory (without one the worker may
+    start none, and the bomb cannot go off): the leftovers are what this is about."""
     patient = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=120), import_timeout=120)
-    result = grade(corpus.fork_bomb(tmp_path / "s", state), patient, private_root)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(launcher.Limits, "one_process", lambda self, in_cgroup: False)
+        result = grade(corpus.fork_bomb(tmp_path / "s", state), patient, private_root)
     uid = result.provenance["sandbox"]["uid"]
     return processes_of(uid), uid, result
 
@@ -512,14 +517,16 @@ def test_no_process_of_a_fork_bomb_outlives_grade(tier, tmp_path, private_root, 
 def test_fork_bomb_leftovers_without_waiting_for_them(
     tmp_path, private_root, rubric, trained_simple, monkeypatch
 ):
-    """Control: killing the uid without waiting leaves processes alive after grade() returned
-    (in tier A they go only once the sandbox's pid namespace is torn down)."""
-    monkeypatch.setenv(FORCE_ENV, "A")
+    """Control: with neither the uid sweep nor the process-group kill, the bomb's children
+    outlive grade() (tier B: no pid namespace takes them down with the worker)."""
+    monkeypatch.setenv(FORCE_ENV, "B")
+    kill_uid = launcher.kill_uid
     with monkeypatch.context() as patched:
-        patched.setattr(launcher, "processes_of", lambda uid: [])  # kill once, wait for nothing
+        patched.setattr(launcher, "kill_uid", lambda uid: None)  # the defence off: no uid sweep,
+        patched.setattr(os, "killpg", lambda pgid, sig: None)  # no process-group kill either
         left, uid, _ = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
-    launcher.kill_uid(uid)
-    assert len(left) > 10, left
+    kill_uid(uid)
+    assert len(left) >= 150, left
 
 
 def accuracy_then_forward(rubric):
