@@ -590,7 +590,10 @@ def test_a_forged_layer_stack_earns_no_accuracy_points(tmp_path, private_root, r
     the checkpoint it scores, read by a worker that never ran student code."""
     monkeypatch.setenv(FORCE_ENV, "A")
     graded = forged_grade(tmp_path, private_root, rubric)
-    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    assert graded.message("task1.spec") == (
+        "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order "
+        "and ends in Linear(out_features=10)"
+    )
     message = graded.message("task1.accuracy")
     assert message.startswith("SimpleCNN test accuracy ") and graded.test("task1.accuracy")["score"] == 0
     assert message.endswith(
@@ -606,7 +609,10 @@ def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
     monkeypatch.setenv(FORCE_ENV, "A")
     monkeypatch.setattr(accuracy, "_checked_elsewhere", lambda *args: None)
     graded = forged_grade(tmp_path, private_root, rubric)
-    assert graded.message("task1.spec") == "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order"
+    assert graded.message("task1.spec") == (
+        "SimpleCNN (simple_cnn.py) has the required 6-layer stack in order "
+        "and ends in Linear(out_features=10)"
+    )
     assert "no points" not in graded.message("task1.accuracy")
     assert "not_the_checked_network" not in graded.result.item("task1.accuracy").data
 
@@ -823,7 +829,7 @@ def test_grader_refuses_to_start_with_unsafe_torch_load(tmp_path, open_root, mon
         ]
     )
     assert status == 2
-    err = capsys.readouterr().err.strip()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the rubric's staff note
     assert err.startswith("autograder: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set in the grader's environment")
     assert err.endswith("Unset it (unset TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD) and run the grader again")
     assert not (tmp_path / "o").exists()

@@ -280,7 +280,7 @@ def test_grade_prints_no_control_bytes_and_no_fake_lines(graded):
 
 def test_batch_progress_lines_show_moodle_names_inert(capsys):
     student = batch_moodle.Student("42", f"Ann{CLEAR}{TITLE}{FAKE}", "participant", "x", Path("."))
-    with runner._Progress(total=1, done=0, enabled=True) as progress:
+    with runner._Progress(total=1, done=0, enabled=True, to_grade=1, from_cache=0) as progress:
         progress.advance(student, {"error": f"crashed{CLEAR}"})
     err = capsys.readouterr().err
     assert not CONTROL_BYTES.search(err) and len(err.splitlines()) == 2

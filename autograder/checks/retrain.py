@@ -222,9 +222,9 @@ def _divergence(details: dict[str, Any]) -> str:
         loss = last.get("loss")
         lr = attempt.get("lr")
         if isinstance(lr, (int, float)) and isinstance(loss, (int, float)):
-            words.append(f"peak rate {lr:.4g}: loss {loss:.4f} after epoch {len(history)}")
+            words.append(f"at peak rate {lr:.4g}: loss {loss:.4f} after epoch {len(history)}")
         elif isinstance(lr, (int, float)):
-            words.append(f"peak rate {lr:.4g}: no finite loss")
+            words.append(f"at peak rate {lr:.4g}: no finite loss")
     return "; ".join(words) or "no attempt trained"
 
 

@@ -24,7 +24,8 @@ Jordan's airbench and ResNet-18 speedruns):
 - cross-entropy with label smoothing ``LABEL_SMOOTHING``;
 - divergence: a non-finite loss (checked about once a second), an epoch
   worse than guessing (training accuracy ≤ ``STUCK_ACCURACY`` × chance and
-  loss ≥ ``BLOWN_LOSS`` × ln(classes)), or a last epoch still at chance
+  loss ≥ ``BLOWN_LOSS`` × ln(classes), or × the first batch's loss when a fresh
+  network starts above ln(classes)), or a last epoch still at chance
   (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts from the same initial
   weights at ``RETRY_FACTOR`` × the rate, once; a second failure is the
   grader's failure, reported as such, never the student's accuracy. "Still
@@ -296,6 +297,7 @@ class Trainer:
         optimizer = self.optimizer(lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total))
         history: list[dict[str, Any]] = []
+        first_loss = None  # the untrained network's loss: an epoch 1 on a few steps stays near it
         start = last = time.perf_counter()
         self.model.train()
         for epoch in range(1, r.epochs + 1):
@@ -304,6 +306,8 @@ class Trainer:
             correct = torch.zeros((), device=self.dev, dtype=torch.long)
             for k in range(self.steps_per_epoch):
                 loss, hits = self.step(optimizer, order[k * self.batch : (k + 1) * self.batch])
+                if first_loss is None:
+                    first_loss = float(loss)  # one sync, once
                 schedule.step()
                 loss_sum += loss
                 correct += hits
@@ -328,11 +332,12 @@ class Trainer:
                 }
             )
             chance = math.log(self.classes)
+            blown = BLOWN_LOSS * max(chance, first_loss if math.isfinite(first_loss or 0.0) else 0.0)
             guessing = accuracy <= STUCK_ACCURACY / self.classes
             if guessing and (
-                mean_loss >= BLOWN_LOSS * chance or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)
+                mean_loss >= blown or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)
             ):
-                state = "worse than guessing" if mean_loss >= BLOWN_LOSS * chance else "still at chance"
+                state = "worse than guessing" if mean_loss >= blown else "still at chance"
                 raise Diverged(
                     f"epoch {epoch} of {r.epochs} ended {state} (loss {mean_loss:.4f}, ln {self.classes} = "
                     f"{chance:.4f}; training accuracy {accuracy:.1%})",
