@@ -187,7 +187,9 @@ def test_model_that_cannot_train_fails_alone_with_its_line(graded):
 
 def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded):
     message = graded.message("nan.retrain")
-    assert message.startswith("NaNCNN: the grader's training did not converge (at peak rate 0.025: no finite loss; ")
+    assert message.startswith(
+        "NaNCNN: the grader's training did not converge (at peak rate 0.025: no finite loss; "
+    )
     assert "; at peak rate 0.00625: no finite loss)" in message  # worded by the grader, from numbers
     assert message.endswith("this says nothing about the student's model, and the item is flagged for a TA")
     entry = graded.test("nan.retrain")
