@@ -283,8 +283,9 @@ def test_a_notebook_of_too_many_cells_is_refused_and_extraction_stays_linear(tmp
         assert code.locate(line + 1) == f"cell {k + 1}, line 2"
 
 
-def test_a_notebook_is_extracted_once_per_submission_not_once_per_task(tmp_path, lab2_rubric, monkeypatch):
-    """Lab 2 has two tasks; both look for their model in the same notebook."""
+def test_a_notebook_is_parsed_once_per_submission_not_once_per_task(tmp_path, lab2_rubric, monkeypatch):
+    """Lab 2 has two tasks; both look for their model in the same notebook (each gets its
+    own module, assembled from the one parse: they differ in the imports they keep)."""
     folder = tmp_path / "sub"
     notebooks.write(folder, notebooks.runnable(), "StudentID_lab2.ipynb")
     root = tmp_path / "job"
@@ -292,10 +293,8 @@ def test_a_notebook_is_extracted_once_per_submission_not_once_per_task(tmp_path,
     sub = intake(folder, job.submission)
     ctx = Context(lab2_rubric, sub, Sandbox(TierInfo(Tier.C, "test"), job, Limits(None, 1)), None, "cpu")
     calls = []
-    real = extract.extract
-    monkeypatch.setattr(
-        "autograder.checks.context.extract", lambda nb, *local: calls.append(1) or real(nb, *local)
-    )
+    real = extract.parse
+    monkeypatch.setattr("autograder.checks.context.parse", lambda nb: calls.append(1) or real(nb))
     for task in lab2_rubric.tasks.values():
         assert [s.label for s in ctx.sources(task)] == ["StudentID_lab2.ipynb"]
     assert len(lab2_rubric.tasks) == 2 and len(calls) == 1

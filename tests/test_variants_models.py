@@ -131,6 +131,18 @@ VARIANTS: dict[str, Variant] = {
             resnet=m.BROKEN_EXIT,
         ),
     ),
+    "broken_resnet_used_by_a_helper": Variant(  # a kept function uses it: task 1 still needs it not
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        simple(
+            m.simple_source(),
+            lambda s, _: s,
+            extra_cells=[
+                "from resnet18 import ResNet18\n\n\ndef build_models():\n    return SimpleCNN(), ResNet18()"
+            ],
+            resnet=m.BROKEN_EXIT,
+        ),
+    ),
     "broken_resnet_syntax": Variant(
         "lab2-resnet18-cifar10",
         (*TASK1, "task2.make_layer"),
@@ -297,6 +309,12 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         "task1.accuracy": ("pass", "test accuracy"),
     },
     "broken_resnet_exit": {
+        "task1.spec": ("pass", "6-layer stack"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", "test accuracy"),
+        "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
+    },
+    "broken_resnet_used_by_a_helper": {
         "task1.spec": ("pass", "6-layer stack"),
         "task1.forward": ("pass", "output (8, 10)"),
         "task1.accuracy": ("pass", "test accuracy"),

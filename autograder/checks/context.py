@@ -5,6 +5,7 @@ weights belong to which task, which normalisation applies)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from ..notebook.extract import (
     MAX_CODE_BYTES,
     ExtractedCode,
     NotebookError,
+    Parsed,
     defined_names,
     extract,
     loose_name,
     model_candidates,
+    parse,
     read_notebook,
 )
 from ..result import CheckFailed, ItemResult
@@ -162,18 +165,21 @@ class Context:
                 found.append(Source(rel.as_posix(), module, self.in_sandbox("submission", rel), text))
             elif rel.suffix.lower() == ".ipynb":
                 try:
-                    code = self.memo(f"extracted:{rel.as_posix()}", lambda rel=rel: self._extract(rel))
+                    roots = frozenset(loose_name(n) for n in [task.model, *task.model_aliases])
+                    code = self._extract(rel, roots)
                 except (CheckFailed, NotebookError) as exc:
                     self._memo["source_errors"][1].append(str(exc))
                     continue
-                name = f"nb_{len(found)}.py"
+                # one module per task: each keeps only the imports its model needs
+                module = f"nb_{re.sub(r'[^0-9A-Za-z_]', '_', task.id)}_{len(found)}"
+                name = f"{module}.py"
                 target = self.sandbox.job.extracted / name
                 target.write_text(code.text, encoding="utf-8")
                 target.chmod(0o644)
                 found.append(
                     Source(
                         rel.as_posix(),
-                        f"nb_{len(found)}",
+                        module,
                         self.in_sandbox("extracted", name),
                         code.text,
                         code,
@@ -189,14 +195,19 @@ class Context:
             if rel.suffix.lower() == ".py"
         )
 
-    def _extract(self, rel: Path) -> ExtractedCode:
-        """A notebook's definitions, once per notebook (every task looks in the same one)."""
-        if rel == self.notebook_path():
-            return extract(self.notebook(), self._local_modules())
-        try:
-            return extract(read_notebook(self.submission.root / rel), self._local_modules())
-        except NotebookError as exc:
-            raise CheckFailed(str(exc)) from None
+    def _extract(self, rel: Path, roots: frozenset[str]) -> ExtractedCode:
+        """A notebook's definitions for a model going by ``roots``: parsed once per notebook,
+        assembled per task (tasks differ in which imports of the student's files they keep)."""
+
+        def parsed() -> Parsed:
+            if rel == self.notebook_path():
+                return parse(self.notebook())
+            try:
+                return parse(read_notebook(self.submission.root / rel))
+            except NotebookError as exc:
+                raise CheckFailed(str(exc)) from None
+
+        return extract(self.memo(f"parsed:{rel.as_posix()}", parsed), self._local_modules(), roots)
 
     def model(self, task_id: str) -> Source:
         """Import the code defining the task's model and build it in the worker."""

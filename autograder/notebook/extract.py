@@ -208,15 +208,35 @@ def _local_import(node: ast.stmt, local: frozenset[str]) -> bool:
     return False
 
 
-def _unused_local_imports(kept: list[tuple[int, list[str], ast.stmt]], local: frozenset[str]) -> set[int]:
-    """Indices of imports of student files that no kept definition uses: the
-    notebook's SimpleCNN must not depend on a resnet18.py that crashes on import."""
-    used: set[str] = set()
-    defined: set[str] = set()
-    for _, _, node in kept:
+def _unused_local_imports(
+    kept: list[tuple[int, list[str], ast.stmt]], local: frozenset[str], roots: frozenset[str]
+) -> set[int]:
+    """Indices of imports of student files that the task's model does not need: the
+    notebook's SimpleCNN must not depend on a resnet18.py that crashes on import.
+
+    What is needed is what the definitions reachable from ``roots`` (the names the
+    task's model may go by, compared without case and underscores) use; with no such
+    definition in the notebook, what any kept definition uses."""
+    defining: dict[str, list[int]] = {}
+    for k, (_, _, node) in enumerate(kept):
         if not _local_import(node, local):
-            used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            defined |= _defines(node)
+            for name in _defines(node):
+                defining.setdefault(name, []).append(k)
+    names_of = {
+        k: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} for k, (_, _, node) in enumerate(kept)
+    }
+    start = [k for name, ks in defining.items() if loose_name(name) in roots for k in ks]
+    if start:
+        reached: set[int] = set()
+        while start:
+            k = start.pop()
+            if k not in reached:
+                reached.add(k)
+                start += [j for name in names_of[k] for j in defining.get(name, [])]
+    else:
+        reached = {k for k, (_, _, node) in enumerate(kept) if not _local_import(node, local)}
+    used = set().union(*(names_of[k] for k in reached)) if reached else set()
+    defined = set().union(*(_defines(kept[k][2]) for k in reached)) if reached else set()
     drop = set()
     for k, (_, _, node) in enumerate(kept):
         if not _local_import(node, local):
@@ -242,16 +262,19 @@ def _segment(lines: list[str], node: ast.stmt) -> str:
     return "\n".join([head, *lines[first + 1 : last], tail])
 
 
-def extract(nb: nbformat.NotebookNode, local_modules: frozenset[str] = frozenset()) -> ExtractedCode:
-    """The notebook's definitions, in passes linear in the notebook's size. ``local_modules``
-    names the student's own .py modules: an import of one is kept only when a kept
-    definition uses it."""
-    out: list[str] = ["# Definitions extracted from the notebook by the autograder."]
-    written = 1  # lines in ``out`` so far
-    result = ExtractedCode(text="")
-    result.cells = sum(1 for c in nb.cells if c.get("cell_type") == "code")
+@dataclass
+class Parsed:
+    """A notebook's code cells parsed once: the definitions the grader keeps, in order."""
+
+    kept: list[tuple[int, list[str], ast.stmt]]  # (cell number, the cell's lines, node)
+    syntax_errors: list[str]
+    cells: int
+
+
+def parse(nb: nbformat.NotebookNode) -> Parsed:
+    """One pass over the cells, linear in the notebook's size."""
+    parsed = Parsed([], [], sum(1 for c in nb.cells if c.get("cell_type") == "code"))
     defined: set[str] = set()
-    kept: list[tuple[int, list[str], ast.stmt]] = []
     for number, cell in enumerate(nb.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
@@ -259,17 +282,33 @@ def extract(nb: nbformat.NotebookNode, local_modules: frozenset[str] = frozenset
         try:
             tree = ast.parse(source)
         except SyntaxError as exc:
-            result.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
+            parsed.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
             continue
         except (ValueError, RecursionError, MemoryError) as exc:
-            result.syntax_errors.append(f"cell {number}: cannot be parsed ({type(exc).__name__})")
+            parsed.syntax_errors.append(f"cell {number}: cannot be parsed ({type(exc).__name__})")
             continue
         lines = source.split("\n")  # _clean left only \n line ends
         for node in tree.body:
             if _keep(node, defined):
                 defined |= _defines(node)
-                kept.append((number, lines, node))
-    dropped = _unused_local_imports(kept, local_modules)
+                parsed.kept.append((number, lines, node))
+    return parsed
+
+
+def extract(
+    nb: nbformat.NotebookNode | Parsed,
+    local_modules: frozenset[str] = frozenset(),
+    roots: frozenset[str] = frozenset(),
+) -> ExtractedCode:
+    """The notebook's definitions as one module. ``local_modules`` names the student's
+    own .py modules: an import of one is kept only when the task's model (``roots``: its
+    names, without case and underscores) needs it."""
+    parsed = nb if isinstance(nb, Parsed) else parse(nb)
+    kept = parsed.kept
+    out: list[str] = ["# Definitions extracted from the notebook by the autograder."]
+    written = 1  # lines in ``out`` so far
+    result = ExtractedCode(text="", syntax_errors=list(parsed.syntax_errors), cells=parsed.cells)
+    dropped = _unused_local_imports(kept, local_modules, roots)
     for k, (number, lines, node) in enumerate(kept):
         if k in dropped:
             continue
