@@ -16,7 +16,7 @@ from ..notebook.claims import Claim
 from ..result import CheckFailed, Outcome
 from ..rubric import Item
 from .context import Context
-from .notebook import facts
+from .notebook import cell_list, facts
 from .registry import allowed, check
 
 
@@ -101,7 +101,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     if claim is None:
         seen = found.claims.test_accuracy
         listing = (
-            f" (found prints in cells {', '.join(str(c.cell) for c in seen)}, none after code using "
+            f" (found prints in {cell_list(sorted({c.cell for c in seen}))}, none after code using "
             f"{task.model})"
             if seen
             else ""

@@ -47,7 +47,7 @@ def facts(ctx: Context) -> Facts:
     return ctx.memo("notebook_facts", read)
 
 
-def _cells(numbers: list[int]) -> str:
+def cell_list(numbers: list[int]) -> str:
     """'cell 8' or 'cells 8, 9'."""
     return f"cell{'s' if len(numbers) > 1 else ''} {_few(numbers)}"
 
@@ -82,7 +82,7 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         cells = [c.number for c in order.unexecuted]
         problems.append(
             f"{len(cells)} of {order.code} code cells "
-            f"{'was' if len(cells) == 1 else 'were'} never run ({_cells(cells)}); {RERUN}"
+            f"{'was' if len(cells) == 1 else 'were'} never run ({cell_list(cells)}); {RERUN}"
         )
     if item.options["executed"] and order.code and not order.executed:
         problems[-1:] = [f"{found.name} was saved without running any cell; {RERUN}"]
@@ -255,7 +255,7 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
     for entry in item.options["require"]:
         count, cells = _count(entry, found)
         counts[entry["what"]] = count
-        where = f" in {_cells(cells)}" if cells else ""
+        where = f" in {cell_list(cells)}" if cells else ""
         if count >= entry["min"]:
             met += 1
             lines.append(f"found {entry['what']}: {count}{where}")
