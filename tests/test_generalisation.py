@@ -70,8 +70,9 @@ def test_an_honest_model_is_not_flagged(graded):
     )
     extra = g.test(ITEM)["extra_data"]
     assert extra["train_images"] == 300  # never more than the test split has
-    assert extra["train_accuracy"] >= extra["test_accuracy"]
-    assert extra["membership_auc"] > 0.5
+    # an honest model may score a little higher on the test images by chance: what matters
+    # is that neither difference is beyond chance (flagged below alpha / 2 = 0.005)
+    assert extra["accuracy_p_value"] >= 0.005 and extra["auc_p_value"] >= 0.005
     assert 'id="flags"' not in (g.out / "report.html").read_text()
 
 
