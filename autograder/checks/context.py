@@ -567,15 +567,11 @@ class Context:
         Yields the sandbox path and the permutation (kept by the grader). Afterwards the
         file is deleted and the worker that saw the images is stopped with whatever it
         wrote (``Sandbox.forget``): no later item's code can read them or show them back."""
-        split = self.split()
-        order = np.random.default_rng(secrets.randbits(64)).permutation(len(split.labels))
-        target = self.sandbox.job.inputs / TEST_IMAGES
-        np.save(target, split.images[order], allow_pickle=False)
-        target.chmod(0o644)
+        path, order = self._stage(TEST_IMAGES, self.split().images)
         try:
-            yield self.in_sandbox("inputs", TEST_IMAGES), order
+            yield path, order
         finally:
-            target.unlink(missing_ok=True)
+            (self.sandbox.job.inputs / TEST_IMAGES).unlink(missing_ok=True)
             self.sandbox.forget()
 
     def train_sample(self, size: int, seed: int) -> TrainSample:
