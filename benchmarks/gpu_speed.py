@@ -161,7 +161,7 @@ def training_rows(
             per_image = trainer.probe()["per_image"]
             estimate = per_image * trainer.steps_per_epoch * trainer.batch * count
             start = time.perf_counter()
-            history = trainer.fit(trainer.peak, lambda *a, **k: None)
+            history = trainer.fit(training.Attempt(trainer.peak), lambda *a, **k: None)
             sync(device)
             seconds = time.perf_counter() - start
             out = str(Path(tmp) / "logits.npy")

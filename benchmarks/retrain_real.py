@@ -35,6 +35,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 # Only the worker's own modules at the top: with --npz this runs on a GPU machine
 # that has torch and numpy but not the grader's dependencies.
 from autograder.sandbox.worker import evaluate, training  # noqa: E402
+from autograder.sandbox.worker.errors import WorkerError  # noqa: E402
 from autograder.sandbox.worker.training import DEFAULTS  # noqa: E402
 
 MODELS = {  # name: (module, factory, dataset, normalisation)
@@ -168,6 +169,8 @@ def main() -> None:
 
         def progress(epoch: int, step: int, steps: int, seconds: float) -> None:
             if step == steps:
+                if epoch == 1:  # a restart: the failed attempt's rows go
+                    rows.clear()
                 trainer.sync()
                 t0 = time.perf_counter()
                 rows.append({"epoch": epoch, "test_accuracy": accuracy(), "seconds": seconds - paused[0]})
@@ -177,20 +180,14 @@ def main() -> None:
                     flush=True,
                 )
 
-        attempts, lr, start = [], trainer.peak, time.perf_counter()
-        while True:
-            try:
-                rows.clear()
-                history = trainer.fit(lr, progress, time.perf_counter() - start, estimate)
-                failure = None
-                break
-            except training.Diverged as failed:
-                attempts.append({"lr": lr, "failed": failed.reason, "history": failed.history})
-                print(f"diverged at {lr:.4g}: {failed.reason}", flush=True)
-                if len(attempts) > 1:
-                    history, failure = failed.history, "did not converge"
-                    break
-                lr *= training.RETRY_FACTOR
+        start = time.perf_counter()
+        try:
+            history, attempt, attempts = trainer.run(progress, estimate)
+            failure, lr = None, attempt.lr
+        except WorkerError as failed:
+            attempts, lr, failure = failed.details["attempts"], None, failed.message
+            history = failed.details.get("history") or (attempts[-1]["history"] if attempts else [])
+            print(f"not trained: {failure}", flush=True)
         train_seconds = time.perf_counter() - start - paused[0]
     for h, r in zip(history, rows, strict=False):
         r.update(loss=h["loss"], train_accuracy=h["train_accuracy"])
@@ -247,7 +244,10 @@ def write_doc(result: dict) -> Path:
         for e in r["epochs"]
     ]
     options = ", ".join(f"{k} = {v:g}" for k, v in recipe.items())
-    failed = "".join(f"; attempt at peak rate {a['lr']:.4g} failed: {a['failed']}" for a in r["attempts"])
+    failed = "".join(
+        f"; attempt {training.Attempt(a['lr'], a['optimizer'] == 'Adam')} failed: {a['failed']}"
+        for a in r["attempts"]
+    )
     load = lambda v: "/".join(f"{x:.1f}" for x in v)  # noqa: E731
     final = r["epochs"][-1]["test_accuracy"] if r["epochs"] else float("nan")
     body = f"""## `retrain` recipe on real data: {r["model"]} ({r["device"]})

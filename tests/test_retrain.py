@@ -289,14 +289,27 @@ class ConstantNet(torch.nn.Module):
         return 0 * self.fc(x.flatten(1))
 
 
-def train_directly(tmp_path, model, n=1024, **options):
-    """``training.train`` as the worker runs it, on generated CIFAR-shaped data;
-    the rubric's documented defaults unless ``options`` says otherwise."""
+def generated(n: int):
+    """Generated CIFAR-shaped training images and labels, and 500 test images and labels."""
     rng = np.random.default_rng(0)
     y = data.labels(n, rng)
     x = data.images(y, 32, 3, rng)[0]
     y_test = data.labels(500, rng)
-    x_test = data.images(y_test, 32, 3, rng)[0]
+    return x, y, data.images(y_test, 32, 3, rng)[0], y_test
+
+
+def trainer_for(model, n=1024, **options):
+    """A Trainer on the images ``train_directly`` uses, for one attempt run by hand."""
+    x, y, _, _ = generated(n)
+    recipe = training.Recipe(**{**training.DEFAULTS, "budget": 900.0, **options})
+    torch.manual_seed(recipe.seed)
+    return training.Trainer(model, x, y, 10, [0.5] * 3, [0.25] * 3, None, recipe, "cpu", lambda f, *a: f(*a))
+
+
+def train_directly(tmp_path, model, n=1024, **options):
+    """``training.train`` as the worker runs it, on generated CIFAR-shaped data;
+    the rubric's documented defaults unless ``options`` says otherwise."""
+    x, y, x_test, y_test = generated(n)
     for name, array in (("x", x), ("y", y), ("t", x_test)):
         np.save(tmp_path / f"{name}.npy", array, allow_pickle=False)
     recipe = training.Recipe(**{**training.DEFAULTS, "budget": 900.0, **options})
@@ -320,31 +333,61 @@ def test_default_recipe_learns_the_handout_simplecnn(tmp_path):
     assert accuracy > 0.6, answer["history"]
 
 
+class FaintNet(torch.nn.Module):
+    """Its logits are 1e-4 × a linear layer's: SGD's steps shrink with its gradients and it
+    stays at chance, as the lecture's sigmoid LeNet does on real MNIST; Adam's do not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x):
+        return 1e-4 * self.fc(x.flatten(1))
+
+
 @pytest.mark.parametrize(
-    ("model", "why"),
+    ("model", "why", "retry"),
     [
-        (NaNNet(), "the loss became nan in epoch 1"),
-        (ConstantNet(), "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026"),
+        (NaNNet(), "the loss became nan in epoch 1", "at peak rate 0.00625"),
+        (
+            ConstantNet(),
+            "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026",
+            "with Adam at peak rate 0.01",
+        ),
     ],
 )
-def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why):
+def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, retry):
+    """A blow-up restarts at a quarter of the rate, a run still at chance with Adam;
+    a second failure is the grader's, with both attempts in its words."""
     with pytest.raises(WorkerError) as caught:
         train_directly(tmp_path, model, epochs=1, batch_size=64)
     failure = caught.value
     assert failure.kind == "diverged"
     attempts = failure.details["attempts"]
-    assert [a["lr"] for a in attempts] == pytest.approx([0.025, 0.025 * training.RETRY_FACTOR])
     assert all(why in a["failed"] for a in attempts)
-    assert failure.message == "; ".join(f"at peak rate {a['lr']:.4g}: {a['failed']}" for a in attempts)
+    assert failure.message == f"at peak rate 0.025: {attempts[0]['failed']}; {retry}: {attempts[1]['failed']}"
 
 
 def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
     model = NaNNet(first_attempt_only=True)
     answer, accuracy = train_directly(tmp_path, model, epochs=2, batch_size=64)
     assert [a["failed"] for a in answer["attempts"]] == ["the loss became nan in epoch 1"]
-    assert answer["lr"] == pytest.approx(0.025 * training.RETRY_FACTOR)
+    assert answer["lr"] == pytest.approx(0.025 * training.RETRY_FACTOR) and answer["optimizer"] == "SGD"
     assert [h["epoch"] for h in answer["history"]] == [1, 2]
     assert accuracy > 0.3
+
+
+def test_training_still_at_chance_restarts_with_adam_and_learns(tmp_path):
+    answer, accuracy = train_directly(tmp_path, FaintNet(), epochs=2, batch_size=64)
+    [stalled] = answer["attempts"]
+    assert stalled["optimizer"] == "SGD" and "epoch 2 of 2 ended still at chance" in stalled["failed"]
+    assert answer["optimizer"] == "Adam" and answer["lr"] == training.STALLED_LR
+    assert accuracy > 0.3  # chance is 0.1
+    # Control: the same model without the restart (its SGD attempt alone) stays at chance.
+    with pytest.raises(training.Diverged):
+        trainer_for(FaintNet(), epochs=2, batch_size=64).fit(
+            training.Attempt(0.025), lambda *a, **k: None
+        )
 
 
 def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from ..data import DataError, load_split
 from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers
 from ..sandbox import SandboxError, WorkerFailure
-from ..sandbox.worker.training import DEFAULTS, describe, fmt_seconds
+from ..sandbox.worker.training import DEFAULTS, Attempt, describe, fmt_seconds
 from .accuracy import score
 from .common import shown
 from .context import Context
@@ -116,9 +116,13 @@ def run(item: Item, ctx: Context) -> Outcome:
     if measured["non_finite_rows"]:
         lines.append(f"{measured['non_finite_rows']} images got NaN/inf logits (counted wrong)")
     reached = f"tier {tier.label()}" if tier else f"below the lowest tier ({tiers[-1].label()})"
-    restarted = (
-        ", restarted once at a lower rate after the first attempt diverged" if data["attempts"] else ""
-    )
+    restarted = ""
+    if data["attempts"]:
+        restarted = (
+            ", restarted once with Adam after the first attempt stayed at chance"
+            if answer.get("optimizer") == "Adam"
+            else ", restarted once at a lower rate after the first attempt diverged"
+        )
     return Outcome(
         tier is not None,
         f"{task.model} retrained in {answer.get('train_seconds', 0):.0f} s ({recipe['epochs']} epochs "
@@ -220,12 +224,20 @@ def _divergence(details: dict[str, Any]) -> str:
         history = attempt.get("history") or []
         last = history[-1] if history else {}
         loss = last.get("loss")
-        lr = attempt.get("lr")
-        if isinstance(lr, (int, float)) and isinstance(loss, (int, float)):
-            words.append(f"at peak rate {lr:.4g}: loss {loss:.4f} after epoch {len(history)}")
-        elif isinstance(lr, (int, float)):
-            words.append(f"at peak rate {lr:.4g}: no finite loss")
+        how = _how(attempt)
+        if how and isinstance(loss, (int, float)):
+            words.append(f"{how}: loss {loss:.4f} after epoch {len(history)}")
+        elif how:
+            words.append(f"{how}: no finite loss")
     return "; ".join(words) or "no attempt trained"
+
+
+def _how(attempt: dict[str, Any]) -> str:
+    """How an attempt trained, from its numbers ("" when the worker sent none)."""
+    lr = attempt.get("lr")
+    if not isinstance(lr, (int, float)):
+        return ""
+    return str(Attempt(lr, adam=attempt.get("optimizer") == "Adam"))
 
 
 def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:
@@ -256,10 +268,10 @@ def _plan_lines(plan: dict[str, Any], recipe: dict[str, Any]) -> str:
             f"budget {recipe['budget']:g} s"
         )
     for attempt in plan.get("attempts") or []:
-        lines.append(f"attempt at peak rate {attempt['lr']:.4g} failed: {attempt['failed']}")
+        lines.append(f"attempt {_how(attempt)} failed: {attempt['failed']}")
         lines += [_epoch_line(h) for h in attempt.get("history") or []]
     if plan.get("attempts") and plan.get("lr"):
-        lines.append(f"restarted at peak rate {plan['lr']:.4g}")
+        lines.append(f"restarted {_how(plan)}")
     lines += [_epoch_line(h) for h in plan.get("history") or []]
     return "\n".join(lines)
 

@@ -26,11 +26,15 @@ Jordan's airbench and ResNet-18 speedruns):
   worse than guessing (training accuracy ≤ ``STUCK_ACCURACY`` × chance and
   loss ≥ ``BLOWN_LOSS`` × ln(classes), or × the first batch's loss when a fresh
   network starts above ln(classes)), or a last epoch still at chance
-  (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts from the same initial
-  weights at ``RETRY_FACTOR`` × the rate, once; a second failure is the
-  grader's failure, reported as such, never the student's accuracy. "Still
-  at chance" is judged at the end, not after epoch 1: a slow start is no
-  reason to restart at a lower rate;
+  (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts once from the same initial
+  weights: a run that blew up (non-finite, worse than guessing) at
+  ``RETRY_FACTOR`` × the rate; a run that merely never left chance with
+  Adam at ``STALLED_LR``, whose steps do not shrink with the gradients
+  (saturated sigmoid networks such as the lecture's LeNet make SGD's steps
+  too small to leave chance in a short run, at any rate that stays stable).
+  A second failure is the grader's failure, reported as such, never the
+  student's accuracy. "Still at chance" is judged at the end, not after
+  epoch 1: a slow start is no reason to restart;
 - time: a few timed probe steps give an estimate up front (and the text says
   how it was made); a model that would overrun the rubric's budget is refused
   before training, and a run that falls behind its estimate (a busy machine)
@@ -60,7 +64,8 @@ WARMUP_FROM = 0.05  # the rise starts at this fraction of the peak
 CLIP = 2.0  # the gradients' global norm is clipped to this
 LABEL_SMOOTHING = 0.1
 PAD = 4  # reflect padding before the random crop
-RETRY_FACTOR = 0.25  # a diverged run restarts once at this fraction of the rate
+RETRY_FACTOR = 0.25  # a run that blew up restarts once at this fraction of the rate
+STALLED_LR = 0.01  # a run still at chance at its end restarts once with Adam at this peak rate
 STUCK_ACCURACY = 1.5  # an epoch at training accuracy <= this × chance has failed if ...
 BLOWN_LOSS = 1.1  # ... its loss is >= this × ln(classes) (worse than guessing), or if ...
 STUCK_LOSS = 0.95  # ... it is the last epoch and its loss is still >= this × ln(classes)
@@ -91,7 +96,8 @@ def describe(recipe: Recipe | dict[str, Any], batch: int | None = None) -> str:
         f"over the first {WARMUP:.0%} of the steps then linear decay to 0, weight decay "
         f"{WEIGHT_DECAY:g} on weights (not BatchNorm or biases), gradient norm clipped to {CLIP:g}, "
         f"label smoothing {LABEL_SMOOTHING:g}, random crop (pad {PAD}) + flip, seed {r['seed']}; "
-        f"a diverged run restarts once at {RETRY_FACTOR:g}× the rate"
+        f"a run that blows up restarts once at {RETRY_FACTOR:g}× the rate, one still at chance at "
+        f"its end once with Adam at a peak rate of {STALLED_LR:g}"
     )
 
 
@@ -119,11 +125,23 @@ def one_cycle(total: int):
 
 
 class Diverged(Exception):
-    """One attempt failed to train (non-finite loss, or stuck at chance); the caller may retry."""
+    """One attempt failed to train; the caller may retry. ``stalled``: it never blew up
+    (finite, never worse than guessing) but ended still at chance."""
 
-    def __init__(self, reason: str, history: list[dict[str, Any]]) -> None:
+    def __init__(self, reason: str, history: list[dict[str, Any]], stalled: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.history = reason, history
+        self.reason, self.history, self.stalled = reason, history, stalled
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one run trains: the optimiser and its peak rate."""
+
+    lr: float
+    adam: bool = False
+
+    def __str__(self) -> str:
+        return f"with Adam at peak rate {self.lr:.4g}" if self.adam else f"at peak rate {self.lr:.4g}"
 
 
 class Trainer:
@@ -229,14 +247,16 @@ class Trainer:
         optimizer.step()
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
-    def optimizer(self, lr: float) -> Any:
-        """Nesterov SGD; weight decay on matrices and kernels, none on BatchNorm and biases."""
+    def optimizer(self, attempt: Attempt) -> Any:
+        """Nesterov SGD (or Adam for a stalled run's restart); weight decay on matrices and
+        kernels, none on BatchNorm and biases."""
         decay = [p for p in self.params if p.ndim > 1]
         rest = [p for p in self.params if p.ndim <= 1]
         groups = [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": rest, "weight_decay": 0.0}]
-        return self.torch.optim.SGD(
-            [g for g in groups if g["params"]], lr=lr, momentum=MOMENTUM, nesterov=True
-        )
+        groups = [g for g in groups if g["params"]]
+        if attempt.adam:
+            return self.torch.optim.Adam(groups, lr=attempt.lr)
+        return self.torch.optim.SGD(groups, lr=attempt.lr, momentum=MOMENTUM, nesterov=True)
 
     def sync(self) -> None:
         if self.dev.type == "cuda":
@@ -250,7 +270,7 @@ class Trainer:
         CPU_PROBE_BATCH and moves to the training batch only when three such steps
         would fit in CPU_PROBE_SECONDS (ResNet-18 on two cores would not)."""
         saved = copy.deepcopy(self.model.state_dict())
-        optimizer = self.optimizer(self.peak / 10)
+        optimizer = self.optimizer(Attempt(self.peak / 10))
         self.model.train()
         try:
             size = self.batch if self.dev.type == "cuda" else min(self.batch, CPU_PROBE_BATCH)
@@ -283,9 +303,9 @@ class Trainer:
 
     # --- the runs --------------------------------------------------------
     def fit(
-        self, lr: float, progress: Any, spent: float = 0.0, estimate: float = 0.0
+        self, attempt: Attempt, progress: Any, spent: float = 0.0, estimate: float = 0.0
     ) -> list[dict[str, Any]]:
-        """Train for the recipe's epochs from the initial weights at peak rate ``lr``.
+        """Train for the recipe's epochs from the initial weights, as ``attempt`` says.
 
         Raises Diverged for a run that fails to train, and WorkerError("budget")
         once training (``spent`` seconds of earlier attempts included) has used
@@ -294,7 +314,7 @@ class Trainer:
         r = self.recipe
         self.model.load_state_dict(self.initial)
         total = self.steps_per_epoch * r.epochs
-        optimizer = self.optimizer(lr)
+        optimizer = self.optimizer(attempt)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total))
         history: list[dict[str, Any]] = []
         first_loss = None  # the untrained network's loss: an epoch 1 on a few steps stays near it
@@ -342,12 +362,39 @@ class Trainer:
                     f"epoch {epoch} of {r.epochs} ended {state} (loss {mean_loss:.4f}, ln {self.classes} = "
                     f"{chance:.4f}; training accuracy {accuracy:.1%})",
                     history,
+                    stalled=mean_loss < blown,
                 )
             projected = spent + elapsed / epoch * r.epochs
             if epoch < r.epochs and projected > r.budget * OVERRUN:
                 raise self._overrun(epoch, self.steps_per_epoch, spent, elapsed, estimate, history, projected)
         self.model.eval()
         return history
+
+    def run(self, progress: Any, estimate: float = 0.0) -> tuple[list[dict[str, Any]], Attempt, list]:
+        """Fit at the recipe's rate, restarting once if that fails: at RETRY_FACTOR × the rate
+        after a blow-up, with Adam after a run that stayed at chance. Returns the history, the
+        attempt that trained and the failed attempts; a second failure raises
+        WorkerError("diverged"), and running out of budget WorkerError("budget"), both with
+        ``attempts`` in their details."""
+        attempts: list[dict[str, Any]] = []
+        failures: list[str] = []
+        attempt, start = Attempt(self.peak), time.perf_counter()
+        while True:
+            try:
+                return self.fit(attempt, progress, time.perf_counter() - start, estimate), attempt, attempts
+            except Diverged as failed:
+                attempts.append(
+                    {"lr": attempt.lr, "optimizer": "Adam" if attempt.adam else "SGD",
+                     "failed": failed.reason, "history": failed.history}
+                )  # fmt: skip
+                failures.append(f"{attempt}: {failed.reason}")
+                if len(attempts) > 1:
+                    raise WorkerError("diverged", "; ".join(failures), attempts=attempts) from None
+                stalled = failed.stalled
+                attempt = Attempt(STALLED_LR, adam=True) if stalled else Attempt(attempt.lr * RETRY_FACTOR)
+            except WorkerError as exc:
+                exc.details.update(attempts=attempts)
+                raise
 
     def _overrun(
         self,
@@ -452,22 +499,12 @@ def train(
             **plan,
         )
     progress = Progress(os.path.join(out_dir, progress_name), recipe.epochs)
-    attempts: list[dict[str, Any]] = []
     start = time.perf_counter()
-    lr = trainer.peak
-    while True:
-        try:
-            history = trainer.fit(lr, progress, time.perf_counter() - start, estimate)
-            break
-        except Diverged as failed:
-            attempts.append({"lr": lr, "failed": failed.reason, "history": failed.history})
-            if len(attempts) > 1:
-                tried = "; ".join(f"at peak rate {a['lr']:.4g}: {a['failed']}" for a in attempts)
-                raise WorkerError("diverged", tried, attempts=attempts, **plan) from None
-            lr *= RETRY_FACTOR
-        except WorkerError as exc:
-            exc.details.update(plan, attempts=attempts)
-            raise
+    try:
+        history, attempt, attempts = trainer.run(progress, estimate)
+    except WorkerError as exc:
+        exc.details.update(plan)
+        raise
     trainer.sync()
     seconds = time.perf_counter() - start
     path = os.path.join(out_dir, out_name)
@@ -476,7 +513,8 @@ def train(
         **plan,
         "train_seconds": round(seconds, 2),
         "eval_seconds": round(evaluated["seconds"], 3),
-        "lr": lr,
+        "lr": attempt.lr,
+        "optimizer": "Adam" if attempt.adam else "SGD",
         "attempts": attempts,
         "history": history,
         "array": out_name,
