@@ -49,6 +49,7 @@ MODELS = {  # name: (module, factory, dataset, normalisation)
     "googlenet": ("reference.lecture15.googlenet", "GoogLeNet", "mnist"),
     "resnet": ("reference.lecture15.resnet", "ResNet", "mnist"),
 }
+MIRROR = {"cifar10": True, "mnist": False}  # as autograder/data/registry.py says (no grader import here)
 STATS = {"cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]), "mnist": ([0.1307], [0.3081])}
 
 
@@ -134,7 +135,7 @@ def main() -> None:
             args.save_npz / f"{dataset}.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test
         )
         return
-    recipe = training.Recipe(args.epochs, args.batch_size, args.lr, args.budget, args.seed)
+    recipe = training.Recipe(args.epochs, args.batch_size, args.lr, args.budget, args.seed, MIRROR[dataset])
     torch.manual_seed(recipe.seed)
     model = getattr(importlib.import_module(module), factory)(num_classes=10)
     header = machine()
@@ -243,9 +244,9 @@ def write_doc(result: dict) -> Path:
         ]
         for e in r["epochs"]
     ]
-    options = ", ".join(f"{k} = {v:g}" for k, v in recipe.items())
+    options = ", ".join(f"{k} = {v:g}" for k, v in recipe.items() if k != "flip")
     failed = "".join(
-        f"; attempt {training.Attempt(a['lr'], a['optimizer'] == 'Adam')} failed: {a['failed']}"
+        f"; attempt {training.Attempt(a['lr'], a['optimizer'] == 'AdamW')} failed: {a['failed']}"
         for a in r["attempts"]
     )
     load = lambda v: "/".join(f"{x:.1f}" for x in v)  # noqa: E731

@@ -335,7 +335,7 @@ def test_default_recipe_learns_the_handout_simplecnn(tmp_path):
 
 class FaintNet(torch.nn.Module):
     """Its logits are 1e-4 × a linear layer's: SGD's steps shrink with its gradients and it
-    stays at chance, as the lecture's sigmoid LeNet does on real MNIST; Adam's do not."""
+    stays at chance, as the lecture's sigmoid LeNet does on real MNIST; AdamW's do not."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -352,12 +352,12 @@ class FaintNet(torch.nn.Module):
         (
             ConstantNet(),
             "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026",
-            "with Adam at peak rate 0.01",
+            "with AdamW at peak rate 0.01",
         ),
     ],
 )
 def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, retry):
-    """A blow-up restarts at a quarter of the rate, a run still at chance with Adam;
+    """A blow-up restarts at a quarter of the rate, a run still at chance with AdamW;
     a second failure is the grader's, with both attempts in its words."""
     with pytest.raises(WorkerError) as caught:
         train_directly(tmp_path, model, epochs=1, batch_size=64)
@@ -381,7 +381,7 @@ def test_training_still_at_chance_restarts_with_adam_and_learns(tmp_path):
     answer, accuracy = train_directly(tmp_path, FaintNet(), epochs=2, batch_size=64)
     [stalled] = answer["attempts"]
     assert stalled["optimizer"] == "SGD" and "epoch 2 of 2 ended still at chance" in stalled["failed"]
-    assert answer["optimizer"] == "Adam" and answer["lr"] == training.STALLED_LR
+    assert answer["optimizer"] == "AdamW" and answer["lr"] == training.STALLED_LR
     assert accuracy > 0.3  # chance is 0.1
     # Control: the same model without the restart (its SGD attempt alone) stays at chance.
     with pytest.raises(training.Diverged):
@@ -405,3 +405,20 @@ def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong
     assert message.startswith("training stopped in epoch 1 of 2 (step ")
     assert "the budget ran out, over the 30 s budget): it ran " in message
     assert message.endswith("slower than the 2 s estimated before training (a busy machine?)")
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
+def test_mirror_images_are_used_only_where_they_keep_their_labels(monkeypatch, dataset):
+    """A mirrored digit is another digit (or none): the recipe flips CIFAR-10 and
+    Fashion-MNIST images, never MNIST's. Crops are turned off to see flips alone."""
+    from autograder.data import dataset_spec
+
+    monkeypatch.setattr(training, "PAD", 0)
+    flip = dataset_spec(dataset).mirror
+    trainer = trainer_for(torch.nn.Flatten(), n=256, flip=flip)
+    x = torch.rand(256, 3, 32, 32)
+    out = trainer.augment(x)
+    mirrored = (out == x.flip(3)).flatten(1).all(1)
+    assert (out == x).flatten(1).all(1).sum() + mirrored.sum() == 256
+    assert int(mirrored.sum()) > 64 if flip else int(mirrored.sum()) == 0
+    assert flip == (dataset != "mnist")

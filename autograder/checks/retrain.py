@@ -66,7 +66,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     train_images, train_labels, n_train = _training_inputs(ctx)
     split = ctx.split()
     mean, std = _normalization(ctx)
-    recipe = {k: item.options[k] for k in DEFAULTS}
+    recipe = {**{k: item.options[k] for k in DEFAULTS}, "flip": split.spec.mirror}
     timeout = max(item.timeout, recipe["budget"] * 1.1 + SLACK)
     with ctx.test_images() as (images_path, order):
         args = dict(
@@ -119,8 +119,8 @@ def run(item: Item, ctx: Context) -> Outcome:
     restarted = ""
     if data["attempts"]:
         restarted = (
-            ", restarted once with Adam after the first attempt stayed at chance"
-            if answer.get("optimizer") == "Adam"
+            ", restarted once with AdamW after the first attempt stayed at chance"
+            if answer.get("optimizer") == "AdamW"
             else ", restarted once at a lower rate after the first attempt diverged"
         )
     return Outcome(
@@ -237,7 +237,7 @@ def _how(attempt: dict[str, Any]) -> str:
     lr = attempt.get("lr")
     if not isinstance(lr, (int, float)):
         return ""
-    return str(Attempt(lr, adam=attempt.get("optimizer") == "Adam"))
+    return str(Attempt(lr, adam=attempt.get("optimizer") == "AdamW"))
 
 
 def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:

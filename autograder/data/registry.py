@@ -29,6 +29,7 @@ class DatasetSpec:
     size: int
     mean: tuple[float, ...]  # the usual training-set statistics (rubric default)
     std: tuple[float, ...]
+    mirror: bool = True  # a left-right mirror image keeps its label (a mirrored digit does not)
 
     @property
     def input_shape(self) -> list[int]:
@@ -48,7 +49,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion_mnist": DatasetSpec(
         "fashion_mnist", "FashionMNIST/raw", FASHION_CLASSES, 1, 28, (0.2860,), (0.3530,)
     ),
-    "mnist": DatasetSpec("mnist", "MNIST/raw", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,)),
+    "mnist": DatasetSpec("mnist", "MNIST/raw", MNIST_CLASSES, 1, 28, (0.1307,), (0.3081,), mirror=False),
 }
 
 
