@@ -2,7 +2,9 @@
 
 Exit status of ``grade``: 0 whenever grading finished, whatever the score;
 2 when the grader itself cannot grade (unknown rubric, missing data root, no
-sandbox), with one line on stderr.
+sandbox), with one line on stderr. Every command says so the same way: what it
+cannot do as asked is an ``errors.UsageError``, which ``main`` prints as
+``autograder: <message>`` and turns into exit status 2.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__, untrusted
+from .errors import UsageError
 
 DATA_ENV = "AUTOGRADER_DATA"
-
-
-class UsageError(Exception):
-    """The grader cannot run as asked; the message is the one line to print."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -147,51 +146,34 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch.command import run
-    from .batch.grades import BatchInputError
-    from .batch.moodle import DownloadError
     from .rubric import load
 
     rubric = load(args.rubric)
-    try:
-        return run(args, rubric, data_root(args.data_root, rubric.dataset))
-    except (BatchInputError, DownloadError) as exc:
-        raise UsageError(str(exc)) from None
+    return run(args, rubric, data_root(args.data_root, rubric.dataset))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoError, command
+    from .demo import command
 
-    try:
-        return command(args)
-    except DemoError as exc:
-        raise UsageError(str(exc)) from None
+    return command(args)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .selfcheck import SelfCheckError, command
+    from .selfcheck import command
 
-    try:
-        return command(args)
-    except SelfCheckError as exc:
-        raise UsageError(str(exc)) from None
+    return command(args)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data.fetch import FetchError, command
+    from .data.fetch import command
 
-    try:
-        return command(args)
-    except FetchError as exc:
-        raise UsageError(str(exc)) from None
+    return command(args)
 
 
 def cmd_build_gradescope(args: argparse.Namespace) -> int:
-    from .gradescope_zip import BuildError, command
+    from .gradescope_zip import command
 
-    try:
-        return command(args)
-    except BuildError as exc:
-        raise UsageError(str(exc)) from None
+    return command(args)
 
 
 def _staff_notes(command: str) -> None:
@@ -215,9 +197,6 @@ def _staff_notes(command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .rubric import RubricError
-    from .sandbox.tiers import SandboxUnavailable
-
     args = build_parser().parse_args(argv)
     _staff_notes(args.command)
     handlers = {
@@ -230,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (UsageError, RubricError, SandboxUnavailable) as exc:
+    except UsageError as exc:  # a rubric, a data root, no sandbox, a class download, ...: one line
         print(f"autograder: {untrusted.terminal(exc)}", file=sys.stderr)
         return 2
 

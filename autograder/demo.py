@@ -20,6 +20,7 @@ from types import ModuleType
 import numpy as np
 
 from .data.formats import write_idx
+from .errors import UsageError
 
 RUBRIC = "demo-mnist"
 REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "demo" / "mnist_models.py"
@@ -40,7 +41,7 @@ MISTAKES = (
 )
 
 
-class DemoError(Exception):
+class DemoError(UsageError):
     """The demo cannot run here; the message says why."""
 
 

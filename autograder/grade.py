@@ -25,7 +25,16 @@ from .checks.context import Context
 from .machine import usable_cpus
 from .result import CheckFailed, GradeResult, ItemResult, Outcome
 from .rubric import Item, Rubric
-from .sandbox import Deadline, Sandbox, SandboxError, TierInfo, WorkerFailure, detect_tier, guard
+from .sandbox import (
+    Deadline,
+    Sandbox,
+    SandboxError,
+    TierInfo,
+    WorkerFailure,
+    detect_tier,
+    failure_line,
+    guard,
+)
 from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
@@ -37,7 +46,9 @@ STOPPED = "not run: the grader was stopped (SIGTERM: the platform's time limit?)
 class Stopped(BaseException):
     """SIGTERM reached the grader: finish with what was graded so far.
 
-    A BaseException, so no check's ``except Exception`` swallows it."""
+    A control-flow signal, not an error, so it stays outside ``errors.AutograderError``:
+    a BaseException, so no check's ``except Exception`` (nor an ``except AutograderError``)
+    swallows it on its way to grade()."""
 
 
 @contextlib.contextmanager
@@ -171,10 +182,8 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
         outcome = KINDS[item.kind].run(item, ctx)
     except CheckFailed as exc:
         outcome = Outcome(False, exc.message, exc.details, exc.data)
-    except WorkerFailure as exc:
-        outcome = Outcome(False, exc.message)
-    except SandboxError as exc:
-        outcome = Outcome(False, f"the check could not finish: {exc.message}")
+    except (WorkerFailure, SandboxError) as exc:  # a request the check did not word itself
+        outcome = Outcome(False, failure_line("the check", exc))
     except Exception as exc:  # noqa: BLE001 - a grader bug must not cost other items
         traceback.print_exc(file=sys.stderr)
         outcome = Outcome(

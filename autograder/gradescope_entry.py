@@ -17,11 +17,12 @@ import traceback
 from pathlib import Path
 
 from . import untrusted
+from .errors import UsageError
 from .report.write import write_all, write_atomic
 from .rubric import RubricError, load
 
 
-class NotConfigured(Exception):
+class NotConfigured(UsageError):
     """The image lacks what grading needs (a rubric): said in one line, no traceback."""
 
 

@@ -24,6 +24,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+from .errors import UsageError
 from .rubric import Rubric, load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ fi
 """
 
 
-class BuildError(Exception):
+class BuildError(UsageError):
     """The zip cannot be built; the message says why."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import SubmissionProblem
+
 
 @dataclass
 class Outcome:
@@ -17,7 +19,7 @@ class Outcome:
     score: float | None = None
 
 
-class CheckFailed(Exception):
+class CheckFailed(SubmissionProblem):
     """Raised inside a check for a failure the student can act on."""
 
     def __init__(self, message: str, details: str = "", **data: Any) -> None:
@@ -25,6 +27,16 @@ class CheckFailed(Exception):
         self.message = message
         self.details = details
         self.data = data
+
+
+class NoDataRoot(CheckFailed):
+    """The grader was given no data root, so an item that needs the dataset cannot run.
+
+    ``data["no_data_root"]`` reaches the item's result, where ``autograder check`` (which may
+    run without the dataset) tells this apart from a failure of the submission."""
+
+    def __init__(self) -> None:
+        super().__init__("no data root was given to the grader", no_data_root=True)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.registry import DATASETS
+from .errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +27,7 @@ ITEM_KEYS = {"id", "kind", "name", "points", "task", "visibility", "timeout", "r
 DEFAULT_TIME_BUDGET = 480.0
 
 
-class RubricError(Exception):
+class RubricError(UsageError):
     """A rubric that cannot be used; the message names file, line and reason."""
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from .checks import KINDS
 from .data import DataError, dataset_spec, load_split
 from .data.formats import write_cifar10, write_idx
+from .errors import UsageError
 from .result import GradeResult, ItemResult
 from .rubric import Rubric, RubricError, load
 from .untrusted import rich_text
@@ -33,7 +34,7 @@ VAL_IMAGES = 500  # measured by default (ResNet-18 on a laptop CPU: about 10 s)
 SKIPPED_FOLDERS = {".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "wandb", "runs"}
 
 
-class SelfCheckError(Exception):
+class SelfCheckError(UsageError):
     """The check cannot run as asked; the message says what to do."""
 
 
@@ -193,7 +194,7 @@ def _row(kind: str, got: ItemResult, measured: bool, val_what: str, report: Repo
         }
         reached = f"tier {got.data['tier']}" if got.data.get("tier") else "below every tier"
         why = f"validation accuracy {accuracy:.2%} ({reached} if the test split agrees); {why}"
-    elif kind == "accuracy" and (measured or not got.message.startswith("no data root")):
+    elif kind == "accuracy" and (measured or not got.data.get("no_data_root")):
         # No number although the data was there: the model or the weights cannot be
         # evaluated at all, and the grader will say the same.
         return Row(got.number, got.id, got.name, "fail", f"0/{got.max_points:g}", got.message)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import untrusted
+from .errors import SubmissionProblem
 
 MAX_TOTAL_BYTES = 2 << 30
 MAX_FILE_BYTES = 1 << 30
@@ -26,7 +27,7 @@ JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "__pycache__", ".git")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".safetensors")
 
 
-class SubmissionError(Exception):
+class SubmissionError(SubmissionProblem):
     """The submission cannot be read at all (not a zip, not a folder, empty)."""
 
 

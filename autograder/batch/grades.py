@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from ..errors import UsageError
 from ..result import GradeResult
 from ..rubric import Rubric
 from .moodle import Student
@@ -25,7 +26,7 @@ COMMENT_HEADERS = ("comment", "comments", "feedback")
 FEEDBACK_LIMIT = 1500
 
 
-class BatchInputError(Exception):
+class BatchInputError(UsageError):
     """A TA-supplied file is wrong; the message names the file, line and fix."""
 
 

@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..errors import UsageError
 from ..untrusted import file_name, utf8
 
 MOODLE_NAME = re.compile(
@@ -41,7 +42,7 @@ MAX_ENTRIES = 200_000
 STAGE_MARK = ".autograder-staged.json"
 
 
-class DownloadError(Exception):
+class DownloadError(UsageError):
     """The download cannot be read at all; the message is the one line to show."""
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .. import preprocess
 from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item, Task, parse_tiers
-from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox import Failure, SandboxError, WorkerFailure, failure_line
 from .common import ask
 from .context import LOAD_TIMEOUT, Context, Evaluation, Source
 from .registry import allowed, check
@@ -185,11 +185,10 @@ def run(item: Item, ctx: Context) -> Outcome:
             "load_weights", LOAD_TIMEOUT, task=task.id, path=ctx.in_sandbox("submission", weights)
         )
     except WorkerFailure as exc:
-        flag = {"flag": f"{weights.name} cannot be loaded"} if exc.kind == "weights" else {}
+        flag = {"flag": f"{weights.name} cannot be loaded"} if exc.kind == Failure.WEIGHTS else {}
         raise CheckFailed(_weights_message(weights.name, task.model, exc), **flag) from None
     except SandboxError as exc:
-        how_it_ended = "was stopped" if exc.kind == "time_budget" else "crashed or hung the worker"
-        raise CheckFailed(f"loading {weights.name} {how_it_ended}: {exc.message}") from None
+        raise CheckFailed(failure_line(f"loading {weights.name}", exc)) from None
     norm = ctx.normalization(task, loaded.get("normalize"))
     split = ctx.split()
     batch_size = int(item.options.get("batch_size", ctx.rubric.eval_batch_size))
@@ -262,7 +261,7 @@ def run(item: Item, ctx: Context) -> Outcome:
 
 
 def _weights_message(name: str, model: str, exc: WorkerFailure) -> str:
-    if exc.kind != "fit":
+    if exc.kind != Failure.FIT:
         return exc.message
     d = exc.details
     parts = []

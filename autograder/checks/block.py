@@ -16,7 +16,7 @@ from typing import Any
 from ..notebook.extract import defined_names
 from ..result import CheckFailed, Outcome
 from ..rubric import Item
-from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox import SandboxError, WorkerFailure, failure_line
 from . import residual
 from .common import ask, fmt_shape
 from .context import Context, Source
@@ -92,10 +92,10 @@ def _source(ctx: Context, item: Item, name: str) -> Source:
             )
         except WorkerFailure as exc:
             raise CheckFailed(
-                f"importing {source.where(exc.details.get('line'))} failed: {exc.message}"
+                failure_line(f"importing {source.where(exc.details.get('line'))}", exc)
             ) from None
         except SandboxError as exc:
-            raise CheckFailed(f"importing {source.label} did not finish: {exc.message}") from None
+            raise CheckFailed(failure_line(f"importing {source.label}", exc)) from None
     return source
 
 

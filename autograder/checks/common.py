@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ..result import CheckFailed
-from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox import SandboxError, WorkerFailure, failure_line
 from .context import Context, Source
 
 
@@ -17,27 +17,27 @@ def ask(
     op: str,
     timeout: float,
     hidden_inputs: bool = False,
+    passing: tuple[str, ...] = (),
     **args: Any,
 ) -> dict[str, Any]:
-    """A worker request whose failures become one-line CheckFailed messages.
+    """A worker request whose failures become one-line CheckFailed messages
+    (``sandbox.failure_line``); a request that got no answer sets ``stopped`` (its
+    ``NoAnswer`` kind) in the failure's data.
 
     ``hidden_inputs``: the request hands the student's code the hidden test images, so
     the text of an exception it raises is not shown (it could carry the images); its
-    type and place are."""
+    type and place are. ``passing``: failure kinds (``sandbox.Failure``) the caller words
+    itself, raised as they came."""
     try:
         return ctx.sandbox.request(op, timeout, **args)
     except WorkerFailure as exc:
+        if exc.kind in passing:
+            raise
         line = exc.details.get("line")
-        where = f" at {source.where(line)}" if source is not None and line else ""
-        raise CheckFailed(f"{what} failed{where}: {shown(exc, hidden_inputs)}") from None
+        where = source.where(line) if source is not None and line else ""
+        raise CheckFailed(failure_line(what, exc, where=where, text=shown(exc, hidden_inputs))) from None
     except SandboxError as exc:
-        if exc.kind == "timeout":
-            raise CheckFailed(
-                f"{what} did not finish within the {timeout:g} s time limit", stopped=exc.kind
-            ) from None
-        if exc.kind == "time_budget":
-            raise CheckFailed(f"{what} was stopped: {exc.message}", stopped=exc.kind) from None
-        raise CheckFailed(f"{what} crashed the worker: {exc.message}", stopped=exc.kind) from None
+        raise CheckFailed(failure_line(what, exc), stopped=exc.kind) from None
 
 
 # Worker messages about the grader's own inputs, safe to show word for word (they carry two numbers).

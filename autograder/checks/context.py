@@ -28,9 +28,9 @@ from ..notebook.extract import (
     parse,
     read_notebook,
 )
-from ..result import CheckFailed, ItemResult
+from ..result import CheckFailed, ItemResult, NoDataRoot
 from ..rubric import Rubric, Task
-from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
+from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure, failure_line
 from ..sandbox.worker import protocol
 from ..submission import Submission
 
@@ -242,11 +242,11 @@ class Context:
             )
         except WorkerFailure as exc:
             raise CheckFailed(
-                f"importing {source.where(exc.details.get('line'))} failed: {exc.message}"
+                failure_line(f"importing {source.where(exc.details.get('line'))}", exc)
             ) from None
         except SandboxError as exc:
             raise CheckFailed(
-                f"importing {source.label} {_sandbox_words(exc)} (move training "
+                f"{failure_line(f'importing {source.label}', exc, aside=True)} (move training "
                 'code under `if __name__ == "__main__":`)'
             ) from None
         try:
@@ -261,10 +261,10 @@ class Context:
             )
         except WorkerFailure as exc:
             raise CheckFailed(
-                f"{name}() failed at {source.where(exc.details.get('line'))}: {exc.message}"
+                failure_line(f"{name}()", exc, where=source.where(exc.details.get("line")))
             ) from None
         except SandboxError as exc:
-            raise CheckFailed(f"building {name}() {_sandbox_words(exc)}") from None
+            raise CheckFailed(failure_line(f"building {name}()", exc, aside=True)) from None
         return source
 
     def _find_model(self, task: Task, sources: list[Source]) -> tuple[Source | None, str, str]:
@@ -423,7 +423,7 @@ class Context:
                 unreadable[path] = exc.message
                 continue
             except SandboxError as exc:
-                unreadable[path] = f"loading it {_sandbox_words(exc)}"
+                unreadable[path] = failure_line("loading it", exc, aside=True)
                 continue
             matching = [t for t in built if isinstance(fits.get(t), dict) and fits[t].get("fits")]
             if len(matching) == 1:
@@ -551,7 +551,7 @@ class Context:
     def split(self) -> Split:
         def load() -> Split:
             if self.data_root is None:
-                raise CheckFailed("no data root was given to the grader")
+                raise NoDataRoot()
             try:
                 return load_split(self.data_root, self.rubric.dataset, train=False)
             except DataError as exc:
@@ -589,7 +589,7 @@ class Context:
 
     def _train_split(self) -> Split:
         if self.data_root is None:
-            raise CheckFailed("no data root was given to the grader")
+            raise NoDataRoot()
         try:
             return load_split(self.data_root, self.rubric.dataset, train=True)
         except DataError as exc:
@@ -608,11 +608,3 @@ class Context:
 def training_sample(split_size: int, size: int, seed: int) -> np.ndarray:
     """Indices of the seeded training sample (sorted; the whole split when it is smaller)."""
     return np.sort(np.random.default_rng(seed).choice(split_size, min(size, split_size), replace=False))
-
-
-def _sandbox_words(exc: SandboxError) -> str:
-    if exc.kind == "timeout":
-        return f"took too long ({exc.message})"
-    if exc.kind == "time_budget":
-        return f"was stopped ({exc.message})"
-    return f"crashed the worker ({exc.message})"

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ..data import DataError, load_split
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, NoDataRoot, Outcome
 from ..rubric import Item, Task, parse_tiers
-from ..sandbox import SandboxError, WorkerFailure
+from ..sandbox import Failure, SandboxError, WorkerFailure
 from ..sandbox.worker.training import DEFAULTS, Attempt, describe, fmt_seconds
 from .accuracy import score
-from .common import shown
+from .common import ask
 from .context import Context
 from .registry import allowed, check
 
@@ -190,7 +190,7 @@ def _not_retrained(exc: WorkerFailure, task: Task, recipe: dict[str, Any]) -> Ch
         k: v for k, v in exc.details.items() if k in ("estimate_seconds", "device", "history", "attempts")
     }
     details = _plan_lines(exc.details, recipe)
-    if exc.kind == "diverged":
+    if exc.kind == Failure.DIVERGED:
         flag = "the grader's training did not converge: grade this item by hand"
         return CheckFailed(
             f"{task.model}: the grader's training did not converge ({_divergence(exc.details)}); "
@@ -243,21 +243,10 @@ def _how(attempt: dict[str, Any]) -> str:
 def _train(ctx: Context, source: Any, task: Task, timeout: float, args: dict[str, Any]) -> dict[str, Any]:
     """The worker request; the grader's own failures (budget, divergence) pass through,
     the model's failures become one line with where they happened."""
-    what = f"retraining {task.model}"
-    try:
-        return ctx.sandbox.request("train", timeout, **args)
-    except WorkerFailure as exc:
-        if exc.kind in ("budget", "diverged"):
-            raise
-        line = exc.details.get("line")
-        where = f" at {source.where(line)}" if line else ""
-        raise CheckFailed(f"{what} failed{where}: {shown(exc, hidden_inputs=True)}") from None
-    except SandboxError as exc:
-        if exc.kind == "timeout":
-            raise CheckFailed(f"{what} did not finish within the {timeout:g} s time limit") from None
-        if exc.kind == "time_budget":
-            raise CheckFailed(f"{what} was stopped: {exc.message}") from None
-        raise CheckFailed(f"{what} crashed the worker: {exc.message}") from None
+    return ask(
+        ctx, source, f"retraining {task.model}", "train", timeout,
+        hidden_inputs=True, passing=(Failure.BUDGET, Failure.DIVERGED), **args,
+    )  # fmt: skip
 
 
 def _plan_lines(plan: dict[str, Any], recipe: dict[str, Any]) -> str:
@@ -296,7 +285,7 @@ def _training_inputs(ctx: Context) -> tuple[str, str, int]:
 
     def write() -> tuple[str, str, int]:
         if ctx.data_root is None:
-            raise CheckFailed("no data root was given to the grader")
+            raise NoDataRoot()
         try:
             split = load_split(ctx.data_root, ctx.rubric.dataset, train=True)
         except DataError as exc:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..errors import UsageError
 from .formats import write_cifar10, write_idx
 from .registry import DATASETS, dataset_spec
 from .splits import DataError, load_split
@@ -25,7 +26,7 @@ from .splits import DataError, load_split
 SHUFFLE_SEED = 0  # --from-images training split: the same folder always gives the same order
 
 
-class FetchError(Exception):
+class FetchError(UsageError):
     """A dataset could not be put in place; the message says what to do."""
 
 

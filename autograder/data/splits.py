@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .registry import DatasetSpec, dataset_spec
 
 CACHE_ENV = "AUTOGRADER_CACHE"
 CACHE_VERSION = 2  # 2: the official flag is cached too
 
 
-class DataError(Exception):
+class DataError(UsageError):
     """The data root does not hold the split the rubric needs."""
 
 

@@ -24,7 +24,7 @@ import nbformat
 
 from ..data import DataError
 from ..data.staging import stage_without_test_labels
-from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure
+from ..sandbox import Sandbox, SandboxError, Tier, WorkerFailure, failure_line
 from ..sandbox.launcher import Job
 from ..sandbox.worker import protocol
 from .extract import MAX_NOTEBOOK_BYTES, parse_notebook
@@ -141,22 +141,8 @@ def _in_sandbox(box: Sandbox, args: dict[str, Any], limit: float) -> Execution:
     with box:
         try:
             answer = box.request("execute_notebook", limit, **args)
-        except WorkerFailure as exc:
-            return Execution(
-                "sandbox", f"the notebook could not be run: {exc.message}", {}, None, box.output()
-            )
-        except SandboxError as exc:
-            return Execution(
-                "sandbox",
-                f"the notebook run did not finish within the item's {limit:g} s limit and was stopped"
-                if exc.kind == "timeout"
-                else f"the notebook run was stopped: {exc.message}"
-                if exc.kind == "time_budget"
-                else f"the notebook run crashed the sandbox: {exc.message}",
-                {},
-                None,
-                box.output(),
-            )
+        except (WorkerFailure, SandboxError) as exc:
+            return Execution("sandbox", failure_line("the notebook run", exc), {}, None, box.output())
         answer = _clean(answer)
         try:
             executed = _read_back(box.job.out / "executed.ipynb")

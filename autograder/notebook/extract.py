@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..errors import SubmissionProblem
 from .outputs import text_of
 
 SAFE_CALLS = (
@@ -45,7 +46,7 @@ MAX_CODE_BYTES = 2 << 20  # per .py file, and all code cells of a notebook toget
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
-class NotebookError(Exception):
+class NotebookError(SubmissionProblem):
     """The file is not a notebook nbformat can read."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import RequestFailed
 from . import cgroup, launcher
 from .tiers import Tier, TierInfo
 from .worker import protocol
@@ -36,13 +37,25 @@ BULK = re.compile(r"[-+\d.,eE\s()\[\]]{80,}|[^\s]{100,}")  # number dumps (array
 START_TIMEOUT = 120.0  # a fresh worker's start (Python, torch) and its hello; only the budget cuts it
 
 
-class SandboxError(Exception):
-    """The worker could not answer: it timed out, died or broke the protocol."""
+class NoAnswer:
+    """Why a request got no answer: the ``kind`` of a SandboxError."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    TIMEOUT = "timeout"  # the request's own limit, or what its item had left, ran out
+    TIME_BUDGET = "time_budget"  # the submission's time budget ran out
+    CRASH = "crash"  # the worker process ended (killed, out of memory, exited)
+    PROTOCOL = "protocol"  # the worker answered something the grader does not accept
+
+
+class SandboxError(RequestFailed):
+    """The worker could not answer: it timed out, died or broke the protocol.
+
+    ``kind`` is a ``NoAnswer``; ``limit`` is the limit in seconds that ran out (timeouts)."""
+
+    def __init__(self, kind: str, message: str, limit: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.limit = limit
 
 
 @dataclass
@@ -73,17 +86,20 @@ class Deadline:
         budget, item = self.budget_left(), self.item_left() if whole_item else math.inf
         if budget <= min(timeout, item):
             return max(budget, 0.0), SandboxError(
-                "time_budget", f"the submission's time budget ({self.budget:g} s) ran out"
+                NoAnswer.TIME_BUDGET, f"the submission's time budget ({self.budget:g} s) ran out"
             )
         if item < timeout:
-            expired = SandboxError("timeout", f"no answer within the item's {self.item:g} s time limit")
+            expired = SandboxError(
+                NoAnswer.TIMEOUT, f"no answer within the item's {self.item:g} s time limit", self.item
+            )
             return max(item, 0.0), expired
         return timeout, None
 
 
 @dataclass
-class WorkerFailure(Exception):
-    """The worker answered that the request failed (student code error etc.)."""
+class WorkerFailure(RequestFailed):
+    """The worker answered that the request failed (student code error etc.); ``kind`` is
+    one of ``protocol.Failure``, as the worker said."""
 
     kind: str
     message: str
@@ -91,6 +107,32 @@ class WorkerFailure(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def failure_line(
+    what: str,
+    exc: WorkerFailure | SandboxError,
+    *,
+    where: str = "",
+    text: str | None = None,
+    aside: bool = False,
+) -> str:
+    """The student's one line for a failed request: the one place that words how a request
+    ended. ``what`` is what was being done ("importing simple_cnn.py", "SimpleCNN forward pass").
+
+    A failure answer: ``<what> failed[ at <where>]: <text>`` (``text``: what may be shown of
+    the worker's message; by default all of it). No answer: the time limit that ran out, the
+    budget, or the crash, with the sandbox's words after a colon, or in brackets (``aside``)
+    for a line that goes on."""
+    if isinstance(exc, WorkerFailure):
+        return f"{what} failed{f' at {where}' if where else ''}: {exc.message if text is None else text}"
+    if aside:
+        ended = {NoAnswer.TIMEOUT: "took too long", NoAnswer.TIME_BUDGET: "was stopped"}
+        return f"{what} {ended.get(exc.kind, 'crashed the worker')} ({exc.message})"
+    if exc.kind == NoAnswer.TIMEOUT and exc.limit is not None:
+        return f"{what} did not finish within the {exc.limit:g} s time limit"
+    ended = "was stopped" if exc.kind == NoAnswer.TIME_BUDGET else "crashed the worker"
+    return f"{what} {ended}: {exc.message}"
 
 
 class CappedLog:
@@ -130,17 +172,17 @@ def parse_answer(line: bytes, expected_id: int) -> dict[str, Any]:
     try:
         message = json.loads(line, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise SandboxError("protocol", "the worker's answer was not valid JSON") from None
+        raise SandboxError(NoAnswer.PROTOCOL, "the worker's answer was not valid JSON") from None
     if not isinstance(message, dict) or message.get("id") != expected_id:
-        raise SandboxError("protocol", "the worker's answer did not match the request")
+        raise SandboxError(NoAnswer.PROTOCOL, "the worker's answer did not match the request")
     if message.get("ok") is True and isinstance(message.get("result"), dict):
         return message["result"]
     error = message.get("error")
     if message.get("ok") is not False or not isinstance(error, dict):
-        raise SandboxError("protocol", "the worker's answer had neither result nor error")
+        raise SandboxError(NoAnswer.PROTOCOL, "the worker's answer had neither result nor error")
     details = {k: v for k, v in error.items() if k not in ("kind", "message")}
     message = bounded(str(error.get("message", "")))
-    raise WorkerFailure(str(error.get("kind", "error"))[:100], message, details)
+    raise WorkerFailure(str(error.get("kind", protocol.Failure.UNNAMED))[:100], message, details)
 
 
 def bounded(text: str) -> str:
@@ -206,26 +248,28 @@ class _Worker:
             self.proc.stdin.write(protocol.request(self.next_id, op, **args))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise SandboxError("crash", self._death("the worker exited")) from None
+            raise SandboxError(NoAnswer.CRASH, self._death("the worker exited")) from None
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise expired or SandboxError("timeout", f"no answer within the {timeout:g} s time limit")
+                raise expired or SandboxError(
+                    NoAnswer.TIMEOUT, f"no answer within the {timeout:g} s time limit", timeout
+                )
             ready, _, _ = select.select([self.response], [], [], min(left, 1.0))
             if not ready:
                 if self.proc.poll() is not None:
-                    raise SandboxError("crash", self._death("the worker process ended"))
+                    raise SandboxError(NoAnswer.CRASH, self._death("the worker process ended"))
                 continue
             chunk = os.read(self.response, 1 << 20)
             if not chunk:
-                raise SandboxError("crash", self._death("the worker process ended"))
+                raise SandboxError(NoAnswer.CRASH, self._death("the worker process ended"))
             self.buffer += chunk
             if len(self.buffer) > protocol.MAX_RESPONSE_BYTES:
-                raise SandboxError("protocol", "the worker's answer exceeded the size limit")
+                raise SandboxError(NoAnswer.PROTOCOL, "the worker's answer exceeded the size limit")
         line, self.buffer = self.buffer.split(b"\n", 1)
         if len(line) > protocol.MAX_RESPONSE_BYTES:
-            raise SandboxError("protocol", "the worker's answer exceeded the size limit")
+            raise SandboxError(NoAnswer.PROTOCOL, "the worker's answer exceeded the size limit")
         return parse_answer(line, self.next_id)
 
     def _death(self, what: str) -> str:
@@ -396,16 +440,18 @@ class Sandbox:
     def read_array(self, name: str, dtype: str, shape: tuple[int | None, ...]) -> np.ndarray:
         """Read an array the worker wrote, checking it is exactly what was asked for."""
         if os.path.basename(name) != name or not name.endswith(".npy"):
-            raise SandboxError("protocol", f"the worker named an invalid array file {name!r}")
+            raise SandboxError(NoAnswer.PROTOCOL, f"the worker named an invalid array file {name!r}")
         path = self.job.out / name
         try:  # O_NONBLOCK: a FIFO planted under the expected name must not hang the grader
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
-            raise SandboxError("protocol", f"the worker's array {name} is missing: {exc.strerror}") from None
+            raise SandboxError(
+                NoAnswer.PROTOCOL, f"the worker's array {name} is missing: {exc.strerror}"
+            ) from None
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > protocol.MAX_ARRAY_BYTES:
             os.close(fd)
-            raise SandboxError("protocol", f"the worker's array {name} is not a small regular file")
+            raise SandboxError(NoAnswer.PROTOCOL, f"the worker's array {name} is not a small regular file")
         with os.fdopen(fd, "rb") as handle:
             return _load_exact(handle, name, np.dtype(dtype), shape, info.st_size)
 
@@ -437,16 +483,22 @@ def _load_exact(
         header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}[version]
         got_shape, fortran, got_dtype = header(handle, max_header_size=4096)
     except Exception as exc:  # noqa: BLE001 - any parser failure on hostile bytes is the worker's fault
-        raise SandboxError("protocol", f"the worker's array {name} is unreadable: {exc!s:.200}") from None
+        raise SandboxError(
+            NoAnswer.PROTOCOL, f"the worker's array {name} is unreadable: {exc!s:.200}"
+        ) from None
     if got_dtype != dtype or fortran:
-        raise SandboxError("protocol", f"the worker's array {name} is not {dtype}")
+        raise SandboxError(NoAnswer.PROTOCOL, f"the worker's array {name} is not {dtype}")
     if len(got_shape) != len(shape) or any(
         w is not None and w != g for w, g in zip(shape, got_shape, strict=True)
     ):
-        raise SandboxError("protocol", f"the worker's array {name} has shape {got_shape}, expected {shape}")
+        raise SandboxError(
+            NoAnswer.PROTOCOL, f"the worker's array {name} has shape {got_shape}, expected {shape}"
+        )
     count = int(np.prod(got_shape, dtype=np.int64))
     if handle.tell() + count * dtype.itemsize != size:
-        raise SandboxError("protocol", f"the worker's array {name} is unreadable: its size does not match")
+        raise SandboxError(
+            NoAnswer.PROTOCOL, f"the worker's array {name} is unreadable: its size does not match"
+        )
     data = handle.read(count * dtype.itemsize)
     return np.frombuffer(data, dtype=dtype, count=count).reshape(got_shape).copy()
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from ..errors import UsageError
+
 FORCE_ENV = "AUTOGRADER_SANDBOX_TIER"
 
 
@@ -34,7 +36,7 @@ DESCRIPTIONS = {
 }
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(UsageError):
     """No tier that the caller allowed can run here."""
 
 

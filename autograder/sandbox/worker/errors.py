@@ -10,7 +10,9 @@ ONE_PROCESS = "the sandbox runs your code in one process: do not start subproces
 
 
 class WorkerError(Exception):
-    """An expected failure with a message meant for the student."""
+    """An expected failure with a message meant for the student; ``kind`` is a
+    ``protocol.Failure``. Worker side: outside the grader's ``errors`` hierarchy, since the
+    worker imports nothing of the grader; it reaches the grader as a ``WorkerFailure``."""
 
     def __init__(self, kind: str, message: str, **details: object) -> None:
         super().__init__(message)

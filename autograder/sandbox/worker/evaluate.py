@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .errors import WorkerError
+from .protocol import Failure
 
 CPU_PIXELS_PER_THREAD = 32 * 32 * 32  # 32 CIFAR images per thread in a CPU batch
 
@@ -72,7 +73,9 @@ def logits(
 
     images = np.load(images_path, mmap_mode="r", allow_pickle=False)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise WorkerError("input", f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
+        raise WorkerError(
+            Failure.INPUT, f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}"
+        )
     n, channels = images.shape[0], images.shape[1]
     dev = torch.device(device)
     configure(dev)
@@ -127,7 +130,8 @@ def _check_output(y: Any, batch: int) -> Any:
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[0] != batch:
         shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise WorkerError(
-            "output", f"the model returned {shape} for a batch of {batch} images; expected (batch, classes)"
+            Failure.OUTPUT,
+            f"the model returned {shape} for a batch of {batch} images; expected (batch, classes)",
         )
     return y
 
@@ -139,4 +143,6 @@ def _per_channel(values: list[float], channels: int) -> list[float]:
         return [float(values[0])] * channels
     if channels == 1 and len(values) == 3:  # RGB constants on a grey image: use their mean
         return [sum(values) / 3]
-    raise WorkerError("preprocess", f"normalisation has {len(values)} values for {channels}-channel images")
+    raise WorkerError(
+        Failure.PREPROCESS, f"normalisation has {len(values)} values for {channels}-channel images"
+    )

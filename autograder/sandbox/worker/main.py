@@ -16,6 +16,7 @@ from typing import Any
 
 from . import errors, evaluate, introspect, protocol
 from .errors import WorkerError, describe
+from .protocol import Failure
 from .student import StudentCode, best_reading, constructor_kwargs, read_checkpoint, readings
 
 MAX_TENSORS = 20_000  # a checkpoint's tensors the grader will list (ResNet-18 has 122)
@@ -59,7 +60,7 @@ class Worker:
         kwargs = constructor_kwargs(factory, num_classes) if isinstance(factory, type) else {}
         model = self.code.call(factory, **kwargs)
         if not isinstance(model, nn.Module):
-            raise WorkerError("build", f"{cls}() returned a {type(model).__name__}, not an nn.Module")
+            raise WorkerError(Failure.BUILD, f"{cls}() returned a {type(model).__name__}, not an nn.Module")
         lazy = bool(input_shape) and introspect.materialize(model, input_shape, self.code.call)
         self.models[task] = model
         return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs), "lazy": lazy}
@@ -108,7 +109,9 @@ class Worker:
         imported no student code, so nothing patched can answer for it)."""
         options, _ = readings(read_checkpoint(path))
         if len(options[0][0]) > MAX_TENSORS:
-            raise WorkerError("weights", f"{os.path.basename(path)} holds {len(options[0][0]):,} tensors")
+            raise WorkerError(
+                Failure.WEIGHTS, f"{os.path.basename(path)} holds {len(options[0][0]):,} tensors"
+            )
         # Every reading the loader may have used (keys as saved, prefixes stripped, a dict entry):
         # the grader accepts the stack when one of them agrees with it.
         shown, total = [], 0
@@ -123,7 +126,7 @@ class Worker:
         model = self._model(task)
         state, notes, report, normalize = best_reading(model, read_checkpoint(path))
         if not report["fits"]:
-            raise WorkerError("fit", "weights do not fit the model", notes=notes, **report)
+            raise WorkerError(Failure.FIT, "weights do not fit the model", notes=notes, **report)
         self.code.call(model.load_state_dict, state, strict=True)
         return {"notes": notes, "normalize": normalize, "tensors": len(state)}
 
@@ -190,7 +193,7 @@ class Worker:
 
     def _model(self, task: str) -> Any:
         if task not in self.models:
-            raise WorkerError("missing", f"no model was built for {task}")
+            raise WorkerError(Failure.MISSING, f"no model was built for {task}")
         return self.models[task]
 
     # --- loop ------------------------------------------------------------
@@ -198,13 +201,13 @@ class Worker:
         request_id = message.get("id", -1)
         op = getattr(self, f"op_{message.get('op')}", None)
         if op is None:
-            return protocol.failure(request_id, "protocol", f"unknown op {message.get('op')!r}")
+            return protocol.failure(request_id, Failure.PROTOCOL, f"unknown op {message.get('op')!r}")
         try:
             return protocol.ok(request_id, op(**message.get("args", {})))
         except WorkerError as exc:
             return protocol.failure(request_id, exc.kind, exc.message, **_jsonable(exc.details))
         except BaseException as exc:  # noqa: BLE001 - keep serving the other checks
-            return protocol.failure(request_id, "internal", describe(exc))
+            return protocol.failure(request_id, Failure.INTERNAL, describe(exc))
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +283,7 @@ def run(argv: list[str] | None = None) -> None:
         try:
             message = json.loads(line)
         except ValueError:
-            reply.write(protocol.failure(-1, "protocol", "request is not JSON"))
+            reply.write(protocol.failure(-1, Failure.PROTOCOL, "request is not JSON"))
             continue
         response = worker.handle(message)
         sys.stdout.flush()

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from .errors import WorkerError
+from .protocol import Failure
 
 MAX_STREAM_CHARS = 100_000  # per output, head and tail kept
 MAX_IMAGE_BYTES = 2 << 20
@@ -183,7 +184,7 @@ def execute(
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
-        raise WorkerError("notebook", f"the notebook could not be read: {exc}") from None
+        raise WorkerError(Failure.NOTEBOOK, f"the notebook could not be read: {exc}") from None
     run_dir = os.path.join(out, "run")
     _copy_submission(submission, run_dir)
     if data and not os.path.lexists(os.path.join(run_dir, "data")):

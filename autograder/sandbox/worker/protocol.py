@@ -23,6 +23,31 @@ SANDBOX_INPUTS = "/sandbox/inputs"
 SANDBOX_OUT = "/sandbox/out"
 
 
+class Failure:
+    """Why a request failed: the ``kind`` of a failure answer, declared once for both sides.
+
+    The worker raises ``WorkerError(Failure.X, message, **details)``; the grader receives it
+    as ``sandbox.WorkerFailure`` with the same kind. Student code runs in the worker's
+    process, so a kind, like the message, is what that process said."""
+
+    IMPORT = "import"  # importing a student file raised or exited (details: file, line)
+    MISSING = "missing"  # a module, name or built model the request needs is not there
+    BUILD = "build"  # the model's class or function returned no nn.Module
+    CRASH = "crash"  # student code raised or called exit() (details: file, line)
+    WEIGHTS = "weights"  # a checkpoint cannot be read as a state_dict
+    FIT = "fit"  # its tensors do not fit the model (details: missing, unexpected, mismatched, notes)
+    INPUT = "input"  # the grader's images are not uint8 (N, C, H, W)
+    PREPROCESS = "preprocess"  # a normalisation that does not match the images' channels
+    OUTPUT = "output"  # the model's output is not (batch, classes)
+    DATA = "data"  # the grader's training split is malformed
+    NOTEBOOK = "notebook"  # the notebook to execute cannot be read
+    BUDGET = "budget"  # retraining refused, or stopped, over its budget (details: stopped, estimate_seconds)
+    DIVERGED = "diverged"  # retraining did not converge, even at a lower rate (details: attempts)
+    PROTOCOL = "protocol"  # the request itself was malformed (an unknown op, not JSON)
+    INTERNAL = "internal"  # the worker's own code failed
+    UNNAMED = "error"  # grader side: an answer that named no kind
+
+
 def encode(message: dict[str, Any]) -> bytes:
     return (json.dumps(message, allow_nan=False, separators=(",", ":")) + "\n").encode()
 

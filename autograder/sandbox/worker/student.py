@@ -14,6 +14,7 @@ import types
 from typing import Any
 
 from .errors import WorkerError, describe, student_location
+from .protocol import Failure
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights", "params")
 PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
@@ -33,18 +34,18 @@ class StudentCode:
     def load(self, name: str, path: str) -> dict[str, Any]:
         spec = importlib.util.spec_from_file_location(f"student_{name}", path)
         if spec is None or spec.loader is None:
-            raise WorkerError("import", f"cannot import {path}")
+            raise WorkerError(Failure.IMPORT, f"cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         try:
             spec.loader.exec_module(module)
         except SystemExit as exc:
             raise WorkerError(
-                "import", f"it called exit({exc.code!r}) while being imported; exiting decides nothing"
+                Failure.IMPORT, f"it called exit({exc.code!r}) while being imported; exiting decides nothing"
             ) from None
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
             file, line = student_location(exc, self.roots)
-            raise WorkerError("import", describe(exc), file=file, line=line) from None
+            raise WorkerError(Failure.IMPORT, describe(exc), file=file, line=line) from None
         self.modules[name] = module
         classes = [n for n, v in vars(module).items() if inspect.isclass(v)]
         functions = [n for n, v in vars(module).items() if inspect.isfunction(v)]
@@ -52,9 +53,9 @@ class StudentCode:
 
     def attribute(self, module: str, name: str) -> Any:
         if module not in self.modules:
-            raise WorkerError("missing", f"module {module} was not loaded")
+            raise WorkerError(Failure.MISSING, f"module {module} was not loaded")
         if not hasattr(self.modules[module], name):
-            raise WorkerError("missing", f"{name} is not defined")
+            raise WorkerError(Failure.MISSING, f"{name} is not defined")
         return getattr(self.modules[module], name)
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -64,10 +65,10 @@ class StudentCode:
         except WorkerError:
             raise
         except SystemExit as exc:
-            raise WorkerError("crash", f"student code called exit({exc.code})") from None
+            raise WorkerError(Failure.CRASH, f"student code called exit({exc.code})") from None
         except BaseException as exc:  # noqa: BLE001
             file, line = student_location(exc, self.roots)
-            raise WorkerError("crash", describe(exc), file=file, line=line) from None
+            raise WorkerError(Failure.CRASH, describe(exc), file=file, line=line) from None
 
 
 SAFE_TORCH = (2, 6)  # weights_only=True could still run code before 2.6 (CVE-2025-32434)
@@ -82,13 +83,13 @@ def read_checkpoint(path: str) -> Any:
     release = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2] if p.isdigit())
     if release < SAFE_TORCH:
         raise WorkerError(
-            "weights",
+            Failure.WEIGHTS,
             f"the grader's torch {torch.__version__} cannot load checkpoints safely (CVE-2025-32434); "
             "the course staff must install torch >= 2.6",
         )
     size = os.path.getsize(path)
     if size == 0:
-        raise WorkerError("weights", f"{os.path.basename(path)} is empty (0 bytes)")
+        raise WorkerError(Failure.WEIGHTS, f"{os.path.basename(path)} is empty (0 bytes)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -98,7 +99,7 @@ def read_checkpoint(path: str) -> Any:
             cls = _unsupported_global(text)
             what = f" (it contains a pickled {cls})" if cls else ""
             raise WorkerError(
-                "weights",
+                Failure.WEIGHTS,
                 f"{name} is a whole pickled object{what}, which the grader will not unpickle: "
                 "save the weights with torch.save(model.state_dict(), PATH)",
             ) from None
@@ -106,11 +107,11 @@ def read_checkpoint(path: str) -> Any:
             s in text for s in ("zip archive", "central directory", "EOF", "truncated", "invalid load key")
         ):
             raise WorkerError(
-                "weights",
+                Failure.WEIGHTS,
                 f"{name} is not a readable PyTorch checkpoint ({size} bytes; truncated or not "
                 "written by torch.save): save it again and re-upload",
             ) from None
-        raise WorkerError("weights", f"{name} could not be loaded: {describe(exc)}") from None
+        raise WorkerError(Failure.WEIGHTS, f"{name} could not be loaded: {describe(exc)}") from None
 
 
 def _unsupported_global(text: str) -> str | None:
@@ -148,7 +149,7 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
         found = type(obj).__name__
         keys = ", ".join(list(map(str, obj))[:6]) if isinstance(obj, dict) else ""
         raise WorkerError(
-            "weights",
+            Failure.WEIGHTS,
             f"the checkpoint holds a {found}{' with keys ' + keys if keys else ''}, not a state_dict: "
             "save it with torch.save(model.state_dict(), PATH)",
         )

@@ -54,6 +54,7 @@ from typing import Any
 
 from . import evaluate
 from .errors import WorkerError
+from .protocol import Failure
 
 # --- the recipe's constants (one place; describe() writes them out) -------
 DEFAULTS = {"epochs": 10, "batch_size": 512, "lr": 0.2, "budget": 60.0, "seed": 0}  # rubric options
@@ -129,7 +130,8 @@ def one_cycle(total: int):
 
 class Diverged(Exception):
     """One attempt failed to train; the caller may retry. ``stalled``: it never blew up
-    (finite, never worse than guessing) but ended still at chance."""
+    (finite, never worse than guessing) but ended still at chance. Worker side and never
+    sent: ``train`` answers a last failed attempt as ``Failure.DIVERGED``."""
 
     def __init__(self, reason: str, history: list[dict[str, Any]], stalled: bool = False) -> None:
         super().__init__(reason)
@@ -172,9 +174,9 @@ class Trainer:
         self.recipe, self.call, self.resize, self.classes = recipe, call, resize, num_classes
         self.n = len(labels)
         if self.n == 0 or len(images) != self.n:
-            raise WorkerError("data", f"training split has {len(images)} images and {self.n} labels")
+            raise WorkerError(Failure.DATA, f"training split has {len(images)} images and {self.n} labels")
         if labels.min() < 0 or labels.max() >= num_classes:
-            raise WorkerError("data", f"training labels lie outside 0..{num_classes - 1}")
+            raise WorkerError(Failure.DATA, f"training labels lie outside 0..{num_classes - 1}")
         self.batch = min(recipe.batch_size, self.n)
         self.peak = recipe.lr * self.batch / REFERENCE_BATCH
         self.steps_per_epoch = -(-self.n // self.batch)  # every image once; the last batch wraps round
@@ -244,7 +246,9 @@ class Trainer:
             out = out[0]
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != x.shape[0]:
             shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise WorkerError("output", f"in training the model returned {shape}; expected (batch, classes)")
+            raise WorkerError(
+                Failure.OUTPUT, f"in training the model returned {shape}; expected (batch, classes)"
+            )
         loss = self.loss_fn(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
         self.call(loss.backward)
@@ -313,7 +317,7 @@ class Trainer:
     ) -> list[dict[str, Any]]:
         """Train for the recipe's epochs from the initial weights, as ``attempt`` says.
 
-        Raises Diverged for a run that fails to train, and WorkerError("budget")
+        Raises Diverged for a run that fails to train, and WorkerError(Failure.BUDGET)
         once training (``spent`` seconds of earlier attempts included) has used
         OVERRUN × the budget, or is projected to at the end of an epoch."""
         torch = self.torch
@@ -380,7 +384,7 @@ class Trainer:
         """Fit at the recipe's rate, restarting once if that fails: at RETRY_FACTOR × the rate
         after a blow-up, with AdamW after a run that stayed at chance. Returns the history, the
         attempt that trained and the failed attempts; a second failure raises
-        WorkerError("diverged"), and running out of budget WorkerError("budget"), both with
+        WorkerError(Failure.DIVERGED), and running out of budget WorkerError(Failure.BUDGET), both with
         ``attempts`` in their details."""
         attempts: list[dict[str, Any]] = []
         failures: list[str] = []
@@ -395,7 +399,7 @@ class Trainer:
                 )  # fmt: skip
                 failures.append(f"{attempt}: {failed.reason}")
                 if len(attempts) > 1:
-                    raise WorkerError("diverged", "; ".join(failures), attempts=attempts) from None
+                    raise WorkerError(Failure.DIVERGED, "; ".join(failures), attempts=attempts) from None
                 stalled = failed.stalled
                 attempt = Attempt(STALLED_LR, adam=True) if stalled else Attempt(attempt.lr * RETRY_FACTOR)
             except WorkerError as exc:
@@ -423,7 +427,7 @@ class Trainer:
         )
         why = f"about {fmt_seconds(projected)} in all at this pace" if projected else "the budget ran out"
         return WorkerError(
-            "budget",
+            Failure.BUDGET,
             f"training stopped {where} after {fmt_seconds(spent + run)} ({why}, over the "
             f"{fmt_seconds(r.budget)} budget): it ran {pace:.1f}× slower than the {fmt_seconds(estimate)} "
             "estimated before training (a busy machine?)",
@@ -476,7 +480,7 @@ def train(
     images = np.load(train_images, mmap_mode="r", allow_pickle=False)
     labels = np.load(train_labels, allow_pickle=False)
     if images.dtype != np.uint8 or images.ndim != 4 or labels.dtype != np.int64 or labels.ndim != 1:
-        raise WorkerError("data", "training split must be uint8 (N, C, H, W) images and int64 labels")
+        raise WorkerError(Failure.DATA, "training split must be uint8 (N, C, H, W) images and int64 labels")
     trainer = Trainer(model, images, labels, num_classes, mean, std, resize, recipe, device, call)
     probe = trainer.probe()
     per_image = probe["per_image"]
@@ -497,7 +501,7 @@ def train(
     }
     if estimate > recipe.budget:
         raise WorkerError(
-            "budget",
+            Failure.BUDGET,
             f"retraining would take about {fmt_seconds(estimate)} on {where} "
             f"({1.0 / per_image:,.0f} images/s × {recipe.epochs} epochs of "
             f"{trainer.n:,} images), more than the "
