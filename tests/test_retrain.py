@@ -21,6 +21,7 @@ from autograder.checks.retrain import read_progress
 from autograder.rubric import RubricError, load
 from autograder.sandbox.worker import training
 from autograder.sandbox.worker.errors import WorkerError
+from autograder.sandbox.worker.protocol import Failure
 from autograder.sandbox.worker.training import Progress, one_cycle
 from reference.lab2.simple_cnn import SimpleCNN
 
@@ -362,7 +363,7 @@ def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, 
     with pytest.raises(WorkerError) as caught:
         train_directly(tmp_path, model, epochs=1, batch_size=64)
     failure = caught.value
-    assert failure.kind == "diverged"
+    assert failure.kind == Failure.DIVERGED
     attempts = failure.details["attempts"]
     assert all(why in a["failed"] for a in attempts)
     assert failure.message == f"at peak rate 0.025: {attempts[0]['failed']}; {retry}: {attempts[1]['failed']}"
@@ -401,7 +402,7 @@ def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong
     with pytest.raises(WorkerError) as caught:
         train_directly(tmp_path, SimpleCNN(), epochs=2, batch_size=64, budget=30.0)
     message = caught.value.message
-    assert caught.value.kind == "budget" and caught.value.details["stopped"] is True
+    assert caught.value.kind == Failure.BUDGET and caught.value.details["stopped"] is True
     assert message.startswith("training stopped in epoch 1 of 2 (step ")
     assert "the budget ran out, over the 30 s budget): it ran " in message
     assert message.endswith("slower than the 2 s estimated before training (a busy machine?)")

@@ -22,7 +22,7 @@ import pytest
 
 from autograder.sandbox import cgroup, guard, launcher
 from autograder.sandbox.lockdown import lockdown
-from autograder.sandbox.session import Deadline, Sandbox, SandboxError, WorkerFailure, parse_answer
+from autograder.sandbox.session import Deadline, NoAnswer, Sandbox, SandboxError, WorkerFailure, parse_answer
 from autograder.sandbox.tiers import Tier, TierInfo, python_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,13 +81,14 @@ def test_deadline_cuts_a_request_to_what_the_item_and_the_budget_have_left():
     now = time.monotonic()
     spent = Deadline(budget=100, started=now - 100)
     limit, expired = spent.cut(30)
-    assert limit == 0 and expired.kind == "time_budget"
+    assert limit == 0 and expired.kind == NoAnswer.TIME_BUDGET
     assert expired.message == "the submission's time budget (100 s) ran out"
     item = Deadline(budget=1000, started=now)
     item.start_item(8)
     item.item_started = now - 8
     limit, expired = item.cut(300)
     assert limit == 0 and expired.message == "no answer within the item's 8 s time limit"
+    assert expired.kind == NoAnswer.TIMEOUT and expired.limit == 8
     assert item.cut(300, whole_item=False)[1] is None  # a worker's start is the budget's alone
     assert Deadline().cut(60) == (60, None)
 
