@@ -384,8 +384,8 @@ class Trainer:
         """Fit at the recipe's rate, restarting once if that fails: at RETRY_FACTOR × the rate
         after a blow-up, with AdamW after a run that stayed at chance. Returns the history, the
         attempt that trained and the failed attempts; a second failure raises
-        WorkerError(Failure.DIVERGED), and running out of budget WorkerError(Failure.BUDGET), both with
-        ``attempts`` in their details."""
+        WorkerError(Failure.DIVERGED), and running out of budget WorkerError(Failure.BUDGET),
+        both with ``attempts`` in their details."""
         attempts: list[dict[str, Any]] = []
         failures: list[str] = []
         attempt, start = Attempt(self.peak), time.perf_counter()
