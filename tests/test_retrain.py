@@ -188,15 +188,15 @@ def test_model_that_cannot_train_fails_alone_with_its_line(graded):
 
 def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded):
     message = graded.message("nan.retrain")
-    assert message.startswith(
-        "NaNCNN: the grader's training did not converge (at peak rate 0.025: no finite loss; "
+    assert message.startswith(  # a linear layer alone: no normalisation, so AdamW at 0.05 × lr
+        "NaNCNN: the grader's training did not converge (with AdamW at peak rate 0.01: no finite loss; "
     )
-    assert "; at peak rate 0.00625: no finite loss)" in message  # worded by the grader, from numbers
+    assert "; with AdamW at peak rate 0.0025: no finite loss)" in message  # the grader's words, from numbers
     assert message.endswith("this says nothing about the student's model, and the item is flagged for a TA")
     entry = graded.test("nan.retrain")
     assert entry["score"] == 0
     assert entry["extra_data"]["flag"] == "the grader's training did not converge: grade this item by hand"
-    assert "attempt at peak rate 0.025 failed: the loss became nan in epoch 1" in entry["output"]
+    assert "attempt with AdamW at peak rate 0.01 failed: the loss became nan in epoch 1" in entry["output"]
     item = graded.result.item("nan.retrain")
     assert claim_flags(item) == [
         f"NaNCNN retrained: {entry['extra_data']['flag']}"
@@ -335,60 +335,94 @@ def test_default_recipe_learns_the_handout_simplecnn(tmp_path):
 
 
 class FaintNet(torch.nn.Module):
-    """Its logits are 1e-4 × a linear layer's: SGD's steps shrink with its gradients and it
-    stays at chance, as the lecture's sigmoid LeNet does on real MNIST; AdamW's do not."""
+    """BatchNorm, then a linear layer whose logits are scaled by 1e-4: SGD's steps shrink with
+    its gradients and it stays at chance, as the lecture's sigmoid LeNet does on real MNIST
+    digits; AdamW's do not."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.norm = torch.nn.BatchNorm2d(3)
         self.fc = torch.nn.Linear(3 * 32 * 32, 10)
 
     def forward(self, x):
-        return 1e-4 * self.fc(x.flatten(1))
+        return 1e-4 * self.fc(self.norm(x).flatten(1))
+
+
+class NormedNaNNet(NaNNet):
+    """NaNNet with a BatchNorm in front: trained with SGD."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return super().forward(self.norm(x))
 
 
 @pytest.mark.parametrize(
-    ("model", "why", "retry"),
+    ("model", "why", "tried"),
     [
-        (NaNNet(), "the loss became nan in epoch 1", "at peak rate 0.00625"),
+        (NormedNaNNet(), "the loss became nan in epoch 1", ["at peak rate 0.025", "at peak rate 0.00625"]),
+        (
+            NaNNet(),
+            "the loss became nan in epoch 1",
+            ["with AdamW at peak rate 0.01", "with AdamW at peak rate 0.0025"],
+        ),
         (
             ConstantNet(),
             "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026",
-            "with AdamW at peak rate 0.01",
+            ["with AdamW at peak rate 0.01", "with AdamW at peak rate 0.0025"],
         ),
     ],
 )
-def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, retry):
-    """A blow-up restarts at a quarter of the rate, a run still at chance with AdamW;
-    a second failure is the grader's, with both attempts in its words."""
+def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, tried):
+    """A network with normalisation layers trains with SGD, one without with AdamW; a failed
+    run restarts once at a quarter of its rate; a second failure is the grader's, with both
+    attempts in its words."""
     with pytest.raises(WorkerError) as caught:
         train_directly(tmp_path, model, epochs=1, batch_size=64)
     failure = caught.value
-    assert failure.kind == Failure.DIVERGED
+    assert failure.kind == "diverged"
     attempts = failure.details["attempts"]
     assert all(why in a["failed"] for a in attempts)
-    assert failure.message == f"at peak rate 0.025: {attempts[0]['failed']}; {retry}: {attempts[1]['failed']}"
+    words = [f"{how}: {a['failed']}" for how, a in zip(tried, attempts, strict=True)]
+    assert failure.message == "; ".join(words)
 
 
 def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
     model = NaNNet(first_attempt_only=True)
     answer, accuracy = train_directly(tmp_path, model, epochs=2, batch_size=64)
     assert [a["failed"] for a in answer["attempts"]] == ["the loss became nan in epoch 1"]
-    assert answer["lr"] == pytest.approx(0.025 * training.RETRY_FACTOR) and answer["optimizer"] == "SGD"
+    assert answer["lr"] == pytest.approx(0.01 * training.RETRY_FACTOR) and answer["optimizer"] == "AdamW"
     assert [h["epoch"] for h in answer["history"]] == [1, 2]
     assert accuracy > 0.3
 
 
-def test_training_still_at_chance_restarts_with_adam_and_learns(tmp_path):
+def test_sgd_run_still_at_chance_restarts_with_adamw_and_learns(tmp_path):
     answer, accuracy = train_directly(tmp_path, FaintNet(), epochs=2, batch_size=64)
     [stalled] = answer["attempts"]
     assert stalled["optimizer"] == "SGD" and "epoch 2 of 2 ended still at chance" in stalled["failed"]
-    assert answer["optimizer"] == "AdamW" and answer["lr"] == training.STALLED_LR
+    assert answer["optimizer"] == "AdamW" and answer["lr"] == pytest.approx(0.01)
     assert accuracy > 0.3  # chance is 0.1
     # Control: the same model without the restart (its SGD attempt alone) stays at chance.
     with pytest.raises(training.Diverged):
-        trainer_for(FaintNet(), epochs=2, batch_size=64).fit(
-            training.Attempt(0.025), lambda *a, **k: None
-        )
+        trainer_for(FaintNet(), epochs=2, batch_size=64).fit(training.Attempt(0.025), lambda *a, **k: None)
+
+
+def test_networks_without_normalisation_train_with_adamw():
+    """The optimiser follows the architecture: SimpleCNN (BatchNorm) with SGD at the
+    rubric's rate, the lecture's LeNet (none) with AdamW at 0.05 × that rate."""
+    from reference.lecture15.lenet import LeNet
+
+    sgd = trainer_for(SimpleCNN(), n=64).first_attempt()
+    assert not sgd.adam and sgd.lr == pytest.approx(0.2 * 64 / 512)
+    lenet = training.Trainer(
+        LeNet(), *generated(64)[:2], 10, [0.5] * 3, [0.25] * 3, 28,
+        training.Recipe(**{**training.DEFAULTS, "lr": 0.4}), "cpu", lambda f, *a: f(*a),
+    )  # fmt: skip
+    adamw = lenet.first_attempt()
+    assert adamw.adam and adamw.lr == pytest.approx(0.02)
+    assert "without them AdamW at 0.02" in training.describe(lenet.recipe)
 
 
 def test_training_stops_when_the_budget_runs_out_and_says_the_estimate_was_wrong(tmp_path, monkeypatch):

@@ -118,10 +118,11 @@ def run(item: Item, ctx: Context) -> Outcome:
     reached = f"tier {tier.label()}" if tier else f"below the lowest tier ({tiers[-1].label()})"
     restarted = ""
     if data["attempts"]:
+        switched = answer.get("optimizer") == "AdamW" and data["attempts"][0].get("optimizer") == "SGD"
         restarted = (
-            ", restarted once with AdamW after the first attempt stayed at chance"
-            if answer.get("optimizer") == "AdamW"
-            else ", restarted once at a lower rate after the first attempt diverged"
+            ", restarted once with AdamW after the SGD run stayed at chance"
+            if switched
+            else ", restarted once at a lower rate after the first attempt failed"
         )
     return Outcome(
         tier is not None,

@@ -12,10 +12,17 @@ Jordan's airbench and ResNet-18 speedruns):
   dataset's mirror images change labels, as digits' do) flipped there
   (no DataLoader, no PIL); channels_last; bf16 autocast on a GPU (fp32 on a
   CPU, where bf16 is many times slower);
-- optimiser: Nesterov SGD whose peak rate is the rubric's ``lr`` for a batch
-  of ``REFERENCE_BATCH``, scaled linearly for other batch sizes; weight decay
-  on convolution and linear weights only (decaying BatchNorm scales and
-  biases only slows a short run);
+- optimiser, chosen by the architecture: a network with normalisation layers
+  (BatchNorm, GroupNorm, LayerNorm, ...) trains with Nesterov SGD whose peak
+  rate is the rubric's ``lr`` for a batch of ``REFERENCE_BATCH``, scaled
+  linearly for other batch sizes; a network without any trains with AdamW at
+  ``ADAMW_SHARE`` × ``lr``. Without normalisation, SGD's steps follow the
+  gradients' scale, which saturated sigmoids and deep plain stacks make tiny
+  (the lecture's LeNet, AlexNet and GoogLeNet sat at or near chance after a
+  short SGD run on real MNIST digits); Adam's steps have the size of the
+  rate whatever that scale. Weight decay on convolution and linear weights
+  only (decaying BatchNorm scales and biases only slows a short run),
+  decoupled for AdamW (Adam's own L2 decay would outweigh tiny gradients);
 - schedule: a linear warm-up from ``WARMUP_FROM`` × the peak over the first
   ``WARMUP`` of the steps, then linear decay to 0 — the start is where a
   network without normalisation in front of a wide linear layer (the
@@ -28,11 +35,8 @@ Jordan's airbench and ResNet-18 speedruns):
   loss ≥ ``BLOWN_LOSS`` × ln(classes), or × the first batch's loss when a fresh
   network starts above ln(classes)), or a last epoch still at chance
   (loss ≥ ``STUCK_LOSS`` × ln(classes)) restarts once from the same initial
-  weights: a run that blew up (non-finite, worse than guessing) at
-  ``RETRY_FACTOR`` × the rate; a run that merely never left chance with
-  AdamW at ``STALLED_LR``, whose steps do not shrink with the gradients
-  (saturated sigmoid networks such as the lecture's LeNet make SGD's steps
-  too small to leave chance in a short run, at any rate that stays stable).
+  weights: an SGD run that never left chance (and never blew up) with AdamW,
+  for the reason above; any other failed run at ``RETRY_FACTOR`` × its rate.
   A second failure is the grader's failure, reported as such, never the
   student's accuracy. "Still at chance" is judged at the end, not after
   epoch 1: a slow start is no reason to restart;
@@ -67,7 +71,7 @@ CLIP = 2.0  # the gradients' global norm is clipped to this
 LABEL_SMOOTHING = 0.1
 PAD = 4  # reflect padding before the random crop
 RETRY_FACTOR = 0.25  # a run that blew up restarts once at this fraction of the rate
-STALLED_LR = 0.01  # a run still at chance at its end restarts once with AdamW at this peak rate
+ADAMW_SHARE = 0.05  # AdamW's peak rate is this × the rubric's lr (0.01 by default), at any batch size
 STUCK_ACCURACY = 1.5  # an epoch at training accuracy <= this × chance has failed if ...
 BLOWN_LOSS = 1.1  # ... its loss is >= this × ln(classes) (worse than guessing), or if ...
 STUCK_LOSS = 0.95  # ... it is the last epoch and its loss is still >= this × ln(classes)
@@ -95,13 +99,14 @@ def describe(recipe: Recipe | dict[str, Any], batch: int | None = None) -> str:
     peak = r["lr"] * batch / REFERENCE_BATCH
     flip = " + flip" if r.get("flip", True) else ""
     return (
-        f"{r['epochs']} epochs, batch {batch}, Nesterov SGD (momentum {MOMENTUM:g}) at a peak rate of "
-        f"{peak:.4g} (lr {r['lr']:g} per {REFERENCE_BATCH} images), warm-up from {WARMUP_FROM:g}× "
-        f"over the first {WARMUP:.0%} of the steps then linear decay to 0, weight decay "
-        f"{WEIGHT_DECAY:g} on weights (not BatchNorm or biases), gradient norm clipped to {CLIP:g}, "
-        f"label smoothing {LABEL_SMOOTHING:g}, random crop (pad {PAD}){flip}, "
-        f"seed {r['seed']}; a run that blows up restarts once at {RETRY_FACTOR:g}× the rate, one still at "
-        f"chance at its end once with AdamW at a peak rate of {STALLED_LR:g}"
+        f"{r['epochs']} epochs, batch {batch}; with normalisation layers Nesterov SGD (momentum "
+        f"{MOMENTUM:g}) at a peak rate of {peak:.4g} (lr {r['lr']:g} per {REFERENCE_BATCH} images), "
+        f"without them AdamW at {ADAMW_SHARE * r['lr']:.4g}; warm-up from {WARMUP_FROM:g}× over the "
+        f"first {WARMUP:.0%} of the steps then linear decay to 0, weight decay {WEIGHT_DECAY:g} on "
+        f"weights (not BatchNorm or biases), gradient norm clipped to {CLIP:g}, label smoothing "
+        f"{LABEL_SMOOTHING:g}, random crop (pad {PAD}){flip}, seed {r['seed']}; an SGD run still at "
+        f"chance at its end restarts once with AdamW, any other failed run once at {RETRY_FACTOR:g}× "
+        "its rate"
     )
 
 
@@ -192,6 +197,10 @@ class Trainer:
         self.model = model.to(self.dev).to(memory_format=self.layout)
         self.initial = copy.deepcopy(self.model.state_dict())  # a restart begins here again
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        nn = torch.nn
+        rms = getattr(nn, "RMSNorm", nn.LayerNorm)  # torch >= 2.4
+        norms = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, rms)  # Batch-, InstanceNorm
+        self.normalised = any(isinstance(m, norms) for m in self.model.modules())
         self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
 
     # --- data ------------------------------------------------------------
@@ -267,6 +276,12 @@ class Trainer:
         if attempt.adam:
             return self.torch.optim.AdamW(groups, lr=attempt.lr)
         return self.torch.optim.SGD(groups, lr=attempt.lr, momentum=MOMENTUM, nesterov=True)
+
+    def first_attempt(self) -> Attempt:
+        """SGD for a network with normalisation layers, AdamW for one without."""
+        if self.normalised:
+            return Attempt(self.peak)
+        return Attempt(ADAMW_SHARE * self.recipe.lr, adam=True)
 
     def sync(self) -> None:
         if self.dev.type == "cuda":
@@ -381,14 +396,14 @@ class Trainer:
         return history
 
     def run(self, progress: Any, estimate: float = 0.0) -> tuple[list[dict[str, Any]], Attempt, list]:
-        """Fit at the recipe's rate, restarting once if that fails: at RETRY_FACTOR × the rate
-        after a blow-up, with AdamW after a run that stayed at chance. Returns the history, the
+        """Fit (first_attempt), restarting once if that fails: with AdamW after an SGD run that
+        stayed at chance, else at RETRY_FACTOR × the rate. Returns the history, the
         attempt that trained and the failed attempts; a second failure raises
         WorkerError(Failure.DIVERGED), and running out of budget WorkerError(Failure.BUDGET),
         both with ``attempts`` in their details."""
         attempts: list[dict[str, Any]] = []
         failures: list[str] = []
-        attempt, start = Attempt(self.peak), time.perf_counter()
+        attempt, start = self.first_attempt(), time.perf_counter()
         while True:
             try:
                 return self.fit(attempt, progress, time.perf_counter() - start, estimate), attempt, attempts
@@ -400,8 +415,10 @@ class Trainer:
                 failures.append(f"{attempt}: {failed.reason}")
                 if len(attempts) > 1:
                     raise WorkerError(Failure.DIVERGED, "; ".join(failures), attempts=attempts) from None
-                stalled = failed.stalled
-                attempt = Attempt(STALLED_LR, adam=True) if stalled else Attempt(attempt.lr * RETRY_FACTOR)
+                if failed.stalled and not attempt.adam:
+                    attempt = Attempt(ADAMW_SHARE * self.recipe.lr, adam=True)
+                else:
+                    attempt = Attempt(attempt.lr * RETRY_FACTOR, attempt.adam)
             except WorkerError as exc:
                 exc.details.update(attempts=attempts)
                 raise
