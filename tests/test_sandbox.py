@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import select
 import shutil
 import stat
 import subprocess
@@ -180,6 +181,40 @@ def test_read_array_refuses_what_a_student_can_plant(sandbox, plant, expected):
 def test_read_array_refuses_names_outside_out(sandbox):
     for name in ("../inputs/test_images.npy", "/etc/passwd", "logits.pkl"):
         assert "invalid array file" in _read(sandbox, name).message
+
+
+# --- output -------------------------------------------------------------------------
+
+
+def test_a_print_made_just_before_an_answer_is_in_the_output(monkeypatch):
+    """The worker flushes its prints before it answers; the grader's log holds them once the
+    answer is in, even when the thread that reads the pipe has not run yet (here: never)."""
+    calls, stalled = [], threading.Event()
+
+    def stall_the_reader(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            return real_select(*args, **kwargs)
+        calls.append(args)
+        stalled.wait()
+        return real_select(*args, **kwargs)
+
+    real_select = select.select
+    monkeypatch.setattr(select, "select", stall_the_reader)
+    root = Path(tempfile.mkdtemp())
+    root.chmod(0o711)
+    job = launcher.Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
+    box = Sandbox(TierInfo(Tier.C, "test"), job, launcher.Limits(None, 1))
+    module = job.submission / "noisy.py"
+    module.write_text("print('Test Accuracy: 100.00%')\n")
+    module.chmod(0o644)
+    try:
+        box.request("load_source", 120, name="noisy", path=str(module))
+        assert calls, "the reading thread never waited on the pipe"
+        assert "Test Accuracy: 100.00%" in box.output()
+    finally:
+        stalled.set()
+        box.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- refusals -------------------------------------------------------------------------
