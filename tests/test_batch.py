@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from html import unescape
@@ -27,7 +26,7 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 import torch
-from helpers import moodle, submissions
+from helpers import moodle, submissions, waits
 
 from reference.lab2 import simple_cnn as ref_simple
 
@@ -413,16 +412,14 @@ def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_pat
         str(sheet),
     )
     proc = popen(*args)
-    deadline = time.monotonic() + 300
-    while cached(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    waits.until(lambda: cached(out) >= 2, 300, "two submissions graded and cached", proc)
+    workers = waits.descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    partial = cached(out)
+    assert waits.exited(workers, 30) == [], "grading processes outlived the killed batch"
+    partial = cached(out)  # final: nothing is left to grade on
     assert 2 <= partial < len(subset)
-    time.sleep(3)
-    assert cached(out) == partial  # the workers died with the batch: nothing graded on
     rerun = cli(*args)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(subset) - partial} graded now, {partial} from the cache, 0 grader errors" in rerun.stdout
@@ -522,9 +519,7 @@ def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_clu
         env=env,
     )
     out = tmp_path / "slurm"
-    deadline = time.monotonic() + 300
-    while cached(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # polling the cache the array tasks write: no event to wait on
+    waits.until(lambda: cached(out) >= 1, 300, "an array task graded and cached", proc)
     assert slurm_cluster.jobs(), "the array tasks ran through before they could be cancelled"
     slurm_cluster.run("scancel", "--user", "root")
     stdout, stderr = proc.communicate(timeout=300)

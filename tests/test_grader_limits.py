@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from helpers import grading, notebooks
+from helpers import grading, notebooks, rubrics
 from nbformat import v4
 
 from autograder.batch import integrity
@@ -30,36 +30,18 @@ from autograder.checks import notebook as nbcheck
 from autograder.checks.context import Context
 from autograder.data.registry import CIFAR10_CLASSES
 from autograder.notebook import claims, extract, history, outputs
-from autograder.rubric import load
 from autograder.sandbox import Sandbox, WorkerFailure, cgroup
 from autograder.sandbox.launcher import Job, Limits
 from autograder.sandbox.tiers import Tier, TierInfo, detect_tier
 from autograder.submission import intake
 
-RUBRIC = """
-id = "nb-limits"
-title = "Notebook limits"
-dataset = "cifar10"
-
-[[items]]
-id = "notebook.run"
-kind = "notebook"
-name = "Notebook was run top to bottom"
-
-[[items]]
-id = "notebook.outputs"
-kind = "notebook_outputs"
-name = "Notebook shows the required outputs"
-require = [{ find = "flops" }, { find = "test_accuracy" }]
-"""
 N = 200_000
 
 
 @pytest.fixture(scope="module")
 def rubric(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rubric") / "nb-limits.toml"
-    path.write_text(RUBRIC)
-    return load(str(path))
+    outputs = 'require = [{ find = "flops" }, { find = "test_accuracy" }]'
+    return rubrics.load_notebook_only(tmp_path_factory.mktemp("rubric"), outputs)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ import jsonschema
 import nbformat
 import pytest
 import torch
-from helpers import data, grading
+from helpers import data, grading, waits
 from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
@@ -208,7 +208,8 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     text = (results / "results.json").read_text()
     doc = json.loads(text)
     sandbox = contained(doc, tier, results_schema)
-    time.sleep(0.5)  # the daemon would keep overwriting results.json if it were alive
+    # the daemon (its command line names results.json) died with the worker's uid, before grading ended
+    assert waits.running(argv_holds=str(results / "results.json")) == []
     assert (results / "results.json").read_text() == text and "HACKED" not in text
 
     # the score and every item's verdict are exactly the honest ones
@@ -474,11 +475,7 @@ def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, tr
         stderr=subprocess.STDOUT,
     )
     try:
-        waited = time.monotonic()
-        while not marker.exists():  # the event: the student's forward has started
-            assert grader.poll() is None, grader.communicate()[0].decode()[-3000:]
-            assert time.monotonic() - waited < 300, "the forward check never started"
-            time.sleep(0.05)
+        waits.until(marker.exists, 300, "the student's forward starting", grader)
         grader.send_signal(signal.SIGTERM)
         output = grader.communicate(timeout=120)[0].decode()
     finally:
@@ -742,7 +739,8 @@ def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
         == (honest.test("task1.accuracy")["extra_data"]["accuracy"])
     )
     assert graded.json["score"] == honest.json["score"]
-    time.sleep(0.3)  # a surviving daemon would have rewritten the stash by now
+    # the notebook's stash keeper (its command line names the stashes) died with its sandbox
+    assert waits.running(argv_holds=stashes[0]) == []
     assert [p for p in stashes if os.path.lexists(p)] == []
 
 
