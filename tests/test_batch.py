@@ -78,6 +78,15 @@ class Klass:
     def uid(self, kind: str) -> str:
         return next(u for u, k in self.kind.items() if k == kind)
 
+    def download_of(self, people: list[moodle.Person], target: Path) -> Path:
+        """The class download cut to ``people``'s folders (either naming convention)."""
+        prefixes = tuple(moodle.folder_name(p, "folders") for p in people)
+        with zipfile.ZipFile(self.download) as src, zipfile.ZipFile(target, "w") as dst:
+            for info in src.infolist():
+                if info.filename.startswith(prefixes):
+                    dst.writestr(info, src.read(info))
+        return target
+
 
 def build_class(tmp: Path, state: dict) -> tuple[list[moodle.Person], dict, dict, Path]:
     """16 correct students (varied code, logs, weights), 3 copies, 6 broken, 3 hostile."""
@@ -390,12 +399,7 @@ def cached(out: Path) -> int:
 
 def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_path, cifar_root):
     subset = [p for p in klass.people if klass.kind[p.uid].startswith(("correct", "broken"))][12:18]
-    download = tmp_path / "subset.zip"
-    prefixes = [moodle.folder_name(p, "folders") for p in subset]
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if info.filename.startswith(tuple(prefixes)):
-                dst.writestr(info, src.read(info))
+    download = klass.download_of(subset, tmp_path / "subset.zip")
     sheet = moodle.write_worksheet(tmp_path / "ws.csv", subset, {p.uid for p in subset})
     out = tmp_path / "out"
     args = (
@@ -443,11 +447,7 @@ def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_pat
 def test_slurm_path_runs_with_submitits_local_executor(klass, tmp_path, cifar_root):
     trio = [klass.uid("correct0"), klass.uid("copy-exact"), klass.uid("correct4")]
     people = [p for p in klass.people if p.uid in trio]
-    download = tmp_path / "trio.zip"
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if any(info.filename.startswith(f"{p.name}_{p.uid}_") for p in people):
-                dst.writestr(info, src.read(info))
+    download = klass.download_of(people, tmp_path / "trio.zip")
     run = cli(
         str(download),
         "--rubric",
@@ -493,13 +493,7 @@ def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_clu
     gradebook are a local run's."""
     kinds = ("correct0", "copy-exact", "correct4", "broken-no-weights")
     subset = [p for p in klass.people if klass.kind[p.uid] in kinds]
-    download = tmp_path / "four.zip"
-    prefixes = tuple(moodle.folder_name(p, "folders") for p in subset)
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if info.filename.startswith(prefixes):
-                dst.writestr(info, src.read(info))
-
+    download = klass.download_of(subset, tmp_path / "four.zip")
     def args(name: str) -> list[str]:
         sheet = moodle.write_worksheet(tmp_path / f"{name}.csv", subset, {p.uid for p in subset})
         common = ["--rubric", str(RUBRIC), "--data-root", str(cifar_root), "--worksheet", str(sheet)]

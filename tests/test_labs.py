@@ -13,6 +13,8 @@ from autograder.rubric import load
 from autograder.sandbox.worker import structure
 from autograder.sandbox.worker.introspect import counts
 from reference.demo import mnist_models
+from reference.lab2 import resnet18 as lab2
+from reference.lab2.simple_cnn import SimpleCNN
 from reference.lab4.fashion_cnn import NORMALIZE as FASHION
 from reference.lab4.fashion_cnn import FashionCNN
 from reference.lab7 import resnet18 as lab7
@@ -31,6 +33,16 @@ def verdicts(graded: grading.Graded) -> dict[str, bool | None]:
 @pytest.mark.parametrize(
     ("rubric", "item", "model", "shape", "params", "macs"),
     [
+        ("lab2-resnet18-cifar10", "task1.counts", SimpleCNN, [3, 32, 32], 60_554, 5_840_896),
+        ("lab2-resnet18-cifar10", "task2.counts", lab2.ResNet18, [3, 32, 32], 11_173_962, 557_880_320),
+        (
+            "lab2-resnet18-cifar10",
+            "task2.counts",
+            lambda: lab2.ResNet18(imagenet_stem=True),
+            [3, 32, 32],
+            11_181_642,
+            37_219_328,
+        ),
         ("lab7-resnet18-cifar10", "task1.counts", lab7.ResNet18, [3, 32, 32], 11_173_962, 557_889_024),
         ("lecture15-classic-cnns", "lenet.counts", lenet.LeNet, [1, 28, 28], 61_706, None),
         ("lecture15-classic-cnns", "alexnet.counts", alexnet.AlexNet, [1, 224, 224], 46_764_746, None),
@@ -47,6 +59,20 @@ def test_reference_counts_are_the_rubrics(rubric, item, model, shape, params, ma
     assert got["params"] == params and params in options["params"]
     if macs is not None:
         assert got["macs"] == macs and macs in options["macs"]
+
+
+@pytest.mark.parametrize(
+    ("model", "flops"),
+    [
+        (SimpleCNN, 11_288_576),
+        (lab2.ResNet18, 1_110_845_440),
+        (lambda: lab2.ResNet18(imagenet_stem=True), 74_033_152),
+    ],
+    ids=["simple_cnn", "resnet18_cifar", "resnet18_imagenet_stem"],
+)
+def test_reference_flops_are_the_handouts(model, flops):
+    """FLOPs as the lab 2 handout prints them (FlopCounterMode: 2 x conv and linear MACs)."""
+    assert counts(model(), [3, 32, 32], call)["flops"] == flops
 
 
 @pytest.mark.parametrize("item", ["vgg.block", "googlenet.block", "resnet.block"])
