@@ -30,6 +30,8 @@ from helpers import moodle, submissions, waits
 
 from reference.lab2 import simple_cnn as ref_simple
 
+pytestmark = pytest.mark.slow  # grades a class of 28 in a batch, and runs real Slurm
+
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = Path(__file__).parent / "rubrics" / "batch-simplecnn.toml"
 AUTO_MAX, TOTAL = 30, 50  # autograded points and rubric total (20 manual points for the report)
@@ -487,7 +489,6 @@ def slurm_cluster(tmp_path_factory):
     shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_cluster, tmp_path, cifar_root):
     """`--executor slurm` through real sbatch: scancel part-way, re-run, and the results and
     gradebook are a local run's."""

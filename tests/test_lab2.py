@@ -11,6 +11,8 @@ from helpers import data, grading, submissions
 
 from autograder.rubric import load
 
+pytestmark = pytest.mark.slow  # lab 2 graded with the trained ResNet-18 (its training alone ~35 s)
+
 
 @pytest.fixture(scope="module")
 def correct(tmp_path_factory, trained, cifar_root, lab2_rubric):

@@ -151,6 +151,7 @@ def lab4_graded(tmp_path_factory, fashion_root, lab4_trained):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab4_correct_submission_gets_every_point(lab4_graded):
     truth, correct, _ = lab4_graded
     assert truth["accuracy"] > 0.89
@@ -162,6 +163,7 @@ def test_lab4_correct_submission_gets_every_point(lab4_graded):
     assert correct.test("task1.counts")["extra_data"]["params"] == 421_834
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab4_broken_submission_fails_what_it_breaks(lab4_graded):
     truth, _, broken = lab4_graded
     assert verdicts(broken) == {
@@ -226,6 +228,7 @@ def lab7_graded(tmp_path_factory, cifar_root):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab7_narrow_variant_is_graded_on_its_merits(lab7_graded):
     truth, _, correct, _ = lab7_graded
     assert truth["accuracy"] >= 0.85
@@ -239,6 +242,7 @@ def test_lab7_narrow_variant_is_graded_on_its_merits(lab7_graded):
     assert acc["worst_class"] == ranked[0] and acc["accuracy"] == pytest.approx(truth["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab7_without_skips_loses_the_accuracy_points(lab7_graded):
     _, (claimed_best, claimed_worst), _, broken = lab7_graded
     got = verdicts(broken)
@@ -344,6 +348,7 @@ def lecture15_graded(tmp_path_factory, fashion_root):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lecture15_correct_submission(lecture15_graded):
     rubric, truths, correct, _ = lecture15_graded
     got = verdicts(correct)
@@ -362,6 +367,7 @@ def test_lecture15_correct_submission(lecture15_graded):
     assert "input_sizes" not in correct.test("alexnet.accuracy")["output"]
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lecture15_broken_blocks_are_named(lecture15_graded):
     _, _, _, broken = lecture15_graded
     got = verdicts(broken)

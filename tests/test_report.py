@@ -69,6 +69,7 @@ def layout(page: Path, width: int) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.slow  # a lab 2 grade with the trained ResNet-18
 def test_claims_are_compared_with_the_measured_accuracy_and_the_gap_flagged(lab2):
     g, task1, resnet, claim2 = lab2
     ok = g.test("task1.claims")
@@ -94,6 +95,7 @@ def test_claims_are_compared_with_the_measured_accuracy_and_the_gap_flagged(lab2
         assert g.test(item)["status"] == "passed", g.test(item)["output"]
 
 
+@pytest.mark.slow  # a lab 2 grade with the trained ResNet-18
 def test_gradescope_summary_keeps_later_results_out(lab2, lab2_rubric):
     g, task1, resnet, _ = lab2
     lines = g.json["output"].splitlines()
@@ -110,6 +112,7 @@ def test_gradescope_summary_keeps_later_results_out(lab2, lab2_rubric):
     assert {"name": "Task 1: parameters and FLOPs params", "value": params, "order": "asc"} in board
 
 
+@pytest.mark.slow  # a lab 2 grade with the trained ResNet-18
 def test_markdown_report_has_the_evidence_within_gradescopes_limit(lab2, lab2_rubric):
     g, task1, _, claim2 = lab2
     md = g.markdown
@@ -127,6 +130,7 @@ def test_markdown_report_has_the_evidence_within_gradescopes_limit(lab2, lab2_ru
     assert f"| parameters | {accepted[0]:,} | {' or '.join(f'{p:,}' for p in accepted)} | ✅ |" in md
 
 
+@pytest.mark.slow  # Chromium, on a lab 2 grade with the trained ResNet-18
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
 def test_html_report_in_chromium_shows_table_charts_and_curves(lab2, tmp_path):
     g = lab2[0]

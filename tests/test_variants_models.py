@@ -22,6 +22,8 @@ from autograder import selfcheck
 from autograder.checks import KINDS
 from autograder.rubric import Rubric, load
 
+pytestmark = pytest.mark.slow  # the model variant suite: dozens of full grades
+
 # The rubric's accepted ResNet-18 counts (CIFAR stem, ImageNet stem); test_labs.py ties them to the reference.
 CIFAR_STEM, IMAGENET_STEM = load("lab2-resnet18-cifar10").item("task2.counts").options["params"]
 TASK1 = ("task1.spec", "task1.forward", "task1.accuracy")
@@ -436,7 +438,6 @@ SELF_CHECKED = (
 )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", SELF_CHECKED)
 def test_self_check_agrees_with_the_grader(name, graded):
     folder, rubric, root, result = graded(name)

@@ -23,6 +23,8 @@ from variants import notebooks as nbv
 from autograder.rubric import load
 from reference.lecture15.lenet import LeNet
 
+pytestmark = pytest.mark.slow  # the notebook variant suite: a grade per variant
+
 OUTPUTS = """
 points = 3
 require = [
