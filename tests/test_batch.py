@@ -495,6 +495,7 @@ def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_clu
     kinds = ("correct0", "copy-exact", "correct4", "broken-no-weights")
     subset = [p for p in klass.people if klass.kind[p.uid] in kinds]
     download = klass.download_of(subset, tmp_path / "four.zip")
+
     def args(name: str) -> list[str]:
         sheet = moodle.write_worksheet(tmp_path / f"{name}.csv", subset, {p.uid for p in subset})
         common = ["--rubric", str(RUBRIC), "--data-root", str(cifar_root), "--worksheet", str(sheet)]

@@ -108,6 +108,7 @@ def test_hostile_outputs_reach_the_parsers_capped_and_are_read_in_one_pass():
     assert counts["flops"] >= 1 and counts["test_accuracy"] == 1
 
 
+@pytest.mark.slow  # the control: the whole 200,000-character shapes through the parsers
 def test_each_hostile_shape_is_read_whole_when_the_line_cap_is_lifted(monkeypatch):
     """The parsers themselves are linear: with no line cap the 200,000-character lines
     are parsed as they are (the backstop fails the test if any shape is quadratic)."""
@@ -313,6 +314,7 @@ def test_a_checkpoint_of_too_many_tensors_is_hashed_as_bytes_without_listing_it(
     assert integrity.weights_digest(path).startswith("file:")
 
 
+@pytest.mark.slow  # writes a zip of 70,000 members
 def test_the_declared_member_count_is_read_from_the_end_record(tmp_path):
     path = tmp_path / "many.zip"
     with zipfile.ZipFile(path, "w") as zf:

@@ -597,6 +597,7 @@ def test_a_forged_layer_stack_earns_no_accuracy_points(tmp_path, private_root, r
     )
 
 
+@pytest.mark.slow  # a second forged grade (the quick subset keeps the first)
 def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
     tmp_path, private_root, rubric, monkeypatch
 ):

@@ -357,10 +357,11 @@ class FaintNet(torch.nn.Module):
     ("model", "why", "retry"),
     [
         (NaNNet(), "the loss became nan in epoch 1", "at peak rate 0.00625"),
-        (
+        pytest.param(  # trains the whole epoch twice (the quick subset keeps the nan case)
             ConstantNet(),
             "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026",
             "with AdamW at peak rate 0.01",
+            marks=pytest.mark.slow,
         ),
     ],
 )
@@ -376,6 +377,7 @@ def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, 
     assert failure.message == f"at peak rate 0.025: {attempts[0]['failed']}; {retry}: {attempts[1]['failed']}"
 
 
+@pytest.mark.slow  # trains two epochs, then again at a lower rate
 def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
     model = NaNNet(first_attempt_only=True)
     answer, accuracy = train_directly(tmp_path, model, epochs=2, batch_size=64)
