@@ -114,6 +114,7 @@ def test_broken_resnet_code_is_located(edit, expected, tmp_path, cifar_root, tas
     assert expected in graded.message("task2.forward")
 
 
+@pytest.mark.slow  # two ResNet-18 grades (the broken-ResNet cases keep make_layer quick)
 def test_missing_and_hardcoded_make_layer(tmp_path, cifar_root, task2_structure):
     renamed = resnet_source(lambda s: s.replace("make_layer", "build_stage"))
     graded = grading.run(
