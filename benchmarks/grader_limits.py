@@ -30,25 +30,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, machine, write_section  # noqa: E402
+from helpers import rubrics  # noqa: E402  (tests/helpers: common puts tests/ on the path)
 
 SECTION = "grader-limits"
-RUBRIC = """
-id = "nb-limits"
-title = "Notebook limits"
-dataset = "cifar10"
-
-[[items]]
-id = "notebook.run"
-kind = "notebook"
-name = "Notebook was run top to bottom"
-
-[[items]]
-id = "notebook.outputs"
-kind = "notebook_outputs"
-name = "Notebook shows the required outputs"
-require = [{ find = "summary" }, { find = "flops" }, { find = "params" }, { find = "test_accuracy" },
-           { find = "per_class" }, { find = "best_worst" }, { find = "curves" }]
-"""
+OUTPUTS = """require = [
+  { find = "summary" }, { find = "flops" }, { find = "params" }, { find = "test_accuracy" },
+  { find = "per_class" }, { find = "best_worst" }, { find = "curves" },
+]"""  # tests/rubrics/notebook-only.toml's notebook items, these outputs required
 N = 200_000
 
 
@@ -292,8 +280,7 @@ def main() -> None:
     lines = [f"Machine: {machine()}.", ""]
     with tempfile.TemporaryDirectory(prefix="grader-limits-") as tmp:
         folder = Path(tmp)
-        rubric = folder / "nb-limits.toml"
-        rubric.write_text(RUBRIC)
+        rubric = rubrics.notebook_only(folder, OUTPUTS)
         lines += [
             "| submission | file | grader wall | grader peak RSS | what the student reads |",
             "|---|---|---|---|---|",

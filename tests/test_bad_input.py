@@ -30,6 +30,7 @@ def resnet_source(transform) -> str:
     return transform(open(ref_resnet.__file__).read())
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_missing_resnet_fails_task2_only(tmp_path, trained, cifar_root, lab2_rubric):
     rubric = grading.only(lab2_rubric, "files", "task1", "task2")
     folder = submissions.write_lab2(tmp_path / "s", trained["simple"], None, resnet_source="")
@@ -43,6 +44,7 @@ def test_missing_resnet_fails_task2_only(tmp_path, trained, cifar_root, lab2_rub
     assert graded.json["score"] == 20
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -112,6 +114,7 @@ def test_broken_resnet_code_is_located(edit, expected, tmp_path, cifar_root, tas
     assert expected in graded.message("task2.forward")
 
 
+@pytest.mark.slow  # two ResNet-18 grades (the broken-ResNet cases keep make_layer quick)
 def test_missing_and_hardcoded_make_layer(tmp_path, cifar_root, task2_structure):
     renamed = resnet_source(lambda s: s.replace("make_layer", "build_stage"))
     graded = grading.run(
@@ -135,6 +138,7 @@ def test_missing_and_hardcoded_make_layer(tmp_path, cifar_root, task2_structure)
     )
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_wrong_output_shape_and_misfitting_weights(tmp_path, trained, cifar_root, task1):
     source = submissions.simple_cnn_source().replace(
         "self.fc = nn.Linear(64 * 8 * 8, num_classes)", "self.fc = nn.Linear(64 * 8 * 8, 100)"
@@ -159,6 +163,7 @@ def test_wrong_output_shape_and_misfitting_weights(tmp_path, trained, cifar_root
     )
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 @pytest.mark.parametrize(
     ("wrap", "expected"),
     [
@@ -194,6 +199,7 @@ def _checkpoint_bytes(kind: str, trained) -> bytes:
     return b"" if kind == "empty" else buffer.getvalue()[: len(buffer.getvalue()) // 2]
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
@@ -213,6 +219,7 @@ def test_unusable_checkpoints(kind, expected, tmp_path, trained, cifar_root, tas
     assert graded.test("task1.spec")["status"] == "passed"
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_zip_inside_zip_and_ambiguous_weights_name(tmp_path, trained, cifar_root, task1):
     folder = submissions.write_lab2(
         tmp_path / "s", trained["simple"], None, resnet_source="", simple_name="best_model.pth"
@@ -230,6 +237,7 @@ def test_zip_inside_zip_and_ambiguous_weights_name(tmp_path, trained, cifar_root
     assert "Note: unpacked the zip inside the submission: StudentID_lab2.zip" in graded.json["output"]
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_hang_and_crash_fail_alone(tmp_path, trained, cifar_root, lab2_rubric):
     rubric = grading.only(lab2_rubric, "task1", "task2", timeout=8)
     rubric.items = [i for i in rubric.items if i.id not in ("task2.accuracy", "task2.counts")]
@@ -253,6 +261,7 @@ def test_hang_and_crash_fail_alone(tmp_path, trained, cifar_root, lab2_rubric):
     assert graded.result.provenance["worker_starts"] >= 3
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_notebook_cells_that_train_are_not_run(tmp_path, trained, cifar_root, task1):
     """Extraction keeps definitions only: the 100-epoch training cell never runs."""
     nb = submissions.lab2_notebook(extra_cells=["import time\ntime.sleep(3600)"])

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from html import unescape
@@ -27,9 +26,11 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 import torch
-from helpers import moodle, submissions
+from helpers import moodle, submissions, waits
 
 from reference.lab2 import simple_cnn as ref_simple
+
+pytestmark = pytest.mark.slow  # grades a class of 28 in a batch, and runs real Slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = Path(__file__).parent / "rubrics" / "batch-simplecnn.toml"
@@ -78,6 +79,15 @@ class Klass:
 
     def uid(self, kind: str) -> str:
         return next(u for u, k in self.kind.items() if k == kind)
+
+    def download_of(self, people: list[moodle.Person], target: Path) -> Path:
+        """The class download cut to ``people``'s folders (either naming convention)."""
+        prefixes = tuple(moodle.folder_name(p, "folders") for p in people)
+        with zipfile.ZipFile(self.download) as src, zipfile.ZipFile(target, "w") as dst:
+            for info in src.infolist():
+                if info.filename.startswith(prefixes):
+                    dst.writestr(info, src.read(info))
+        return target
 
 
 def build_class(tmp: Path, state: dict) -> tuple[list[moodle.Person], dict, dict, Path]:
@@ -391,12 +401,7 @@ def cached(out: Path) -> int:
 
 def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_path, cifar_root):
     subset = [p for p in klass.people if klass.kind[p.uid].startswith(("correct", "broken"))][12:18]
-    download = tmp_path / "subset.zip"
-    prefixes = [moodle.folder_name(p, "folders") for p in subset]
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if info.filename.startswith(tuple(prefixes)):
-                dst.writestr(info, src.read(info))
+    download = klass.download_of(subset, tmp_path / "subset.zip")
     sheet = moodle.write_worksheet(tmp_path / "ws.csv", subset, {p.uid for p in subset})
     out = tmp_path / "out"
     args = (
@@ -413,16 +418,14 @@ def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_pat
         str(sheet),
     )
     proc = popen(*args)
-    deadline = time.monotonic() + 300
-    while cached(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    waits.until(lambda: cached(out) >= 2, 300, "two submissions graded and cached", proc)
+    workers = waits.descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    partial = cached(out)
+    assert waits.exited(workers, 30) == [], "grading processes outlived the killed batch"
+    partial = cached(out)  # final: nothing is left to grade on
     assert 2 <= partial < len(subset)
-    time.sleep(3)
-    assert cached(out) == partial  # the workers died with the batch: nothing graded on
     rerun = cli(*args)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(subset) - partial} graded now, {partial} from the cache, 0 grader errors" in rerun.stdout
@@ -446,11 +449,7 @@ def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_pat
 def test_slurm_path_runs_with_submitits_local_executor(klass, tmp_path, cifar_root):
     trio = [klass.uid("correct0"), klass.uid("copy-exact"), klass.uid("correct4")]
     people = [p for p in klass.people if p.uid in trio]
-    download = tmp_path / "trio.zip"
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if any(info.filename.startswith(f"{p.name}_{p.uid}_") for p in people):
-                dst.writestr(info, src.read(info))
+    download = klass.download_of(people, tmp_path / "trio.zip")
     run = cli(
         str(download),
         "--rubric",
@@ -490,18 +489,12 @@ def slurm_cluster(tmp_path_factory):
     shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_cluster, tmp_path, cifar_root):
     """`--executor slurm` through real sbatch: scancel part-way, re-run, and the results and
     gradebook are a local run's."""
     kinds = ("correct0", "copy-exact", "correct4", "broken-no-weights")
     subset = [p for p in klass.people if klass.kind[p.uid] in kinds]
-    download = tmp_path / "four.zip"
-    prefixes = tuple(moodle.folder_name(p, "folders") for p in subset)
-    with zipfile.ZipFile(klass.download) as src, zipfile.ZipFile(download, "w") as dst:
-        for info in src.infolist():
-            if info.filename.startswith(prefixes):
-                dst.writestr(info, src.read(info))
+    download = klass.download_of(subset, tmp_path / "four.zip")
 
     def args(name: str) -> list[str]:
         sheet = moodle.write_worksheet(tmp_path / f"{name}.csv", subset, {p.uid for p in subset})
@@ -522,9 +515,7 @@ def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_clu
         env=env,
     )
     out = tmp_path / "slurm"
-    deadline = time.monotonic() + 300
-    while cached(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # polling the cache the array tasks write: no event to wait on
+    waits.until(lambda: cached(out) >= 1, 300, "an array task graded and cached", proc)
     assert slurm_cluster.jobs(), "the array tasks ran through before they could be cancelled"
     slurm_cluster.run("scancel", "--user", "root")
     stdout, stderr = proc.communicate(timeout=300)

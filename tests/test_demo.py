@@ -15,6 +15,8 @@ from torchvision.datasets import MNIST
 
 from autograder.cli import main
 
+pytestmark = pytest.mark.slow  # the demo sets up and grades the bundled examples (~85 s)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

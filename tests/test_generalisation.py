@@ -58,6 +58,7 @@ def graded(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # fits two models and grades both
 def test_an_honest_model_is_not_flagged(graded):
     g = graded["honest"]
     item = g.result.item(ITEM)
@@ -76,6 +77,7 @@ def test_an_honest_model_is_not_flagged(graded):
     assert 'id="flags"' not in (g.out / "report.html").read_text()
 
 
+@pytest.mark.slow  # fits two models and grades both
 def test_a_model_fitted_to_the_test_split_is_flagged_with_one_sentence(graded):
     g = graded["fitted"]
     item = g.result.item(ITEM)
@@ -98,6 +100,7 @@ def test_a_model_fitted_to_the_test_split_is_flagged_with_one_sentence(graded):
     assert reasons(Row(student, "x/report.html", g.result, None), []) == [f"{item.name}: {sentence}"]
 
 
+@pytest.mark.slow  # fits two models and grades both
 def test_the_report_shows_both_sets_and_the_loss_histograms(graded):
     html = (graded["fitted"].out / "report.html").read_text()
     flags = html[html.index('id="flags"') :]
@@ -152,6 +155,7 @@ def test_bad_options_are_explained(options, message):
         KINDS["generalisation"].validate(dict(options))
 
 
+@pytest.mark.slow  # fits two models and grades both
 def test_without_an_accuracy_item_it_says_what_is_missing(graded, tmp_path):
     rubric = grading.only(load("lab4-cnn-fashion-mnist"), ITEM)
     assert [i.id for i in rubric.items] == [ITEM]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import data
 
 PROBE = """
@@ -38,6 +39,7 @@ def test_uncached_split_is_decoded_without_torch_in_the_grader(tmp_path):
     assert probe(root, tmp_path / "cache") == first  # the cached copy reads the same
 
 
+@pytest.mark.slow  # a second decoding child (the quick subset keeps the first)
 def test_unreadable_split_is_one_line_from_the_child(tmp_path):
     root = data.make_cifar(tmp_path / "data", train=20, test=50)
     (root / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")

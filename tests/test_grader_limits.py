@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from helpers import grading, notebooks
+from helpers import grading, notebooks, rubrics
 from nbformat import v4
 
 from autograder.batch import integrity
@@ -30,36 +30,18 @@ from autograder.checks import notebook as nbcheck
 from autograder.checks.context import Context
 from autograder.data.registry import CIFAR10_CLASSES
 from autograder.notebook import claims, extract, history, outputs
-from autograder.rubric import load
 from autograder.sandbox import Sandbox, WorkerFailure, cgroup
 from autograder.sandbox.launcher import Job, Limits
 from autograder.sandbox.tiers import Tier, TierInfo, detect_tier
 from autograder.submission import intake
 
-RUBRIC = """
-id = "nb-limits"
-title = "Notebook limits"
-dataset = "cifar10"
-
-[[items]]
-id = "notebook.run"
-kind = "notebook"
-name = "Notebook was run top to bottom"
-
-[[items]]
-id = "notebook.outputs"
-kind = "notebook_outputs"
-name = "Notebook shows the required outputs"
-require = [{ find = "flops" }, { find = "test_accuracy" }]
-"""
 N = 200_000
 
 
 @pytest.fixture(scope="module")
 def rubric(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rubric") / "nb-limits.toml"
-    path.write_text(RUBRIC)
-    return load(str(path))
+    outputs = 'require = [{ find = "flops" }, { find = "test_accuracy" }]'
+    return rubrics.load_notebook_only(tmp_path_factory.mktemp("rubric"), outputs)
 
 
 @contextlib.contextmanager
@@ -126,6 +108,7 @@ def test_hostile_outputs_reach_the_parsers_capped_and_are_read_in_one_pass():
     assert counts["flops"] >= 1 and counts["test_accuracy"] == 1
 
 
+@pytest.mark.slow  # the control: the whole 200,000-character shapes through the parsers
 def test_each_hostile_shape_is_read_whole_when_the_line_cap_is_lifted(monkeypatch):
     """The parsers themselves are linear: with no line cap the 200,000-character lines
     are parsed as they are (the backstop fails the test if any shape is quadratic)."""
@@ -331,6 +314,7 @@ def test_a_checkpoint_of_too_many_tensors_is_hashed_as_bytes_without_listing_it(
     assert integrity.weights_digest(path).startswith("file:")
 
 
+@pytest.mark.slow  # writes a zip of 70,000 members
 def test_the_declared_member_count_is_read_from_the_end_record(tmp_path):
     path = tmp_path / "many.zip"
     with zipfile.ZipFile(path, "w") as zf:

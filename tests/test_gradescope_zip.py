@@ -24,6 +24,8 @@ from helpers import labs, stdlib310
 from autograder.cli import main
 from autograder.sandbox.tiers import _bwrap_works
 
+pytestmark = pytest.mark.slow  # builds the Gradescope zip and runs its setup.sh
+
 RUBRIC = "lab4-cnn-fashion-mnist"
 
 

@@ -28,7 +28,7 @@ import jsonschema
 import nbformat
 import pytest
 import torch
-from helpers import data, grading
+from helpers import data, grading, waits
 from hostile import corpus
 
 from autograder import cli, gradescope_entry, submission
@@ -118,28 +118,13 @@ def by_tier(fn):
 # --- what every graded attack must satisfy ------------------------------------
 
 
-def processes_of(uid: int) -> list[int]:
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-        if int(uids[0]) == uid and "State:\tZ" not in status:
-            alive.append(int(entry.name))
-    return alive
-
-
 def contained(doc: dict, tier: str, schema: dict) -> dict:
     """results.json is valid, names the tier, and the sandbox uid has nothing left running."""
     jsonschema.validate(doc, schema)
     sandbox = doc["extra_data"]["provenance"]["sandbox"]
     assert doc["extra_data"]["sandbox_tier"] == tier == sandbox["tier"]
     assert sandbox["separate_uid"] is True and sandbox["seccomp"] is True
-    assert processes_of(sandbox["uid"]) == []
+    assert waits.running(uid=sandbox["uid"]) == []
     return sandbox
 
 
@@ -156,6 +141,7 @@ def hostile_report(output: str) -> dict:
 # --- the corpus -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_every_attack_that_keeps_the_model_working_changes_nothing(
     tier, world, open_root, cache, rubric, honest, trained_simple, results_schema
@@ -208,7 +194,8 @@ def test_every_attack_that_keeps_the_model_working_changes_nothing(
     text = (results / "results.json").read_text()
     doc = json.loads(text)
     sandbox = contained(doc, tier, results_schema)
-    time.sleep(0.5)  # the daemon would keep overwriting results.json if it were alive
+    # the daemon (its command line names results.json) died with the worker's uid, before grading ended
+    assert waits.running(argv_holds=str(results / "results.json")) == []
     assert (results / "results.json").read_text() == text and "HACKED" not in text
 
     # the score and every item's verdict are exactly the honest ones
@@ -300,6 +287,7 @@ def with_accept_none(server: socket.socket) -> bool:
     return False
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_networked_code_at_import_runs_offline_in_tier_a_and_nothing_leaves(
     tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
@@ -350,6 +338,7 @@ def test_the_import_time_leak_reaches_a_listener_without_the_sandbox(tmp_path):
     assert received.startswith(b"POST /leak") and received.endswith(b"stolen labels")
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 @pytest.mark.parametrize("how", ["os._exit", "sys.exit"])
 def test_exit_at_import_fails_the_model_items_with_why(
@@ -371,6 +360,7 @@ def test_exit_at_import_fails_the_model_items_with_why(
     assert "Test Accuracy: 100.00%" in graded.result.worker_output
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_infinite_loop_at_import_costs_only_the_time_limit(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
@@ -389,6 +379,7 @@ def test_infinite_loop_at_import_costs_only_the_time_limit(
     assert graded.json["score"] == 0
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_infinite_loop_in_forward_fails_that_check_alone(
     tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
@@ -408,6 +399,7 @@ def test_infinite_loop_in_forward_fails_that_check_alone(
     assert sandbox["uid"]
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_a_submission_that_sleeps_forever_gets_its_results_within_its_time_budget(
     tmp_path, private_root, rubric, trained_simple, results_schema, monkeypatch
 ):
@@ -431,6 +423,7 @@ def test_a_submission_that_sleeps_forever_gets_its_results_within_its_time_budge
     assert graded.json["score"] == 0
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_an_items_timeout_covers_its_import_too(tmp_path, private_root, rubric, trained_simple, monkeypatch):
     """The rubric allows 300 s per import; the item that imports has 8 s for everything."""
     monkeypatch.setenv(FORCE_ENV, "A")
@@ -444,6 +437,7 @@ def test_an_items_timeout_covers_its_import_too(tmp_path, private_root, rubric, 
     )
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, trained_simple, results_schema):
     """Gradescope stops run_autograder at its limit with SIGTERM (SIGKILL follows): the
     items graded by then keep their verdicts, the rest say they were not run. Tier B, so
@@ -474,11 +468,7 @@ def test_sigterm_writes_the_results_graded_so_far(world, tmp_path, open_root, tr
         stderr=subprocess.STDOUT,
     )
     try:
-        waited = time.monotonic()
-        while not marker.exists():  # the event: the student's forward has started
-            assert grader.poll() is None, grader.communicate()[0].decode()[-3000:]
-            assert time.monotonic() - waited < 300, "the forward check never started"
-            time.sleep(0.05)
+        waits.until(marker.exists, 300, "the student's forward starting", grader)
         grader.send_signal(signal.SIGTERM)
         output = grader.communicate(timeout=120)[0].decode()
     finally:
@@ -503,9 +493,10 @@ def fork_bomb_grade(tmp_path: Path, private_root: Path, rubric, state: dict):
         patched.setattr(launcher.Limits, "one_process", lambda self, in_cgroup: False)
         result = grade(corpus.fork_bomb(tmp_path / "s", state), patient, private_root)
     uid = result.provenance["sandbox"]["uid"]
-    return processes_of(uid), uid, result
+    return waits.running(uid=uid), uid, result
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_no_process_of_a_fork_bomb_outlives_grade(tier, tmp_path, private_root, rubric, trained_simple):
     left, uid, result = fork_bomb_grade(tmp_path, private_root, rubric, trained_simple)
@@ -514,6 +505,7 @@ def test_no_process_of_a_fork_bomb_outlives_grade(tier, tmp_path, private_root, 
     assert result.items[0].passed
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_fork_bomb_leftovers_without_waiting_for_them(
     tmp_path, private_root, rubric, trained_simple, monkeypatch
 ):
@@ -535,6 +527,7 @@ def accuracy_then_forward(rubric):
     return dataclasses.replace(rubric, items=[items["task1.accuracy"], items["task1.forward"]])
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_a_later_item_cannot_show_the_hidden_test_images(
     tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
@@ -551,6 +544,7 @@ def test_a_later_item_cannot_show_the_hidden_test_images(
     assert graded.message("task1.forward").endswith(": ValueError: LEAK nothing: FileNotFoundError")
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_an_exception_raised_while_evaluating_does_not_show_its_text(
     tmp_path, private_root, rubric, trained_simple, monkeypatch
 ):
@@ -565,6 +559,7 @@ def test_an_exception_raised_while_evaluating_does_not_show_its_text(
     assert "thumbnails" not in graded.json["output"] + json.dumps(graded.json["tests"])
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_thumbnails_reach_a_visible_message_without_the_defence(
     tmp_path, private_root, rubric, trained_simple, monkeypatch
 ):
@@ -602,6 +597,7 @@ def test_a_forged_layer_stack_earns_no_accuracy_points(tmp_path, private_root, r
     )
 
 
+@pytest.mark.slow  # a second forged grade (the quick subset keeps the first)
 def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
     tmp_path, private_root, rubric, monkeypatch
 ):
@@ -617,6 +613,7 @@ def test_a_forged_layer_stack_opens_the_gate_without_the_comparison(
     assert "not_the_checked_network" not in graded.result.item("task1.accuracy").data
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_protocol_attacks_fail_their_checks_and_never_hang_the_grader(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
@@ -660,6 +657,7 @@ def test_the_payload_really_runs_code_when_unpickled(tmp_path):
     assert marker.read_text() == "pwned"
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_whole_model_pickle_is_refused_with_how_to_save(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
@@ -682,6 +680,7 @@ def test_whole_model_pickle_is_refused_with_how_to_save(
     assert graded.test("task1.forward")["status"] == "passed"
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_zip_bomb_is_refused_before_any_code_runs(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema, monkeypatch
@@ -702,6 +701,7 @@ def test_zip_bomb_is_refused_before_any_code_runs(
     )
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
 def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
     tier, world, tmp_path, private_root, honest, trained_simple, results_schema
@@ -742,7 +742,8 @@ def test_a_notebook_cannot_smuggle_labels_to_the_graded_worker(
         == (honest.test("task1.accuracy")["extra_data"]["accuracy"])
     )
     assert graded.json["score"] == honest.json["score"]
-    time.sleep(0.3)  # a surviving daemon would have rewritten the stash by now
+    # the notebook's stash keeper (its command line names the stashes) died with its sandbox
+    assert waits.running(argv_holds=stashes[0]) == []
     assert [p for p in stashes if os.path.lexists(p)] == []
 
 
@@ -777,6 +778,7 @@ def test_run_autograder_ignores_student_files_in_its_working_directory(tmp_path,
 # --- the guard and the controls ---------------------------------------------------
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_thief_wins_where_labels_are_readable(open_root, trained_simple, honest):
     """The thief's code, run where nothing stops it, answers every test image."""
     split = load_split(open_root, "cifar10")
@@ -798,6 +800,7 @@ def test_tier_b_refuses_a_data_root_the_sandbox_uid_can_read(tmp_path, open_root
     guard.check_secrets(TierInfo(Tier.A, "test"), open_root, "cifar10")
 
 
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 def test_tier_b_without_the_guard_the_thief_wins(
     tmp_path, open_root, rubric, trained_simple, cache, monkeypatch, results_schema
 ):

@@ -11,6 +11,8 @@ from helpers import data, grading, submissions
 
 from autograder.rubric import load
 
+pytestmark = pytest.mark.slow  # lab 2 graded with the trained ResNet-18 (its training alone ~35 s)
+
 
 @pytest.fixture(scope="module")
 def correct(tmp_path_factory, trained, cifar_root, lab2_rubric):
@@ -20,10 +22,9 @@ def correct(tmp_path_factory, trained, cifar_root, lab2_rubric):
     return grading.run(archive, lab2_rubric, cifar_root, tmp / "out")
 
 
-def test_correct_submission_gets_all_autograded_points(correct, results_schema):
+def test_correct_submission_gets_all_autograded_points(correct, results_schema, lab2_rubric):
     jsonschema.validate(correct.json, results_schema)
-    assert correct.json["score"] == 40
-    assert correct.json["extra_data"]["max_score"] == 40
+    assert correct.json["score"] == correct.json["extra_data"]["max_score"] == lab2_rubric.autograded_points
     # Only notebook evidence may fail here: the helper's notebook has no plots or model summary and
     # claims an arbitrary 97% (tests/test_report.py grades a complete, truthful notebook).
     evidence = ("notebook_outputs", "claims")
@@ -37,11 +38,12 @@ def test_correct_submission_gets_all_autograded_points(correct, results_schema):
     assert correct.test("task2.accuracy")["score"] == 20
 
 
-def test_measured_values_reach_extra_data(correct):
-    counts1 = correct.test("task1.counts")["extra_data"]
-    assert (counts1["params"], counts1["macs"]) == (60_554, 5_840_896)
+def test_measured_values_reach_extra_data(correct, lab2_rubric):
+    for task in ("task1", "task2"):  # the references' counts, the first the rubric accepts (test_labs.py)
+        measured = correct.test(f"{task}.counts")["extra_data"]
+        pinned = lab2_rubric.item(f"{task}.counts").options
+        assert (measured["params"], measured["macs"]) == (pinned["params"][0], pinned["macs"][0])
     counts2 = correct.test("task2.counts")["extra_data"]
-    assert (counts2["params"], counts2["macs"]) == (11_173_962, 557_880_320)
     assert counts2["flops"] == 2 * 555_422_720  # FlopCounterMode: 2 x conv+linear MACs
     acc = correct.test("task1.accuracy")["extra_data"]
     assert acc["accuracy"] > 0.8 and acc["tier"] == ">80%"
@@ -112,7 +114,6 @@ def test_tiers_follow_measured_accuracy(tmp_path, trained, capped_root, lab2_rub
     assert "below the lowest tier (>60%)" in item["output"]
 
 
-def test_rubric_numbers_match_reference(lab2_rubric):
-    """The rubric pins the handout's numbers; test_reference.py ties them to the code."""
-    assert lab2_rubric.item("task1.counts").options["params"] == [60_554]
+def test_rubric_points_are_the_handouts():
+    """40 autograded points, as the handout says (test_labs.py ties the counts to the reference)."""
     assert load("lab2-resnet18-cifar10").autograded_points == 40

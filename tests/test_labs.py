@@ -4,6 +4,8 @@ and the reference solutions reproduce the numbers the rubrics pin."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from helpers import grading, labs
@@ -13,10 +15,19 @@ from autograder.rubric import load
 from autograder.sandbox.worker import structure
 from autograder.sandbox.worker.introspect import counts
 from reference.demo import mnist_models
+from reference.lab2 import resnet18 as lab2
+from reference.lab2.simple_cnn import SimpleCNN
 from reference.lab4.fashion_cnn import NORMALIZE as FASHION
 from reference.lab4.fashion_cnn import FashionCNN
 from reference.lab7 import resnet18 as lab7
 from reference.lecture15 import alexnet, googlenet, lenet, resnet, vgg
+
+IMAGENET_STEM = functools.partial(lab2.ResNet18, imagenet_stem=True)
+
+
+def slow(*values):
+    """A parameter set only the full suite runs (counting it takes seconds)."""
+    return pytest.param(*values, marks=pytest.mark.slow)
 
 
 def call(fn, *args, **kwargs):
@@ -31,14 +42,18 @@ def verdicts(graded: grading.Graded) -> dict[str, bool | None]:
 @pytest.mark.parametrize(
     ("rubric", "item", "model", "shape", "params", "macs"),
     [
-        ("lab7-resnet18-cifar10", "task1.counts", lab7.ResNet18, [3, 32, 32], 11_173_962, 557_889_024),
+        ("lab2-resnet18-cifar10", "task1.counts", SimpleCNN, [3, 32, 32], 60_554, 5_840_896),
+        # ResNet-18 and AlexNet take seconds each to count: the quick subset counts the small models
+        slow("lab2-resnet18-cifar10", "task2.counts", lab2.ResNet18, [3, 32, 32], 11_173_962, 557_880_320),
+        slow("lab2-resnet18-cifar10", "task2.counts", IMAGENET_STEM, [3, 32, 32], 11_181_642, 37_219_328),
+        slow("lab7-resnet18-cifar10", "task1.counts", lab7.ResNet18, [3, 32, 32], 11_173_962, 557_889_024),
         ("lecture15-classic-cnns", "lenet.counts", lenet.LeNet, [1, 28, 28], 61_706, None),
-        ("lecture15-classic-cnns", "alexnet.counts", alexnet.AlexNet, [1, 224, 224], 46_764_746, None),
+        slow("lecture15-classic-cnns", "alexnet.counts", alexnet.AlexNet, [1, 224, 224], 46_764_746, None),
         ("lecture15-classic-cnns", "vgg.counts", vgg.VGG, [1, 28, 28], 210_506, None),
         ("lecture15-classic-cnns", "googlenet.counts", googlenet.GoogLeNet, [1, 28, 28], 63_094, None),
         ("lecture15-classic-cnns", "resnet.counts", resnet.ResNet, [1, 28, 28], 175_338, None),
         ("demo-mnist", "cnn.counts", mnist_models.SmallCNN, [1, 28, 28], 105_866, 1_117_056),
-        ("demo-mnist", "resnet.counts", mnist_models.resnet18_mnist, [1, 28, 28], 11_175_370, 33_184_000),
+        slow("demo-mnist", "resnet.counts", mnist_models.resnet18_mnist, [1, 28, 28], 11_175_370, 33_184_000),
     ],
 )
 def test_reference_counts_are_the_rubrics(rubric, item, model, shape, params, macs):
@@ -47,6 +62,20 @@ def test_reference_counts_are_the_rubrics(rubric, item, model, shape, params, ma
     assert got["params"] == params and params in options["params"]
     if macs is not None:
         assert got["macs"] == macs and macs in options["macs"]
+
+
+@pytest.mark.parametrize(
+    ("model", "flops"),
+    [
+        (SimpleCNN, 11_288_576),
+        slow(lab2.ResNet18, 1_110_845_440),
+        slow(IMAGENET_STEM, 74_033_152),
+    ],
+    ids=["simple_cnn", "resnet18_cifar", "resnet18_imagenet_stem"],
+)
+def test_reference_flops_are_the_handouts(model, flops):
+    """FLOPs as the lab 2 handout prints them (FlopCounterMode: 2 x conv and linear MACs)."""
+    assert counts(model(), [3, 32, 32], call)["flops"] == flops
 
 
 @pytest.mark.parametrize("item", ["vgg.block", "googlenet.block", "resnet.block"])
@@ -125,6 +154,7 @@ def lab4_graded(tmp_path_factory, fashion_root, lab4_trained):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab4_correct_submission_gets_every_point(lab4_graded):
     truth, correct, _ = lab4_graded
     assert truth["accuracy"] > 0.89
@@ -136,6 +166,7 @@ def test_lab4_correct_submission_gets_every_point(lab4_graded):
     assert correct.test("task1.counts")["extra_data"]["params"] == 421_834
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab4_broken_submission_fails_what_it_breaks(lab4_graded):
     truth, _, broken = lab4_graded
     assert verdicts(broken) == {
@@ -200,6 +231,7 @@ def lab7_graded(tmp_path_factory, cifar_root):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab7_narrow_variant_is_graded_on_its_merits(lab7_graded):
     truth, _, correct, _ = lab7_graded
     assert truth["accuracy"] >= 0.85
@@ -213,6 +245,7 @@ def test_lab7_narrow_variant_is_graded_on_its_merits(lab7_graded):
     assert acc["worst_class"] == ranked[0] and acc["accuracy"] == pytest.approx(truth["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lab7_without_skips_loses_the_accuracy_points(lab7_graded):
     _, (claimed_best, claimed_worst), _, broken = lab7_graded
     got = verdicts(broken)
@@ -318,6 +351,7 @@ def lecture15_graded(tmp_path_factory, fashion_root):
     )
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lecture15_correct_submission(lecture15_graded):
     rubric, truths, correct, _ = lecture15_graded
     got = verdicts(correct)
@@ -336,6 +370,7 @@ def test_lecture15_correct_submission(lecture15_graded):
     assert "input_sizes" not in correct.test("alexnet.accuracy")["output"]
 
 
+@pytest.mark.slow  # grades a whole lab with trained references
 def test_lecture15_broken_blocks_are_named(lecture15_graded):
     _, _, _, broken = lecture15_graded
     got = verdicts(broken)

@@ -8,45 +8,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import grading, notebooks, submissions
+from helpers import grading, notebooks, rubrics, submissions
 
 from autograder.data.registry import CIFAR10_CLASSES
 from autograder.rubric import load
 
-RUBRIC = """
-id = "nb-static"
-title = "Notebook checks"
-dataset = "cifar10"
-
-[[items]]
-id = "notebook.run"
-kind = "notebook"
-name = "Notebook was run top to bottom"
-
-[[items]]
-id = "notebook.outputs"
-kind = "notebook_outputs"
-name = "Notebook shows the required outputs"
-points = 5
-require = [
-  { find = "summary" },
-  { find = "flops" },
-  { find = "test_accuracy" },
-  { find = "per_class" },
-  { find = "best_worst" },
-  { find = "curves" },
-  { find = "plots", min = 2 },
-  { regex = "learning rate", what = "the learning rate" },
-]
-"""
 TASK1 = {"accuracy": 0.846, "per_class": {n: 0.7 + 0.02 * k for k, n in enumerate(CIFAR10_CLASSES)}}
 
 
 @pytest.fixture(scope="module")
-def rubric(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rubric") / "nb-static.toml"
-    path.write_text(RUBRIC)
-    return load(str(path))
+def rubric():
+    return load(str(rubrics.NOTEBOOK_ONLY))
 
 
 def graded(

@@ -10,6 +10,7 @@ import json
 
 import nbformat
 import numpy as np
+import pytest
 from helpers import grading, notebooks, submissions
 
 from autograder.data import load_split
@@ -43,14 +44,16 @@ id = "task1.counts"
 kind = "counts"
 task = "task1"
 name = "Task 1: parameters and FLOPs"
-params = [60554]
-macs = [5840896]
+params = {params}
+macs = {macs}
 """
+LAB2_TASK1 = load("lab2-resnet18-cifar10").item("task1.counts").options  # the reference's counts
 
 
 def rubric_for(tmp_path, timeout: int = 150, cell_timeout: int = 40):
     path = tmp_path / "nb-exec.toml"
-    path.write_text(RUBRIC.format(timeout=timeout, cell_timeout=cell_timeout))
+    counts = {"params": LAB2_TASK1["params"], "macs": LAB2_TASK1["macs"]}
+    path.write_text(RUBRIC.format(timeout=timeout, cell_timeout=cell_timeout, **counts))
     return load(str(path))
 
 
@@ -62,6 +65,7 @@ def run(tmp_path, cifar_root, nb, *prefixes: str, **limits):
     return grading.run(tmp_path / "sub", rubric, cifar_root, tmp_path / "out")
 
 
+@pytest.mark.slow  # executes a notebook in the sandbox, a kernel per run
 def test_a_hundred_epoch_notebook_runs_in_smoke_mode(tmp_path, cifar_root):
     g = run(tmp_path, cifar_root, notebooks.runnable(submissions.simple_cnn_source()), "notebook")
     item = g.test("notebook.execute")
@@ -84,6 +88,7 @@ def test_a_hundred_epoch_notebook_runs_in_smoke_mode(tmp_path, cifar_root):
     assert g.result.item("notebook.execute").data["runs"][0]["epochs"] == [1]
 
 
+@pytest.mark.slow  # executes a notebook in the sandbox, a kernel per run
 def test_a_hung_cell_fails_only_the_execution_item(tmp_path, cifar_root):
     nb = notebooks.runnable(submissions.simple_cnn_source(), "import time\ntime.sleep(600)")
     g = run(tmp_path, cifar_root, nb, timeout=100, cell_timeout=6)
@@ -117,6 +122,7 @@ print('LABELS', json.dumps({'torchvision': list(test.targets), 'raw': raw['label
       'first_pixels': raw['data'][:, :8].tolist()}))"""
 
 
+@pytest.mark.slow  # executes a notebook in the sandbox, a kernel per run
 def test_the_notebook_never_sees_the_hidden_test_labels(tmp_path, cifar_root):
     """A notebook that prints the test labels into its executed copy (which goes back to the
     student) prints a stand-in: training images with their own labels, same size and format,

@@ -79,6 +79,7 @@ def wrong_default(lab2_rubric):
     return dataclasses.replace(rubric, normalize={"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]})
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_printed_statistics_rescue_the_grade(tmp_path, trained, cifar_root, wrong_default):
     computed = (
         "mean = trainset.data.mean(axis=(0, 1, 2)) / 255\nstd = trainset.data.std(axis=(0, 1, 2)) / 255\n"
@@ -101,6 +102,7 @@ def test_printed_statistics_rescue_the_grade(tmp_path, trained, cifar_root, wron
     assert item["score"] == 20
 
 
+@pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_checkpoint_statistics_win_and_the_default_is_said(tmp_path, trained, cifar_root, wrong_default):
     bare = "test_transform = None"
     stored = {

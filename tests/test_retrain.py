@@ -141,6 +141,7 @@ def graded(tmp_path_factory):
     return grading.run(folder, load(str(tmp / "rubric.toml")), root, tmp / "out", device="cpu")
 
 
+@pytest.mark.slow  # retrains models for real
 def test_retrained_accuracy_is_scored_with_the_tiers(graded):
     entry = graded.test("task1.retrain")
     extra = entry["extra_data"]
@@ -157,12 +158,14 @@ def test_retrained_accuracy_is_scored_with_the_tiers(graded):
     assert history[-1]["train_accuracy"] > 0.9  # the learnable training split is really learnt
 
 
+@pytest.mark.slow  # retrains models for real
 def test_retraining_starts_from_scratch_not_from_the_checkpoint(graded):
     assert graded.test("task1.accuracy")["extra_data"]["accuracy"] < 0.3
     assert graded.test("task1.accuracy")["score"] == 0
     assert graded.test("task1.retrain")["extra_data"]["accuracy"] > 0.6
 
 
+@pytest.mark.slow  # retrains models for real
 def test_model_over_the_budget_is_refused_up_front(graded):
     entry = graded.test("task1.retrain_long")
     assert entry["score"] == 0
@@ -175,6 +178,7 @@ def test_model_over_the_budget_is_refused_up_front(graded):
     assert "history" not in data  # no training step was taken
 
 
+@pytest.mark.slow  # retrains models for real
 def test_model_that_cannot_train_fails_alone_with_its_line(graded):
     message = graded.message("broken.retrain")
     assert message.startswith("retraining BrokenCNN failed at StudentID_lab2.ipynb cell 6")
@@ -186,6 +190,7 @@ def test_model_that_cannot_train_fails_alone_with_its_line(graded):
     assert graded.test("task1.retrain")["score"] == 6  # the others keep their points
 
 
+@pytest.mark.slow  # retrains models for real
 def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded):
     message = graded.message("nan.retrain")
     assert message.startswith(  # a linear layer alone: no normalisation, so AdamW at 0.05 × lr
@@ -203,6 +208,7 @@ def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded)
     ]  # the batch summary's list
 
 
+@pytest.mark.slow  # retrains models for real
 def test_sandbox_gets_training_labels_but_never_test_labels(graded):
     listing = "SANDBOX INPUTS: ['test_images.npy', 'train_images.npy', 'train_labels.npy']"
     assert listing in graded.result.worker_output
@@ -323,6 +329,7 @@ def train_directly(tmp_path, model, n=1024, **options):
     return answer, float((logits.argmax(1) == y_test).mean())
 
 
+@pytest.mark.slow  # retrains models for real
 def test_default_recipe_learns_the_handout_simplecnn(tmp_path):
     """The documented defaults (batch 512, lr 0.2, 10 epochs) on the handout SimpleCNN: 20
     steps on 1,024 generated images. The recipe before warm-up, clipping and the BatchNorm
@@ -368,10 +375,11 @@ class NormedNaNNet(NaNNet):
             "the loss became nan in epoch 1",
             ["with AdamW at peak rate 0.01", "with AdamW at peak rate 0.0025"],
         ),
-        (
+        pytest.param(  # trains the whole epoch twice (the quick subset keeps the nan cases)
             ConstantNet(),
             "epoch 1 of 1 ended still at chance (loss 2.3026, ln 10 = 2.3026",
             ["with AdamW at peak rate 0.01", "with AdamW at peak rate 0.0025"],
+            marks=pytest.mark.slow,
         ),
     ],
 )
@@ -389,6 +397,7 @@ def test_training_that_fails_twice_is_the_graders_failure(tmp_path, model, why, 
     assert failure.message == "; ".join(words)
 
 
+@pytest.mark.slow  # trains two epochs, then again at a lower rate
 def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
     model = NaNNet(first_attempt_only=True)
     answer, accuracy = train_directly(tmp_path, model, epochs=2, batch_size=64)
@@ -398,6 +407,7 @@ def test_training_that_diverges_once_restarts_at_a_lower_rate(tmp_path):
     assert accuracy > 0.3
 
 
+@pytest.mark.slow  # trains two epochs, then again with AdamW
 def test_sgd_run_still_at_chance_restarts_with_adamw_and_learns(tmp_path):
     answer, accuracy = train_directly(tmp_path, FaintNet(), epochs=2, batch_size=64)
     [stalled] = answer["attempts"]

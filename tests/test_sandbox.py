@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import select
 import shutil
 import stat
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import waits
 
 from autograder.sandbox import cgroup, guard, launcher
 from autograder.sandbox.lockdown import lockdown
@@ -180,6 +182,40 @@ def test_read_array_refuses_what_a_student_can_plant(sandbox, plant, expected):
 def test_read_array_refuses_names_outside_out(sandbox):
     for name in ("../inputs/test_images.npy", "/etc/passwd", "logits.pkl"):
         assert "invalid array file" in _read(sandbox, name).message
+
+
+# --- output -------------------------------------------------------------------------
+
+
+def test_a_print_made_just_before_an_answer_is_in_the_output(monkeypatch):
+    """The worker flushes its prints before it answers; the grader's log holds them once the
+    answer is in, even when the thread that reads the pipe has not run yet (here: never)."""
+    calls, stalled = [], threading.Event()
+
+    def stall_the_reader(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            return real_select(*args, **kwargs)
+        calls.append(args)
+        stalled.wait()
+        return real_select(*args, **kwargs)
+
+    real_select = select.select
+    monkeypatch.setattr(select, "select", stall_the_reader)
+    root = Path(tempfile.mkdtemp())
+    root.chmod(0o711)
+    job = launcher.Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
+    box = Sandbox(TierInfo(Tier.C, "test"), job, launcher.Limits(None, 1))
+    module = job.submission / "noisy.py"
+    module.write_text("print('Test Accuracy: 100.00%')\n")
+    module.chmod(0o644)
+    try:
+        box.request("load_source", 120, name="noisy", path=str(module))
+        assert calls, "the reading thread never waited on the pipe"
+        assert "Test Accuracy: 100.00%" in box.output()
+    finally:
+        stalled.set()
+        box.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- refusals -------------------------------------------------------------------------
@@ -355,21 +391,26 @@ from autograder.sandbox import Sandbox
 from autograder.sandbox.launcher import Job, Limits
 from autograder.sandbox.tiers import Tier, TierInfo
 
-uids = []
+uids, boxes = [], []
 for tier in sys.argv[1:]:
     root = Path(tempfile.mkdtemp())
     root.chmod(0o711)
     job = Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
     box = Sandbox(TierInfo(Tier(tier), "test"), job, Limits(4 << 30, 1))
     uids.append(box.request("hello", 120)["uid"])
-    (job.submission / "spin.py").write_text("while True:\\n    pass\\n")
+    (job.submission / "spin.py").write_text("print('spinning', flush=True)\\nwhile True:\\n    pass\\n")
     (job.submission / "spin.py").chmod(0o644)
     path = "/sandbox/submission/spin.py" if tier == "A" else str(job.submission / "spin.py")
     spin = {"name": "s", "path": path}
     threading.Thread(target=box.request, args=("load_source", 600), kwargs=spin).start()
-time.sleep(1)
+    boxes.append(box)
+deadline = time.monotonic() + 120
+while not all("spinning" in box.output() for box in boxes):  # the event: student code runs
+    if time.monotonic() > deadline:
+        sys.exit("the student code never started")
+    time.sleep(0.05)
 print(json.dumps(uids), flush=True)
-time.sleep(600)
+threading.Event().wait()
 """
 
 
@@ -381,26 +422,16 @@ def test_workers_die_with_a_killed_grader():
         [sys.executable, "-c", GRADER, "A", "B"], stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
-        uids = json.loads(grader.stdout.readline())
-        assert all(_alive(uid) for uid in uids)
+        line = grader.stdout.readline()  # the event: both workers run student code
+        assert line, f"the grader ended first (exit {grader.wait()})"
+        uids = json.loads(line)
+        workers = [pid for uid in uids for pid in waits.running(uid=uid)]
+        assert all(waits.running(uid=uid) for uid in uids)
     finally:
         grader.kill()
         grader.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(uid) for uid in uids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert [uid for uid in uids if _alive(uid)] == []
-
-
-def _alive(uid: int) -> bool:
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        if f"\nUid:\t{uid}\t" in text and "State:\tZ" not in text:
-            return True
-    return False
+    assert waits.exited(workers, 10) == []
+    assert [uid for uid in uids if waits.running(uid=uid)] == []
 
 
 def test_a_killed_graders_job_folder_is_removed_by_the_next_grade():

@@ -41,6 +41,7 @@ def both(tmp_path_factory, fashion_root, lab4_trained):
     return model, graded, checked
 
 
+@pytest.mark.slow  # grades and self-checks lab 4 with trained weights
 def test_self_check_agrees_with_the_grader_item_by_item(both):
     _, graded, checked = both
     rows = {r.id: r for r in checked.rows}
@@ -55,6 +56,7 @@ def test_self_check_agrees_with_the_grader_item_by_item(both):
     assert {rows[i.id].verdict for i in hidden} == {"later"}
 
 
+@pytest.mark.slow  # grades and self-checks lab 4 with trained weights
 def test_self_check_measures_the_validation_split(both, fashion_root):
     model, graded, checked = both
     split = load_split(fashion_root, "fashion_mnist", train=True)
@@ -75,6 +77,7 @@ def test_self_check_measures_the_validation_split(both, fashion_root):
     assert graded.test("task1.accuracy")["extra_data"]["images"] == 300  # the grader: the test split
 
 
+@pytest.mark.slow  # grades and self-checks lab 4 with trained weights
 def test_without_bubblewrap_the_check_runs_from_python_and_says_so(both, fashion_root):
     """Colab, a laptop: no bubblewrap. ``autograder.check(...)`` in a notebook cell runs the
     student's own code without --allow-unsandboxed, says so in one line, and gives the

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import labs
 
+pytestmark = pytest.mark.slow  # installs a second torch into a fresh venv
+
 ROOT = Path(__file__).resolve().parent.parent
 OTHER_TORCH = "2.13.0"  # the grader pins 2.14.1 (constraints.txt)
 OTHER_VISION = "0.28.0"
@@ -79,7 +81,6 @@ def verdicts(python: Path | str, folder: Path) -> dict[str, list[str]]:
     return json.loads(done.stdout.split("VERDICTS ", 1)[1])
 
 
-@pytest.mark.slow
 def test_install_keeps_the_students_torch_and_check_agrees_with_the_pinned_one(
     other_torch, tmp_path, lab4_trained, fashion_root
 ):

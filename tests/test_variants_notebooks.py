@@ -17,26 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import grading, labs
+from helpers import grading, labs, rubrics
 from variants import notebooks as nbv
 
 from autograder.rubric import load
 from reference.lecture15.lenet import LeNet
 
-NOTEBOOK_RUBRIC = """
-id = "variants-notebook"
-title = "Lab notebook as handed in"
-dataset = "cifar10"
+pytestmark = pytest.mark.slow  # the notebook variant suite: a grade per variant
 
-[[items]]
-id = "notebook.run"
-kind = "notebook"
-name = "Notebook was run top to bottom"
-
-[[items]]
-id = "notebook.outputs"
-kind = "notebook_outputs"
-name = "Notebook shows the training log, the curves and the test accuracy"
+OUTPUTS = """
 points = 3
 require = [
   { find = "curves", what = "a per-epoch training log" },
@@ -124,9 +113,7 @@ def _drop_cell(nb, source: str):
 
 @pytest.fixture(scope="module")
 def notebook_rubric(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rubric") / "variants-notebook.toml"
-    path.write_text(NOTEBOOK_RUBRIC)
-    return load(str(path))
+    return rubrics.load_notebook_only(tmp_path_factory.mktemp("rubric"), OUTPUTS)
 
 
 @pytest.mark.parametrize("case", list(NOTEBOOKS))

@@ -234,8 +234,7 @@ class _Worker:
         os.close(log_w)
         self.response = response_r
         self.buffer = b""
-        self.drain = threading.Thread(target=_drain, args=(log_r, log), daemon=True)
-        self.drain.start()
+        self.log_pipe = _LogPipe(log_r, log)
         self.next_id = 0
 
     def ask(
@@ -302,18 +301,49 @@ class _Worker:
                 stream and stream.close()
         with contextlib.suppress(OSError):
             os.close(self.response)
-        self.drain.join(timeout=2)
+        self.log_pipe.thread.join(timeout=2)
 
 
-def _drain(fd: int, log: CappedLog) -> None:
-    try:
-        while chunk := os.read(fd, 65536):
-            log.feed(chunk)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
+class _LogPipe:
+    """The worker's stdout/stderr pipe, read into the log by a thread as it comes and, on
+    demand, by the grader: the worker flushes its prints before each answer, but the thread
+    may not have read them yet when the grader asks for the log (a print made just before
+    an answer went missing on a busy machine). A lock orders the two readers; the thread
+    alone closes the pipe, at its end."""
+
+    def __init__(self, fd: int, log: CappedLog) -> None:
+        os.set_blocking(fd, False)
+        self.fd: int | None = fd
+        self.log = log
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._drain, args=(fd,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, fd: int) -> None:
+        while self.catch_up(1 << 16):
+            with contextlib.suppress(OSError):
+                select.select([fd], [], [])
+        with self.lock:
             os.close(fd)
+            self.fd = None
+
+    def catch_up(self, most: int = 1 << 20) -> bool:
+        """Read what the pipe holds now, at most ``most`` bytes (a worker that prints without
+        pause cannot hold the grader here); False once the pipe has ended."""
+        with self.lock:
+            read = 0
+            while self.fd is not None and read < most:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    return False
+                self.log.feed(chunk)
+                read += len(chunk)
+            return self.fd is not None
 
 
 class Sandbox:
@@ -456,6 +486,9 @@ class Sandbox:
             return _load_exact(handle, name, np.dtype(dtype), shape, info.st_size)
 
     def output(self) -> str:
+        """What the worker printed so far, up to its last answer at least."""
+        if self._worker is not None:
+            self._worker.log_pipe.catch_up()
         return self.log.text()
 
     def provenance(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import waits
+
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 
 CONF = """ClusterName=agtest
@@ -76,9 +78,7 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 pid = int(path.read_text().split()[0])
                 os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-                    time.sleep(0.1)  # a daemon is not our child: no wait() for it
+                waits.exited([pid], 30)  # a daemon is not our child: no wait() for it, a pidfd
 
 
 def _free_port() -> int:
