@@ -26,15 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cgroup
+from .bwrap import TMPFS_BYTES, bwrap_argv
 from .tiers import Tier, interpreter, python_paths
 from .worker import protocol
 
-PROBE_UID = 65534
 UID_BASE = 61000
 UID_SLOTS = 1000
 # Root-only places for the uid slot locks; never a folder a sandbox uid could plant links in.
 UID_LOCK_DIRS = (Path("/run/autograder-uids"), Path("/tmp/autograder-uids"))
-TMPFS_BYTES = 512 << 20
 FILE_BYTES = 512 << 20
 OPEN_FILES = 1024
 CLONE_NEWNET = 0x40000000
@@ -42,13 +41,6 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 # World-writable places outside the job folder where a tier B/C worker can leave files behind.
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
-GPU_NODES = (
-    "/dev/nvidia0",
-    "/dev/nvidiactl",
-    "/dev/nvidia-uvm",
-    "/dev/nvidia-uvm-tools",
-    "/dev/nvidia-modeset",
-)
 # Tiers B and C share the host's /proc, where every uid may read every command line:
 # their job paths travel in the environment (readable by the same uid only), not in argv.
 BOOTSTRAP = (
@@ -117,94 +109,6 @@ class Limits:
             "tmpfs_bytes": TMPFS_BYTES,
             "cgroup": group.reason,
         }
-
-
-def bwrap_argv(
-    binds: list[tuple[str, str]],
-    rw_binds: list[tuple[str, str]],
-    memory: int | None,
-    device: str,
-    threads: int,
-) -> list[str]:
-    argv = [
-        # By absolute path: the worker starts with a minimal PATH, and bwrap may live
-        # elsewhere (/usr/local/bin on a machine where it was unpacked by hand).
-        shutil.which("bwrap") or "bwrap",
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/sbin",
-        "/sbin",
-        "--ro-bind-try",
-        "/etc/alternatives",
-        "/etc/alternatives",
-        "--ro-bind-try",
-        "/etc/ld.so.cache",
-        "/etc/ld.so.cache",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--size",
-        str(TMPFS_BYTES),
-        "--tmpfs",
-        "/tmp",
-        "--size",
-        str(TMPFS_BYTES),
-        "--tmpfs",
-        "/dev/shm",
-    ]
-    for source, target in binds:
-        argv += ["--ro-bind", source, target]
-    for source, target in rw_binds:
-        argv += ["--bind", source, target]
-    if device.startswith("cuda"):
-        argv += ["--ro-bind", "/sys", "/sys"]
-        for node in GPU_NODES:
-            argv += ["--dev-bind-try", node, node]
-        for extra in ("/usr/local/nvidia", "/usr/local/cuda"):
-            argv += ["--ro-bind-try", extra, extra]
-    # Last, once every mount point exists: bwrap's own root and /dev are tmpfs without a size
-    # cap, so leaving them writable would let a student fill the machine's memory.
-    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
-    argv += [
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        "/usr/bin:/bin",
-        "--setenv",
-        "HOME",
-        "/tmp",
-        "--setenv",
-        "OMP_NUM_THREADS",
-        str(threads),
-        "--setenv",
-        "MPLBACKEND",
-        "Agg",
-        "--hostname",
-        "sandbox",
-        "--chdir",
-        "/tmp",
-        "--",
-    ]
-    return argv
 
 
 def worker_argv(tier: Tier, job: Job, limits: Limits, reply_fd: int, in_cgroup: bool = False) -> list[str]:

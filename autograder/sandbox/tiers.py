@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from .bwrap import PROBE_UID, bwrap_argv
 
 FORCE_ENV = "AUTOGRADER_SANDBOX_TIER"
 
@@ -76,8 +77,6 @@ def _bwrap_works() -> tuple[bool, str]:
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return False, "bubblewrap (bwrap) is not installed"
-    from .launcher import bwrap_argv
-
     argv = bwrap_argv(
         binds=[(p, p) for p in python_paths()], rw_binds=[], memory=None, device="cpu", threads=1
     )
@@ -95,8 +94,6 @@ def _bwrap_works() -> tuple[bool, str]:
 def _drop_for_probe():
     if os.geteuid() != 0:
         return None
-    from .launcher import PROBE_UID
-
     def drop() -> None:
         os.setgroups([])
         os.setgid(PROBE_UID)

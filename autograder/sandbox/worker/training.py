@@ -266,7 +266,7 @@ class Trainer:
         return loss.detach(), (out.detach().argmax(1) == y).sum()
 
     def optimizer(self, attempt: Attempt) -> Any:
-        """Nesterov SGD (AdamW for a stalled run's restart); weight decay on matrices and
+        """Nesterov SGD or AdamW, as ``attempt`` says; weight decay on matrices and
         kernels, none on BatchNorm and biases. AdamW's decay is decoupled: Adam's own (L2 in the
         gradient) would outweigh a saturated network's tiny gradients and pull it to zero."""
         decay = [p for p in self.params if p.ndim > 1]
