@@ -262,10 +262,9 @@ def _leaderboard(rubric: Rubric, result: GradeResult) -> list[dict[str, object]]
         return []
     board: list[dict[str, object]] = []
     for item in result.items:
-        if item.kind == "accuracy" and "accuracy" in item.data:
-            board.append({"name": f"{item.name}", "value": round(item.data["accuracy"], 4)})
-        if item.kind == "counts" and item.data.get("params"):
-            board.append({"name": f"{item.name} params", "value": item.data["params"], "order": "asc"})
+        entries = KINDS[item.kind].leaderboard
+        if entries is not None:
+            board += entries(item)
     return board
 
 

@@ -289,13 +289,11 @@ class _Builder:
             options = check.validate(options)
         except ValueError as exc:
             raise self.fail(line, f"item {body['id']}: {exc}") from None
-        if "tiers" in options and options["tiers"]:
-            top = max(t.points for t in options["tiers"])
-            if top != points:
-                raise self.fail(
-                    line,
-                    f"item {body['id']}: the best tier gives {top:g} points but the item is worth {points:g}",
-                )
+        if check.points is not None:
+            try:
+                check.points(options, float(points))
+            except ValueError as exc:
+                raise self.fail(line, f"item {body['id']}: {exc}") from None
         requires = body.get("requires", [])
         if not isinstance(requires, list):
             raise self.fail(line, f"item {body['id']}: requires must be a list of item ids")
@@ -311,6 +309,13 @@ class _Builder:
             options=options,
             line=line,
         )
+
+
+def tier_points(options: dict[str, Any], points: float) -> None:
+    """The ``points`` hook of a kind scored by tiers: its best tier gives the item's points."""
+    top = max(t.points for t in options["tiers"])
+    if top != points:
+        raise ValueError(f"the best tier gives {top:g} points but the item is worth {points:g}")
 
 
 def parse_tiers(raw: object) -> list[Tier]:

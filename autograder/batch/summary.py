@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from .. import untrusted
+from ..checks.registry import FLAG, KINDS
 from ..result import GradeResult, ItemResult
 from ..rubric import Rubric
 from .grades import FinalGrade
@@ -41,11 +42,11 @@ class Row:
 
 
 def claim_flags(item: ItemResult) -> list[str]:
-    """What a check flagged for the TA: ``claims`` sets ``flag`` when a notebook's
-    claimed accuracy is far from the measured one, ``generalisation`` when the model
-    knows the test images better than its training images."""
+    """What a check flagged for the TA: any kind may set ``data["flag"]`` (``registry.FLAG``);
+    ``claims`` does when a notebook's claimed accuracy is far from the measured one,
+    ``generalisation`` when the model knows the test images better than its training images."""
     data = item.data or {}
-    found = [data["flag"]] if isinstance(data.get("flag"), str) and data["flag"].strip() else []
+    found = [data[FLAG]] if isinstance(data.get(FLAG), str) and data[FLAG].strip() else []
     if isinstance(data.get("flags"), list):
         found += [str(f) for f in data["flags"] if f]
     return [f"{item.name}: {f}" for f in found]
@@ -96,7 +97,7 @@ def _histogram(values: list[float], xlabel: str, bins: int, limits: tuple[float,
     return _png(fig)
 
 
-def _per_class_plot(per_class: dict[str, list[float]]) -> str:
+def _per_class_plot(per_class: dict[str, list[float]], what: str, limits: tuple[float, float]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,46 +107,43 @@ def _per_class_plot(per_class: dict[str, list[float]]) -> str:
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 3))
     ax.boxplot([per_class[n] for n in names], showfliers=True)
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylabel(what)
+    ax.set_ylim(limits[0], limits[1] + 0.02 * (limits[1] - limits[0]))
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
 
 
-def _accuracy_sections(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+def _distributions(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+    """One section per rubric item whose kind has a ``summary`` hook: what it measured
+    across the class (a histogram, and per category, hardest first)."""
     sections = []
     for rubric_item in rubric.items:
-        if rubric_item.kind != "accuracy":
+        hook = KINDS[rubric_item.kind].summary
+        if hook is None:
             continue
-        values: list[float] = []
-        per_class: dict[str, list[float]] = {}
-        for row in rows:
-            item = row.result.item(rubric_item.id) if row.result else None
-            if item is None or not isinstance(item.data.get("accuracy"), (int, float)):
-                continue
-            values.append(float(item.data["accuracy"]))
-            for name, acc in (item.data.get("per_class") or {}).items():
-                if isinstance(acc, (int, float)):
-                    per_class.setdefault(name, []).append(float(acc))
-        if not values:
+        results = [row.result.item(rubric_item.id) for row in rows if row.result]
+        found = hook([item for item in results if item is not None])
+        if found is None or not found.values:
             continue
         table = [
             {
                 "name": name,
-                "mean": statistics.fmean(accs),
-                "median": statistics.median(accs),
-                "min": min(accs),
-                "max": max(accs),
+                "mean": statistics.fmean(values),
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
             }
-            for name, accs in per_class.items()
+            for name, values in found.per_class.items()
         ]
+        plot = _per_class_plot(found.per_class, found.what, found.limits) if found.per_class else None
         sections.append(
             {
                 "name": rubric_item.name,
-                "count": len(values),
-                "median": statistics.median(values),
-                "histogram": _histogram(values, "test accuracy", 20, (0.0, 1.0)),
-                "per_class_plot": _per_class_plot(per_class) if per_class else None,
+                "what": found.what,
+                "count": len(found.values),
+                "median": statistics.median(found.values),
+                "histogram": _histogram(found.values, found.xlabel, 20, found.limits),
+                "per_class_plot": plot,
                 "per_class": sorted(table, key=lambda r: r["mean"]),
             }
         )
@@ -197,7 +195,7 @@ def render(
         if grades
         else None,
         items=_item_rates(rubric, rows),
-        accuracy=_accuracy_sections(rubric, rows),
+        distributions=_distributions(rubric, rows),
         attention=[r for r in rows if r.reasons],
         groups=[
             {"label": GROUP_LABELS[g.kind], "evidence": g.evidence, "members": [keyed[m] for m in g.members]}

@@ -8,6 +8,7 @@ maps the accuracy to the rubric's tiers.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ import numpy as np
 
 from .. import preprocess
 from ..result import CheckFailed, ItemResult, Outcome
-from ..rubric import Item, Task, parse_tiers
+from ..rubric import Item, Task, parse_tiers, tier_points
 from ..sandbox import Failure, SandboxError, WorkerFailure, failure_line
 from .common import ask
 from .context import LOAD_TIMEOUT, Context, Evaluation, Source
-from .registry import allowed, check
+from .registry import Distribution, Part, Place, Shown, allowed, check, hook
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +172,23 @@ def per_image(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return losses, finite & (z.argmax(axis=1) == labels)
 
 
-@check("accuracy", timeout=900, validate=_validate, hidden=True)
+MEASURED = (
+    "accuracy",
+    "per_class",
+    "tier",
+    "images",
+    "weights",
+    "weights_sha256",
+    "weights_chosen",
+    "normalization",
+    "best_class",
+    "worst_class",
+    "withheld_by",
+    "eval_seconds",
+)
+
+
+@check("accuracy", timeout=900, validate=_validate, hidden=True, measured=MEASURED, points=tier_points)
 def run(item: Item, ctx: Context) -> Outcome:
     # First, if a layer-stack item passed on what the worker reported: what the checkpoint
     # really holds, read by a fresh worker that never ran student code.
@@ -278,3 +295,78 @@ def _weights_message(name: str, model: str, exc: WorkerFailure) -> str:
 def _few(keys: list[str]) -> str:
     shown = ", ".join(keys[:4])
     return f"{shown} (+{len(keys) - 4} more)" if len(keys) > 4 else shown
+
+
+# --- what the kind contributes beyond its verdict (registry hooks) ----------------------
+
+
+@dataclass
+class ClassRow:
+    name: str
+    measured: float | None
+    claimed: float | None
+
+
+@dataclass
+class AccuracyView:
+    item: ItemResult
+    rows: list[ClassRow]
+    classes: list[str]
+    confusion: list[list[int]]
+
+
+@hook("accuracy", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """Per-class accuracy (beside what the section's ``claims`` item read in the notebook)
+    and the confusion matrix."""
+    per_class = item.data.get("per_class")
+    if not isinstance(per_class, dict) or not per_class:
+        return []
+    claims = next((i for i in place.group if i.kind == "claims"), None)
+    claimed = (claims.data.get("per_class") if claims else None) or {}
+    claimed_values = {k: v.get("claimed") for k, v in claimed.items() if isinstance(v, dict)}
+    rows = [ClassRow(name, value, claimed_values.get(name)) for name, value in per_class.items()]
+    view = AccuracyView(item, rows, list(per_class), item.data.get("confusion") or [])
+    bar = (per_class, {k: v for k, v in claimed_values.items() if v is not None} or None)
+    figures = {"bar": ("per_class", bar)}
+    if view.confusion and len(view.confusion) == len(view.classes):
+        figures["confusion"] = ("confusion", (view.confusion, view.classes))
+    return [Part("accuracy", view, order=20, figures=figures)]
+
+
+@hook("accuracy", "leaderboard")
+def leaderboard(item: ItemResult) -> list[dict[str, Any]]:
+    if "accuracy" not in item.data:
+        return []
+    return [{"name": f"{item.name}", "value": round(item.data["accuracy"], 4)}]
+
+
+@hook("accuracy", "selfcheck")
+def selfcheck(item: ItemResult, validated: bool) -> Shown | None:
+    """``autograder check`` measures the checkpoint on the validation split instead."""
+    accuracy = item.data.get("accuracy")
+    if validated and isinstance(accuracy, float):
+        reached = f"tier {item.data['tier']}" if item.data.get("tier") else "below every tier"
+        facts = {"accuracy": accuracy, "tier": item.data.get("tier"), "images": item.data.get("images")}
+        why = f"validation accuracy {accuracy:.2%} ({reached} if the test split agrees)"
+        return Shown("later", why, facts)
+    if validated or not item.data.get("no_data_root"):
+        # No number although the data was there: the model or the weights cannot be
+        # evaluated at all, and the grader will say the same.
+        return Shown("fail", item.message)
+    return None
+
+
+@hook("accuracy", "summary")
+def summary(items: list[ItemResult]) -> Distribution | None:
+    """The class's test accuracies, and per class."""
+    values: list[float] = []
+    per_class: dict[str, list[float]] = {}
+    for item in items:
+        if not isinstance(item.data.get("accuracy"), (int, float)):
+            continue
+        values.append(float(item.data["accuracy"]))
+        for name, acc in (item.data.get("per_class") or {}).items():
+            if isinstance(acc, (int, float)):
+                per_class.setdefault(name, []).append(float(acc))
+    return Distribution("accuracy", "test accuracy", values, per_class=per_class) if values else None

@@ -155,7 +155,7 @@ def _compare(probe: dict[str, Any], got: dict[str, Any], variant: str | None = N
     return wrong
 
 
-@check("block", timeout=60, validate=_validate, self_reported=True)
+@check("block", timeout=60, validate=_validate, self_reported=True, measured=("defined_in",))
 def run(item: Item, ctx: Context) -> Outcome:
     name = item.options["block"]
     source = _source(ctx, item, name)

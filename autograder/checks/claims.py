@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..notebook.claims import Claim
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .context import Context
 from .notebook import cell_list, facts
-from .registry import allowed, check
+from .registry import Part, Place, allowed, check, hook
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +90,23 @@ def _class_verdicts(
     return problems, data
 
 
-@check("claims", timeout=30, validate=_validate, visibility="after_due_date", hidden=True)
+@check(
+    "claims",
+    timeout=30,
+    validate=_validate,
+    visibility="after_due_date",
+    hidden=True,
+    measured=(
+        "per_class",
+        "best_class",
+        "worst_class",
+        "claimed",
+        "claimed_cell",
+        "measured",
+        "gap",
+        "measured_by",
+    ),
+)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.rubric.tasks[item.task]
     found = facts(ctx)
@@ -163,3 +179,9 @@ def run(item: Item, ctx: Context) -> Outcome:
     if problems:
         return Outcome(False, f"{line}, but {problems[0]}", "\n".join(details), data)
     return Outcome(True, f"{line}: within ±{tolerance * 100:g} points", "\n".join(details), data)
+
+
+@hook("claims", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """Claimed against measured, row by row as the check compared them (or why it could not)."""
+    return [Part("claims", item, order=10)]

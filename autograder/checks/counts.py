@@ -8,13 +8,14 @@ numbers are reported and compared but never fail (labs that allow variants).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from ..result import Outcome
+from ..result import ItemResult, Outcome
 from ..rubric import Item
 from .common import ask
 from .context import Context
-from .registry import allowed, check
+from .registry import Part, Place, allowed, check, hook
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +31,13 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("counts", timeout=120, validate=_validate, self_reported=True)
+@check(
+    "counts",
+    timeout=120,
+    validate=_validate,
+    self_reported=True,
+    measured=("params", "trainable_params", "macs", "flops", "reference"),
+)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
     source = ctx.model(task.id)
@@ -79,3 +86,42 @@ def run(item: Item, ctx: Context) -> Outcome:
         else (", as the reference" if has_reference else " (reported)")
     )
     return Outcome(True, f"{task.model}: {summary}{suffix}", details, data)
+
+
+# --- what the kind contributes beyond its verdict (registry hooks) ----------------------
+
+
+@dataclass
+class CountRow:
+    what: str
+    value: int | None
+    reference: str
+    ok: bool | None  # None: no reference to compare with
+
+
+@hook("counts", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """The counts against the reference, as the check compared them."""
+    data = item.data
+    if data.get("params") is None:
+        return []
+    reference = data.get("reference") or {}
+    rows = []
+    for key, label in (("params", "parameters"), ("macs", "MACs (thop)"), ("flops", "FLOPs")):
+        value, accepted = data.get(key), reference.get(key) or []
+        rows.append(
+            CountRow(
+                label,
+                value,
+                " or ".join(f"{v:,}" for v in accepted) if accepted else "—",
+                value in accepted if accepted else None,
+            )
+        )
+    return [Part("counts", rows, order=50)]
+
+
+@hook("counts", "leaderboard")
+def leaderboard(item: ItemResult) -> list[dict[str, Any]]:
+    if not item.data.get("params"):
+        return []
+    return [{"name": f"{item.name} params", "value": item.data["params"], "order": "asc"}]

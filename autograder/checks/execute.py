@@ -15,10 +15,10 @@ import nbformat
 
 from ..data.registry import DATASETS
 from ..notebook import execute, history, outputs, smoke
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .context import Context
-from .registry import allowed, check
+from .registry import RUN_SECTION, Part, Place, allowed, check, hook
 
 OPTIONS = {"smoke", "epochs", "epoch_names", "parameters", "cell_timeout", "skip_lines", "data"}
 
@@ -61,7 +61,14 @@ def _traceback(cells: list[outputs.Cell], number: int | None) -> str:
     return ""
 
 
-@check("notebook_execute", needs_task=False, timeout=600, validate=_validate, slow=True)
+@check(
+    "notebook_execute",
+    needs_task=False,
+    timeout=600,
+    validate=_validate,
+    slow=True,
+    measured=("images", "status", "cells_run", "failed_cell"),
+)
 def run(item: Item, ctx: Context) -> Outcome:
     nb = ctx.notebook()
     name = ctx.notebook_path().as_posix()
@@ -147,3 +154,9 @@ def _failure(done: execute.Execution, prepared: smoke.Prepared, total: float) ->
     if done.status == "dead_kernel":
         return f"the kernel died while running {cell} (out of memory, or the process was killed)"
     return done.message or f"the run ended with status {done.status!r}"
+
+
+@hook("notebook_execute", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """Its verdict in the Notebook section (the executed notebook is saved beside the report)."""
+    return [Part("item_line", item, order=0, section=RUN_SECTION)]

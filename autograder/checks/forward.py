@@ -18,7 +18,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("forward", timeout=60, validate=_validate, self_reported=True)
+@check("forward", timeout=60, validate=_validate, self_reported=True, measured=("output_shape",))
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.task(item.task)
     source = ctx.model(task.id)

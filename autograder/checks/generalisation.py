@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .accuracy import evaluate, per_image
 from .context import Context
-from .registry import allowed, check
+from .registry import Part, Place, allowed, check, hook
 
 HISTOGRAM_BINS = 30
 DEFAULT_SAMPLE = 2000  # training images evaluated
@@ -165,7 +165,27 @@ def _prepare(item: Item, ctx: Context) -> None:
 
 
 @check(
-    "generalisation", timeout=600, validate=_validate, visibility="hidden", hidden=True, prepare=_prepare
+    "generalisation",
+    timeout=600,
+    validate=_validate,
+    visibility="hidden",
+    hidden=True,
+    prepare=_prepare,
+    measured=(
+        "eval_seconds",
+        "measured_by",
+        "train_accuracy",
+        "test_accuracy",
+        "train_images",
+        "test_images",
+        "accuracy_p_value",
+        "membership_auc",
+        "auc_p_value",
+        "alpha",
+        "train_loss_median",
+        "test_loss_median",
+        "seed",
+    ),
 )
 def run(item: Item, ctx: Context) -> Outcome:
     source_id = item.options.get("accuracy_item") or f"{item.task}.accuracy"
@@ -222,3 +242,16 @@ def run(item: Item, ctx: Context) -> Outcome:
         )
     return Outcome(True, f"{summary}: the test split looks no more familiar than the training split",
                    "\n".join(lines), found, score=item.points)  # fmt: skip
+
+
+@hook("generalisation", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """Both sets side by side, the two p-values and the loss histograms the check measured."""
+    if "membership_auc" not in item.data:
+        return []
+    histogram = item.data.get("histogram") or {}
+    figures = {}
+    if all(isinstance(histogram.get(k), list) for k in ("edges", "train", "test")):
+        shares = (histogram["edges"], histogram["train"], histogram["test"])
+        figures["histogram"] = ("loss_histograms", shares)
+    return [Part("generalisation", item, order=30, figures=figures)]

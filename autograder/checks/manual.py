@@ -16,7 +16,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("manual", needs_task=False, timeout=5, validate=_validate)
+@check("manual", needs_task=False, timeout=5, validate=_validate, measured=("files",))
 def run(item: Item, ctx: Context) -> Outcome:
     patterns = item.options.get("files", [])
     hits = ctx.submission.find(patterns) if patterns else []

@@ -16,10 +16,10 @@ from typing import Any
 from ..data.registry import DATASETS
 from ..notebook import claims as nbclaims
 from ..notebook import outputs
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .context import Context
-from .registry import allowed, check
+from .registry import RUN_SECTION, Part, Place, allowed, check, hook
 
 RERUN = "run Kernel → Restart & Run All, then save the notebook before submitting"
 
@@ -67,7 +67,13 @@ def _validate_run(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("notebook", needs_task=False, timeout=30, validate=_validate_run)
+@check(
+    "notebook",
+    needs_task=False,
+    timeout=30,
+    validate=_validate_run,
+    measured=("executed", "unexecuted", "errors"),
+)
 def run_notebook(item: Item, ctx: Context) -> Outcome:
     found = facts(ctx)
     nb = ctx.notebook()
@@ -245,7 +251,7 @@ def _other_figures(found: Facts) -> str:
     return f"; its other figures: {shown}{more}"
 
 
-@check("notebook_outputs", needs_task=False, timeout=30, validate=_validate_outputs)
+@check("notebook_outputs", needs_task=False, timeout=30, validate=_validate_outputs, measured=("found",))
 def run_outputs(item: Item, ctx: Context) -> Outcome:
     found = facts(ctx)
     if not any(c.outputs for c in found.cells):
@@ -286,3 +292,57 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
     return Outcome(
         True, f"{found.name} shows all {total} required outputs", "\n".join(lines), data, score=score
     )
+
+
+# --- what the kinds contribute beyond their verdicts (registry hooks) -------------------
+MAX_CURVE_ROWS = 20  # rows of a curve table in Markdown (sampled evenly)
+
+
+@dataclass
+class Curve:
+    title: str
+    epochs: list[int]
+    series: dict[str, list[float | None]]
+    declared: int | None = None
+
+    def table(self) -> list[dict[str, Any]]:
+        """At most MAX_CURVE_ROWS rows, evenly spaced, the last epoch always included."""
+        n = len(self.epochs)
+        picks = (
+            sorted({round(k * (n - 1) / (MAX_CURVE_ROWS - 1)) for k in range(MAX_CURVE_ROWS)}) if n else []
+        )
+        picks = list(range(n)) if n <= MAX_CURVE_ROWS else picks
+        return [{"epoch": self.epochs[k], **{s: v[k] for s, v in self.series.items()}} for k in picks]
+
+
+def _curve(run: dict[str, Any], title: str) -> Curve | None:
+    epochs = run.get("epochs") or []
+    series = {k: run[k] for k in ("train_loss", "val_loss", "train_acc", "val_acc") if run.get(k)}
+    if not epochs or not series:
+        return None
+    cells = run.get("cells") or [run.get("cell")]
+    where = f"cell{'s' if len(cells) > 1 else ''} {', '.join(str(c) for c in cells)}"
+    return Curve(f"{title} ({where})", list(epochs), series, declared=run.get("declared_epochs"))
+
+
+@hook("notebook", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """Its verdict and the cells' errors in the Notebook section; the training curves the
+    notebook logged, redrawn, each in the section of the task it belongs to."""
+    parts = [Part("item_line", item, order=0, section=RUN_SECTION)]
+    if item.data.get("errors"):
+        parts.append(Part("notebook_errors", item.data["errors"], order=1, section=RUN_SECTION))
+    for run in (item.data.get("claims") or {}).get("runs") or []:
+        owner = run.get("owner")
+        section = owner if owner in place.titles else "notebook"
+        title = f"{place.titles[owner]} training log" if section == owner else "Training log"
+        curve = _curve(run, title)
+        if curve:
+            figures = {"curves": ("curves", (curve.epochs, curve.series, curve.title))}
+            parts.append(Part("curve", curve, order=40, section=section, figures=figures))
+    return parts
+
+
+@hook("notebook_outputs", "report")
+def report_outputs(item: ItemResult, place: Place) -> list[Part]:
+    return [Part("item_line", item, order=0, section=RUN_SECTION)]

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import DataError, load_split
 from ..result import CheckFailed, NoDataRoot, Outcome
-from ..rubric import Item, Task, parse_tiers
+from ..rubric import Item, Task, parse_tiers, tier_points
 from ..sandbox import Failure, SandboxError, WorkerFailure
 from ..sandbox.worker.training import DEFAULTS, Attempt, describe, fmt_seconds
 from .accuracy import score
@@ -59,7 +59,12 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-@check("retrain", timeout=900, validate=_validate, hidden=True, slow=True)
+MEASURED = ("accuracy", "per_class", "tier", "images", "normalization", "eval_seconds", "train_images")
+
+
+@check(
+    "retrain", timeout=900, validate=_validate, hidden=True, slow=True, measured=MEASURED, points=tier_points
+)
 def run(item: Item, ctx: Context) -> Outcome:
     task = ctx.rubric.tasks[item.task]
     source = ctx.model(task.id)

@@ -7,14 +7,15 @@ in ``between`` (pooling, dropout, flatten) may sit between required layers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from ..result import CheckFailed, Outcome
+from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item, Task
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
 from .context import Context
-from .registry import allowed, check
+from .registry import Part, Place, allowed, check, hook
 
 DEFAULT_BETWEEN = [
     "MaxPool2d",
@@ -150,7 +151,7 @@ def _probe(item: Item, ctx: Context, task: Task) -> dict[str, Any]:
     )
 
 
-@check("spec", timeout=60, validate=_validate, self_reported=True)
+@check("spec", timeout=60, validate=_validate, self_reported=True, measured=("output_shape", "defined_in"))
 def run(item: Item, ctx: Context) -> Outcome:
     """The stack is judged apart from the input size: a model written for another
     size (AlexNet for 227x227) is probed at that size, and the message says so."""
@@ -248,3 +249,50 @@ def _not_a_cnn(item: Item, ctx: Context) -> Outcome | None:
     if "Conv2d" in declared:
         return None
     return _mlp(ctx.rubric.tasks[item.task], ctx.model(item.task), declared, None)
+
+
+# --- what the kind contributes beyond its verdict (registry hooks) ----------------------
+
+
+@dataclass
+class LayerRow:
+    number: int
+    layer: str
+    name: str
+    output_shape: str
+    params: int
+    required: str  # the required layer this one matched, or ""
+    ok: bool | None  # None: not part of the required stack
+
+
+@dataclass
+class Layers:
+    rows: list[LayerRow]
+    expected: list[tuple[str, str, bool]]  # (required, found, matches)
+    total_params: int
+
+
+@hook("spec", "report")
+def report(item: ItemResult, place: Place) -> list[Part]:
+    """The check's own decisions (``data["alignment"]``), shown as they were made."""
+    executed, alignment = item.data.get("layers"), item.data.get("alignment")
+    if not isinstance(executed, list):
+        return []
+    pairs, required = [], {}
+    for row in alignment if isinstance(alignment, list) else []:
+        pairs.append((str(row.get("required")), row.get("found") or "(nothing)", bool(row.get("ok"))))
+        if isinstance(row.get("layer"), int) and not str(row.get("required")).startswith("final layer"):
+            required[row["layer"]] = (str(row.get("required")), bool(row.get("ok")))
+    rows = [
+        LayerRow(
+            k + 1,
+            str(g.get("shown") or g.get("type")),
+            str(g.get("name") or ""),
+            "×".join(str(d) for d in g.get("output_shape") or []) or "—",
+            int(g.get("params") or 0),
+            required.get(k, ("", None))[0],
+            required.get(k, ("", None))[1],
+        )
+        for k, g in enumerate(executed)
+    ]
+    return [Part("layers", Layers(rows, pairs, sum(r.params for r in rows)), order=60)]

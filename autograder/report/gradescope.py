@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import untrusted
+from ..checks.registry import measured_data
 from ..result import GradeResult, ItemResult
 
 ITEM_OUTPUT_LIMIT = 8_000
@@ -27,7 +28,12 @@ def test_entry(item: ItemResult) -> dict[str, Any]:
         ),
         "visibility": item.visibility,
         "tags": [item.kind],
-        "extra_data": {"id": item.id, "kind": item.kind, "seconds": item.seconds, **_measured(item.data)},
+        "extra_data": {
+            "id": item.id,
+            "kind": item.kind,
+            "seconds": item.seconds,
+            **measured_data(item.kind, item.data),
+        },
     }
     if item.manual:
         entry["name"] = f"{item.name} (graded by a TA: {item.max_points:g} points)"
@@ -38,59 +44,6 @@ def test_entry(item: ItemResult) -> dict[str, Any]:
         entry["max_score"] = item.max_points
         entry["status"] = "passed" if item.passed else "failed"
     return entry
-
-
-def _measured(data: dict[str, Any]) -> dict[str, Any]:
-    """Measured values only; bulky report-only data (layer lists) stays out."""
-    keep = (
-        "params",
-        "trainable_params",
-        "macs",
-        "flops",
-        "accuracy",
-        "per_class",
-        "tier",
-        "images",
-        "weights",
-        "weights_sha256",
-        "weights_chosen",
-        "normalization",
-        "best_class",
-        "worst_class",
-        "withheld_by",
-        "files",
-        "output_shape",
-        "eval_seconds",
-        "reference",
-        "defined_in",
-        # notebook kinds: what the TA and batch summaries read
-        "flag",
-        "claimed",
-        "claimed_cell",
-        "measured",
-        "gap",
-        "measured_by",
-        "executed",
-        "unexecuted",
-        "errors",
-        "found",
-        "status",
-        "cells_run",
-        "failed_cell",
-        # generalisation: the training sample against the test split
-        "train_accuracy",
-        "test_accuracy",
-        "train_images",
-        "test_images",
-        "accuracy_p_value",
-        "membership_auc",
-        "auc_p_value",
-        "alpha",
-        "train_loss_median",
-        "test_loss_median",
-        "seed",
-    )
-    return {k: data[k] for k in keep if k in data}
 
 
 WHEN = {
