@@ -139,7 +139,7 @@ def grade(
                     # Decode now, before the first check starts the worker: on a cold cache the
                     # decoding child (torch, ~500 MB) and the worker are never alive together.
                     with contextlib.suppress(CheckFailed):  # remembered; the item reports it
-                        ctx.split()
+                        ctx.data.split()
                         for item in rubric.items:
                             if KINDS[item.kind].prepare:
                                 KINDS[item.kind].prepare(item, ctx)
@@ -163,7 +163,7 @@ def grade(
                     sandbox.provenance(),
                     device,
                     sandbox.hello,
-                    ctx.dataset_provenance(),
+                    ctx.data.provenance(),
                     sandbox.starts,
                 ),
                 seconds=time.monotonic() - started,
@@ -191,7 +191,7 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
             f"internal grader error in this check ({type(exc).__name__}: "
             f"{exc}); please tell the course staff",
         )
-    note = ctx.model_note(item.task) if item.task else None
+    note = ctx.models.note(item.task) if item.task else None
     if note:
         outcome.details = f"note: {note}" + (f"\n{outcome.details}" if outcome.details else "")
         outcome.data = {**(outcome.data or {}), "model_note": note}

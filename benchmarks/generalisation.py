@@ -37,7 +37,7 @@ from common import machine, table, write_section
 from torch import nn
 
 from autograder.checks.accuracy import per_image
-from autograder.checks.context import training_sample
+from autograder.checks.context.data import training_sample
 from autograder.checks.generalisation import DEFAULT_ALPHA as ALPHA
 from autograder.checks.generalisation import DEFAULT_SAMPLE, compare
 from autograder.demo import TRAIN_IMAGES, mnist_sample

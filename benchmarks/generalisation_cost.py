@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from common import lab2_submission, machine, table, write_section
 
-from autograder.checks.context import training_sample
+from autograder.checks.context.data import training_sample
 from autograder.data import load_split
 from autograder.grade import grade
 from autograder.rubric import load

@@ -277,9 +277,9 @@ def test_a_notebook_is_parsed_once_per_submission_not_once_per_task(tmp_path, la
     ctx = Context(lab2_rubric, sub, Sandbox(TierInfo(Tier.C, "test"), job, Limits(None, 1)), None, "cpu")
     calls = []
     real = extract.parse
-    monkeypatch.setattr("autograder.checks.context.parse", lambda nb: calls.append(1) or real(nb))
+    monkeypatch.setattr("autograder.checks.context.notebooks.parse", lambda nb: calls.append(1) or real(nb))
     for task in lab2_rubric.tasks.values():
-        assert [s.label for s in ctx.sources(task)] == ["StudentID_lab2.ipynb"]
+        assert [s.label for s in ctx.models.sources(task)] == ["StudentID_lab2.ipynb"]
     assert len(lab2_rubric.tasks) == 2 and len(calls) == 1
 
 
@@ -297,9 +297,9 @@ def test_a_python_file_over_the_code_cap_is_named_and_not_parsed(tmp_path, lab2_
         "cpu",
     )
     task = next(iter(lab2_rubric.tasks.values()))
-    assert ctx.sources(task) == []
+    assert ctx.models.sources(task) == []
     with pytest.raises(Exception, match=r"simple_cnn.py is over 2 MiB, more than the grader reads as Python"):
-        ctx.model(task.id)
+        ctx.models.build(task.id)
 
 
 # --- batch fingerprints of checkpoints ---------------------------------------------

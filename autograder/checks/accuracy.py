@@ -19,7 +19,9 @@ from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item, Task, parse_tiers, tier_points
 from ..sandbox import Failure, SandboxError, WorkerFailure, failure_line
 from .common import ask
-from .context import LOAD_TIMEOUT, Context, Evaluation, Source
+from .context import Context, Evaluation
+from .context.models import Source
+from .limits import LOAD_TIMEOUT
 from .registry import Distribution, Part, Place, Shown, allowed, check, hook
 
 
@@ -193,10 +195,10 @@ def run(item: Item, ctx: Context) -> Outcome:
     # First, if a layer-stack item passed on what the worker reported: what the checkpoint
     # really holds, read by a fresh worker that never ran student code.
     stacks = _passed_stacks(item, ctx)
-    checkpoint = ctx.checkpoint_shapes(item.task) if stacks else None
-    task = ctx.task(item.task)
-    source = ctx.model(task.id)
-    weights, how = ctx.weights(task.id)
+    checkpoint = ctx.weights.shapes(item.task) if stacks else None
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
+    weights, how = ctx.weights.checkpoint(task.id)
     try:
         loaded = ctx.sandbox.setup(
             "load_weights", LOAD_TIMEOUT, task=task.id, path=ctx.in_sandbox("submission", weights)
@@ -206,10 +208,10 @@ def run(item: Item, ctx: Context) -> Outcome:
         raise CheckFailed(_weights_message(weights.name, task.model, exc), **flag) from None
     except SandboxError as exc:
         raise CheckFailed(failure_line(f"loading {weights.name}", exc)) from None
-    norm = ctx.normalization(task, loaded.get("normalize"))
-    split = ctx.split()
+    norm = ctx.preprocessing.normalization(task, loaded.get("normalize"))
+    split = ctx.data.split()
     batch_size = int(item.options.get("batch_size", ctx.rubric.eval_batch_size))
-    with ctx.test_images() as (images_path, order):
+    with ctx.data.test_images() as (images_path, order):
         logits, seconds = evaluate(
             ctx, source, task, norm, images_path, len(order), f"logits_{task.id}.npy", batch_size,
             item.timeout, f"evaluating {task.model} on the test split", hidden_inputs=True,

@@ -10,16 +10,13 @@ number of branches concatenated at its output.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from ..notebook.extract import defined_names
-from ..result import CheckFailed, Outcome
+from ..result import Outcome
 from ..rubric import Item
-from ..sandbox import SandboxError, WorkerFailure, failure_line
 from . import residual
 from .common import ask, fmt_shape
-from .context import Context, Source
+from .context import Context
 from .registry import allowed, check
 
 PROBE_KEYS = {"args", "kwargs", "input", "output", "params", "layers", "skips", "branches"}
@@ -67,36 +64,6 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
         if "branches" in probe and not isinstance(probe["branches"], int):
             raise ValueError(f"block: probe {n}: branches must be an integer")
     return options
-
-
-def _source(ctx: Context, item: Item, name: str) -> Source:
-    """The submission file defining ``name``, imported in the worker (once)."""
-    task = ctx.rubric.tasks[item.task]
-    sources = ctx.sources(task)
-    source = next((s for s in sources if name in defined_names(s.text)), None)
-    if source is None:
-        looked = ", ".join(s.label for s in sources) or "no matching files"
-        raise CheckFailed(
-            f"no function or class named {name} found (looked in {looked}; "
-            f"expected in {' or '.join(task.sources)})"
-        )
-    if task.model in defined_names(source.text):
-        with contextlib.suppress(CheckFailed):  # a model that fails to build is another item's
-            ctx.model(task.id)  # imports the same file
-    if not any(
-        op == "load_source" and a.get("name") == source.module for op, a, _ in ctx.sandbox.setup_steps
-    ):
-        try:
-            ctx.sandbox.setup(
-                "load_source", ctx.rubric.import_timeout, name=source.module, path=source.sandbox_path
-            )
-        except WorkerFailure as exc:
-            raise CheckFailed(
-                failure_line(f"importing {source.where(exc.details.get('line'))}", exc)
-            ) from None
-        except SandboxError as exc:
-            raise CheckFailed(failure_line(f"importing {source.label}", exc)) from None
-    return source
 
 
 def _signature_problem(got: list[str] | None, required: int | None, want: list[str]) -> str | None:
@@ -158,7 +125,7 @@ def _compare(probe: dict[str, Any], got: dict[str, Any], variant: str | None = N
 @check("block", timeout=60, validate=_validate, self_reported=True, measured=("defined_in",))
 def run(item: Item, ctx: Context) -> Outcome:
     name = item.options["block"]
-    source = _source(ctx, item, name)
+    source = ctx.models.defining(item.task, name)
     probes = [{"args": p["args"], "kwargs": p["kwargs"], "input": p["input"]} for p in item.options["probes"]]
     facts = ask(
         ctx, source, f"probing {name}", "block", item.timeout, module=source.module, name=name, probes=probes

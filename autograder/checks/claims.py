@@ -46,7 +46,8 @@ def _pick(item: Item, ctx: Context, claims: list[Claim]) -> tuple[Claim | None, 
         return (here[-1], f"cell {item.options['cell']}, as the rubric says") if here else (None, "")
     mine = [c for c in claims if c.owner == task]
     if mine:
-        return mine[-1], f"the last test-accuracy print after code using {ctx.rubric.tasks[task].model}"
+        model = ctx.models.task(task, sized=False).model
+        return mine[-1], f"the last test-accuracy print after code using {model}"
     loose = [c for c in claims if c.owner is None or len(ctx.rubric.tasks) == 1]
     if len(loose) == 1 or (loose and len(ctx.rubric.tasks) == 1):
         return loose[-1], "the only test-accuracy print not tied to another model"
@@ -108,7 +109,7 @@ def _class_verdicts(
     ),
 )
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
+    task = ctx.models.task(item.task, sized=False)  # its names: nothing is built
     found = facts(ctx)
     claim, how = _pick(item, ctx, found.claims.test_accuracy)
     mine = found.claims.for_task(task.id)

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..result import CheckFailed
 from ..sandbox import SandboxError, WorkerFailure, failure_line
-from .context import Context, Source
+from .context import Context
+from .context.models import Source
 
 
 def ask(

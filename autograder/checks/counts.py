@@ -39,8 +39,8 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     measured=("params", "trainable_params", "macs", "flops", "reference"),
 )
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.task(item.task)
-    source = ctx.model(task.id)
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
     got = ask(
         ctx,
         source,

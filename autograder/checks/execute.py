@@ -18,6 +18,7 @@ from ..notebook import execute, history, outputs, smoke
 from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .context import Context
+from .limits import CELL_TIMEOUT
 from .registry import RUN_SECTION, Part, Place, allowed, check, hook
 
 OPTIONS = {"smoke", "epochs", "epoch_names", "parameters", "cell_timeout", "skip_lines", "data"}
@@ -32,7 +33,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     epochs = options.setdefault("epochs", 1)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError("notebook_execute: epochs (the smoke-mode epoch count) must be a positive integer")
-    cell = options.setdefault("cell_timeout", 120)
+    cell = options.setdefault("cell_timeout", CELL_TIMEOUT)
     if not isinstance(cell, (int, float)) or cell <= 0:
         raise ValueError("notebook_execute: cell_timeout must be a positive number of seconds")
     for key, default in (("epoch_names", list(smoke.EPOCH_NAMES)), ("skip_lines", list(smoke.SKIP_LINES))):
@@ -70,8 +71,8 @@ def _traceback(cells: list[outputs.Cell], number: int | None) -> str:
     measured=("images", "status", "cells_run", "failed_cell"),
 )
 def run(item: Item, ctx: Context) -> Outcome:
-    nb = ctx.notebook()
-    name = ctx.notebook_path().as_posix()
+    nb = ctx.notebooks.read()
+    name = ctx.notebooks.path().as_posix()
     options = item.options
     prepared = smoke.prepare(
         nb,
@@ -116,7 +117,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         "smoke": options["smoke"],
     }
     if done.notebook is not None:
-        data["artifacts"] = {f"{ctx.notebook_path().stem}.executed.ipynb": nbformat.writes(done.notebook)}
+        data["artifacts"] = {f"{ctx.notebooks.path().stem}.executed.ipynb": nbformat.writes(done.notebook)}
         cells = outputs.cells(done.notebook)
         data["images"] = sum(c.images() for c in cells)
         data["runs"] = [r.as_dict() for r in history.runs([c for c in cells if c.kind == "code"])]

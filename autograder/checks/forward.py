@@ -20,8 +20,8 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("forward", timeout=60, validate=_validate, self_reported=True, measured=("output_shape",))
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.task(item.task)
-    source = ctx.model(task.id)
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
     got = ask(
         ctx,
         source,

@@ -161,7 +161,7 @@ def compare(
 def _prepare(item: Item, ctx: Context) -> None:
     """Stage the training sample before the worker starts: decoding the training split
     (a torch child on a cold cache) and holding it whole never overlap the worker's memory."""
-    ctx.train_sample(item.options["sample"], item.options["seed"])
+    ctx.data.train_sample(item.options["sample"], item.options["seed"])
 
 
 @check(
@@ -195,7 +195,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         why = f": {earlier.message}" if earlier is not None else " (no such item ran before this one)"
         raise CheckFailed(f"nothing to compare with: {source_id} measured no test accuracy{why}")
     task = evaluation.task
-    sample = ctx.train_sample(item.options["sample"], item.options["seed"])
+    sample = ctx.data.train_sample(item.options["sample"], item.options["seed"])
     logits, seconds = evaluate(
         ctx, evaluation.source, task, evaluation.norm, sample.path, len(sample.order),
         f"logits_{task.id}_train_sample.npy", evaluation.batch_size, item.timeout,

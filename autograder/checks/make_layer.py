@@ -44,8 +44,8 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("make_layer", timeout=120, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
-    source = ctx.model(task.id)
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
     o = item.options
     facts = ask(
         ctx,

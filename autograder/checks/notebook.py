@@ -37,12 +37,12 @@ class Facts:
 
 def facts(ctx: Context) -> Facts:
     def read() -> Facts:
-        nb = ctx.notebook()
+        nb = ctx.notebooks.read()
         cells = outputs.cells(nb)
         owners = nbclaims.attribute(cells, nbclaims.task_headings(ctx.rubric.tasks))
         found = nbclaims.read(cells, DATASETS[ctx.rubric.dataset].classes, owners)
         figures = [f for c in cells if c.kind == "code" for f in outputs.figures(c)]
-        return Facts(ctx.notebook_path().as_posix(), cells, found, owners, figures)
+        return Facts(ctx.notebooks.path().as_posix(), cells, found, owners, figures)
 
     return ctx.memo("notebook_facts", read)
 
@@ -76,7 +76,7 @@ def _validate_run(options: dict[str, Any]) -> dict[str, Any]:
 )
 def run_notebook(item: Item, ctx: Context) -> Outcome:
     found = facts(ctx)
-    nb = ctx.notebook()
+    nb = ctx.notebooks.read()
     order = outputs.run_order(nb)
     problems: list[str] = []
     schema = outputs.schema_problem(nb)

@@ -83,8 +83,8 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("residual", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.task(item.task)
-    source = ctx.model(task.id)
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
     facts = ask(
         ctx,
         source,

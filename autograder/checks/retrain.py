@@ -26,18 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from ..data import DataError, load_split
-from ..result import CheckFailed, NoDataRoot, Outcome
+from ..result import CheckFailed, Outcome
 from ..rubric import Item, Task, parse_tiers, tier_points
 from ..sandbox import Failure, SandboxError, WorkerFailure
 from ..sandbox.worker.training import DEFAULTS, Attempt, describe, fmt_seconds
 from .accuracy import score
 from .common import ask
 from .context import Context
+from .limits import RETRAIN_SLACK
 from .registry import allowed, check
 
 LIMITS = {"epochs": (1, 500), "batch_size": (1, 8192), "lr": (1e-6, 10.0), "budget": (1.0, 86400.0)}
-SLACK = 300.0  # seconds on top of the budget for start-up, the probe and evaluation
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -66,21 +65,22 @@ MEASURED = ("accuracy", "per_class", "tier", "images", "normalization", "eval_se
     "retrain", timeout=900, validate=_validate, hidden=True, slow=True, measured=MEASURED, points=tier_points
 )
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.rubric.tasks[item.task]
-    source = ctx.model(task.id)
-    train_images, train_labels, n_train = _training_inputs(ctx)
-    split = ctx.split()
-    mean, std = _normalization(ctx)
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
+    training = ctx.data.training_set()
+    split = ctx.data.split()
+    norm = ctx.preprocessing.default()  # training from scratch: the grader's own statistics
+    mean, std = list(norm.mean), list(norm.std)
     recipe = {**{k: item.options[k] for k in DEFAULTS}, "flip": split.spec.mirror}
-    timeout = max(item.timeout, recipe["budget"] * 1.1 + SLACK)
-    with ctx.test_images() as (images_path, order):
+    timeout = max(item.timeout, recipe["budget"] * 1.1 + RETRAIN_SLACK)
+    with ctx.data.test_images() as (images_path, order):
         args = dict(
             task=task.id,
             module=source.module,
             cls=source.model or task.model,
             num_classes=task.num_classes,
-            train_images=train_images,
-            train_labels=train_labels,
+            train_images=training.images,
+            train_labels=training.labels,
             test_images=images_path,
             out_name=f"retrain_{task.id}.npy",
             mean=mean,
@@ -101,7 +101,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         **measured,
         "tier": tier.label() if tier else None,
         "images": len(order),
-        "train_images": n_train,
+        "train_images": training.size,
         "train_seconds": answer.get("train_seconds"),
         "estimate_seconds": answer.get("estimate_seconds"),
         "eval_seconds": answer.get("eval_seconds"),
@@ -276,37 +276,6 @@ def _epoch_line(h: dict[str, Any]) -> str:
         f"epoch {h['epoch']:>3}: loss {h['loss']:.4f}, train accuracy {h['train_accuracy']:.1%}, "
         f"{h['seconds']:.1f} s"
     )
-
-
-def _normalization(ctx: Context) -> tuple[list[float], list[float]]:
-    """Training from scratch: the grader's own statistics, for training and testing alike."""
-    if ctx.rubric.normalize:
-        return list(ctx.rubric.normalize["mean"]), list(ctx.rubric.normalize["std"])
-    spec = ctx.split().spec
-    return list(spec.mean), list(spec.std)
-
-
-def _training_inputs(ctx: Context) -> tuple[str, str, int]:
-    """The training split (images and labels) written for the worker, once per submission."""
-
-    def write() -> tuple[str, str, int]:
-        if ctx.data_root is None:
-            raise NoDataRoot()
-        try:
-            split = load_split(ctx.data_root, ctx.rubric.dataset, train=True)
-        except DataError as exc:
-            raise CheckFailed(f"retraining needs the training split: {exc}") from None
-        for name, array in (("train_images.npy", split.images), ("train_labels.npy", split.labels)):
-            target = ctx.sandbox.job.inputs / name
-            np.save(target, array, allow_pickle=False)
-            target.chmod(0o644)
-        return (
-            ctx.in_sandbox("inputs", "train_images.npy"),
-            ctx.in_sandbox("inputs", "train_labels.npy"),
-            len(split.labels),
-        )
-
-    return ctx.memo("train_inputs", write)
 
 
 def _with_progress(ctx: Context, task: Task, epochs: int, work: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ..rubric import Item, Task
 from ..sandbox import SandboxError, WorkerFailure
 from .common import ask
 from .context import Context
+from .limits import MODULES_TIMEOUT
 from .registry import Part, Place, allowed, check, hook
 
 DEFAULT_BETWEEN = [
@@ -142,7 +143,7 @@ def _row(required: str, got: dict[str, Any] | None, index: int | None, ok: bool)
 def _probe(item: Item, ctx: Context, task: Task) -> dict[str, Any]:
     return ask(
         ctx,
-        ctx.model(task.id),
+        ctx.models.build(task.id),
         f"running {task.model} on a probe input",
         "layers",
         item.timeout,
@@ -155,9 +156,9 @@ def _probe(item: Item, ctx: Context, task: Task) -> dict[str, Any]:
 def run(item: Item, ctx: Context) -> Outcome:
     """The stack is judged apart from the input size: a model written for another
     size (AlexNet for 227x227) is probed at that size, and the message says so."""
-    source = ctx.model(item.task)
+    source = ctx.models.build(item.task)
     try:
-        task = ctx.task(item.task)
+        task = ctx.models.task(item.task)
         facts = _probe(item, ctx, task)
     except CheckFailed as failure:
         if failure.data.get("stopped"):  # a hang or a crash is not about the input size
@@ -165,7 +166,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         cnn = _not_a_cnn(item, ctx)
         if cnn:
             return cnn
-        task = ctx.other_size(item.task, failure)
+        task = ctx.models.other_size(item.task, failure)
         facts = _probe(item, ctx, task)
     executed = facts.get("executed")
     if not isinstance(executed, list):
@@ -243,12 +244,12 @@ def _not_a_cnn(item: Item, ctx: Context) -> Outcome | None:
     if not _wants_conv(item):
         return None
     try:
-        declared = ctx.sandbox.request("modules", 30, task=item.task)["types"]
+        declared = ctx.sandbox.request("modules", MODULES_TIMEOUT, task=item.task)["types"]
     except (WorkerFailure, SandboxError, KeyError, TypeError):
         return None
     if "Conv2d" in declared:
         return None
-    return _mlp(ctx.rubric.tasks[item.task], ctx.model(item.task), declared, None)
+    return _mlp(ctx.models.task(item.task, sized=False), ctx.models.build(item.task), declared, None)
 
 
 # --- what the kind contributes beyond its verdict (registry hooks) ----------------------

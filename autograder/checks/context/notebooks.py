@@ -1,0 +1,54 @@
+"""The submission's notebooks, read (and parsed for their definitions) once each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from ...notebook.extract import NotebookError, Parsed, parse, read_notebook
+from ...result import CheckFailed
+from ...submission import Submission
+from .memo import Memo
+
+
+class Notebooks:
+    """The first ``*.ipynb`` of a submission is *the* notebook (the notebook checks read
+    it); any notebook may define a task's model (``parsed``)."""
+
+    def __init__(self, submission: Submission) -> None:
+        self.submission = submission
+        self._memo = Memo()
+
+    def path(self) -> Path | None:
+        """The notebook, relative to the submission (None: the submission has none)."""
+        notebooks = self.submission.notebooks
+        return notebooks[0] if notebooks else None
+
+    def read(self) -> nbformat.NotebookNode:
+        """The notebook, read once (size and cell caps checked first); CheckFailed when
+        there is none or it cannot be read."""
+
+        def load() -> nbformat.NotebookNode:
+            path = self.path()
+            if path is None:
+                raise CheckFailed(
+                    f"no .ipynb notebook in the submission (found: {self.submission.listing()})"
+                )
+            return self._read(path)
+
+        return self._memo("notebook", load)
+
+    def parsed(self, rel: Path) -> Parsed:
+        """A notebook's definitions, parsed once per notebook (tasks assemble their code from it)."""
+
+        def load() -> Parsed:
+            return parse(self.read() if rel == self.path() else self._read(rel))
+
+        return self._memo(("parsed", rel.as_posix()), load)
+
+    def _read(self, rel: Path) -> nbformat.NotebookNode:
+        try:
+            return read_notebook(self.submission.root / rel)
+        except NotebookError as exc:
+            raise CheckFailed(str(exc)) from None
