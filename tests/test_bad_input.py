@@ -3,6 +3,7 @@ message a student can act on, and every other item is still graded."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 
@@ -136,6 +137,21 @@ def test_missing_and_hardcoded_make_layer(tmp_path, cifar_root, task2_structure)
     assert "make_layer(block, 512, 3, 1) built 2 blocks instead of 3: num_blocks seems to be ignored" in (
         graded.message("task2.make_layer")
     )
+
+
+@pytest.mark.slow  # grades the ResNet-18 structure items
+def test_make_layer_probes_at_the_input_size_the_model_runs_at(tmp_path, cifar_root, task2_structure):
+    """A task whose accepted input size is not the dataset's (``input_sizes``): make_layer
+    probes the stages at the size the model is graded at, as forward does, not at 32x32."""
+    task = dataclasses.replace(task2_structure.tasks["task2"], input_sizes=[64])
+    rubric = dataclasses.replace(task2_structure, tasks={**task2_structure.tasks, "task2": task})
+    folder = submissions.write_lab2(tmp_path / "s", None, None)
+    graded = grading.run(folder, rubric, cifar_root, tmp_path / "out")
+    assert graded.test("task2.forward")["output"].startswith("input (8, 3, 64, 64) -> output (8, 10)")
+    assert graded.test("task2.make_layer")["status"] == "passed"
+    details = graded.test("task2.make_layer")["output"]
+    assert "layer1: 2 x BasicBlock, output (1, 64, 64, 64)" in details
+    assert "layer4: 2 x BasicBlock, output (1, 512, 8, 8)" in details
 
 
 @pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)

@@ -53,6 +53,17 @@ BROKEN = textwrap.dedent(
         def forward(self, x):
             out = self.fc(torch.flatten(x, 1))
             return out * float("nan") if self.training else out
+
+
+    class WideCNN(nn.Module):
+        """Runs on 48x48 input only: the rubric accepts that size (input_sizes), not 32x32."""
+
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.fc = nn.Linear(3 * 48 * 48, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(x, 1))
     '''
 )
 
@@ -73,6 +84,11 @@ sources = ["*.ipynb"]
 [tasks.nan]
 model = "NaNCNN"
 sources = ["*.ipynb"]
+
+[tasks.wide]
+model = "WideCNN"
+sources = ["*.ipynb"]
+input_sizes = [48]
 
 [[items]]
 id = "task1.accuracy"
@@ -124,6 +140,17 @@ epochs = 1
 batch_size = 64
 budget = 600
 tiers = [{ above = 0.5, points = 5 }]
+
+[[items]]
+id = "wide.retrain"
+kind = "retrain"
+task = "wide"
+name = "WideCNN retrained at the input size it accepts"
+points = 1
+epochs = 1
+batch_size = 64
+budget = 600
+tiers = [{ above = 0.0, points = 1 }]
 """
 
 
@@ -206,6 +233,15 @@ def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded)
     assert claim_flags(item) == [
         f"NaNCNN retrained: {entry['extra_data']['flag']}"
     ]  # the batch summary's list
+
+
+@pytest.mark.slow  # retrains models for real
+def test_a_task_with_its_own_input_size_is_retrained_at_that_size(graded):
+    """input_sizes = [48] on 32x32 data: the images are up-sampled to 48x48 for training
+    and testing, as for the accuracy item."""
+    message = graded.message("wide.retrain")
+    assert message.startswith("WideCNN retrained in ") and "(1 epochs on cpu" in message
+    assert graded.test("wide.retrain")["extra_data"]["images"] == 500
 
 
 @pytest.mark.slow  # retrains models for real
