@@ -61,13 +61,13 @@ class Task:
     resize: int | None = None
     title: str = ""
     # Input sizes the lab accepts (e.g. AlexNet on 28x28 or up-sampled to 224): the
-    # first one the student's model maps to (N, num_classes) is used (Context.task).
+    # first one the student's model maps to (N, num_classes) is used (ctx.models.task).
     input_sizes: list[int] = field(default_factory=list)
     # Other names accepted for the model (with a note), and whether a case/underscore
     # variant of ``model`` (``Resnet18`` for ``ResNet18``) is accepted: "similar" or "exact".
     model_aliases: list[str] = field(default_factory=list)
     model_match: str = "similar"
-    size_note: str = ""  # set by Context.task(any_size=True) when judged at another size
+    size_note: str = ""  # set by ctx.models.other_size when a layer stack is judged at another size
 
 
 @dataclass
