@@ -22,10 +22,14 @@ it also refuses new processes (``fork``, ``vfork``, ``clone`` without
 ``CLONE_THREAD``): threads share one address space, so the worker's
 RLIMIT_AS then bounds everything the submission allocates, where three
 children of 3 GB each once reached 9.7 GB under an 8 GiB per-process cap.
+
+pyseccomp is imported inside ``install``: without it (no libseccomp) the worker still
+starts, and ``main`` decides whether that is allowed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import socket
 
@@ -83,6 +87,4 @@ def install(private_network: bool = False, single_process: bool = False) -> None
 
 def no_new_privs() -> None:
     """Without seccomp (tier C) still stop setuid binaries from gaining privileges."""
-    import ctypes
-
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

@@ -11,6 +11,10 @@ logits can flip near-tied predictions, so a grade would depend on the device.
 On a CPU a batch holds 32 CIFAR-sized images per thread (fewer for larger
 inputs): bigger batches are no faster there and only raise peak memory
 (ResNet-18 at one thread: 660 MB at 32, 810 MB at 128; Gradescope allows 768).
+
+torch and numpy are imported inside functions: the grader imports this module (through
+``training``) and never loads torch, and the worker loads them only after its seccomp
+filter, which binds only the threads started after it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,15 @@
 """Facts about a model: its layers in execution order, counts, forward
-behaviour and ``make_layer``. The worker reports facts; the grader decides."""
+behaviour and ``make_layer``. The worker reports facts; the grader decides.
+
+torch (and thop, with it) is imported inside functions: the worker installs its seccomp filter (which binds
+only the threads started after it) before torch starts its first thread.
+"""
 
 from __future__ import annotations
 
+import copy
 import inspect
+import sys
 from typing import Any
 
 from .errors import WorkerError
@@ -172,8 +178,6 @@ def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
 
 def counts(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
     """Parameters, thop MACs (what students print) and FlopCounterMode FLOPs."""
-    import copy
-
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -231,8 +235,6 @@ def make_layer(
     """Facts about ``make_layer`` (looked up under each of ``names``): signature,
     stages, shapes, shortcuts, re-call; where the helper and the stages are when
     they are not where the handout puts them."""
-    import sys
-
     import torch
     from torch import nn
 

@@ -4,17 +4,23 @@ Run as ``python -I -B -c "<bootstrap>" --out DIR --root DIR ...`` (tiers B and C
 the folders in ``AGWORKER_OUT``/``AGWORKER_ROOTS`` instead, out of ``/proc/*/cmdline``) by the
 launcher. Replies go to ``RESPONSE_FD``; student prints go to stdout/stderr,
 which the grader drains, caps and treats as untrusted text.
+
+torch is imported inside the ops: ``run`` installs the seccomp filter (which binds only
+the threads started after it) before torch starts its first thread; ``nbrun`` and
+``training`` load their own heavy imports the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import os
 import platform
 import sys
 from typing import Any
 
-from . import errors, evaluate, introspect, protocol
+from . import confine, errors, evaluate, introspect, nbrun, protocol, structure, training
 from .errors import WorkerError, describe
 from .protocol import Failure
 from .student import StudentCode, best_reading, constructor_kwargs, read_checkpoint, readings
@@ -87,13 +93,9 @@ class Worker:
         )
 
     def op_residual(self, task: str, input_shape: list[int]) -> dict[str, Any]:
-        from . import structure
-
         return structure.residual(self._model(task), input_shape, self.code.call)
 
     def op_block(self, module: str, name: str, probes: list[dict[str, Any]]) -> dict[str, Any]:
-        from . import structure
-
         return structure.block(self.code.attribute(module, name), name, probes, self.code.call)
 
     def op_fit(self, tasks: list[str], path: str) -> dict[str, Any]:
@@ -156,8 +158,6 @@ class Worker:
         total: float,
         data: str | None,
     ) -> dict[str, Any]:
-        from . import nbrun  # nbclient is imported only by the worker that runs notebooks
-
         return nbrun.execute(notebook, submission, self.out, out_name, cell_timeout, total, data)
 
     def op_train(
@@ -178,8 +178,6 @@ class Worker:
     ) -> dict[str, Any]:
         """Retrain a fresh instance of the student's model (never the loaded weights)."""
         import torch
-
-        from . import training
 
         plan = training.Recipe(**recipe)
         torch.manual_seed(plan.seed)
@@ -218,8 +216,6 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 def _confine(mode: str, private_network: bool = False, single_process: bool = False) -> bool:
     """Install the seccomp filter before any student code exists; tiers A and B insist on it."""
-    from . import confine
-
     if mode == "off":
         confine.no_new_privs()
         return False
@@ -247,8 +243,6 @@ def steady_allocator() -> None:
     had freed before. A fixed 32 MiB threshold (glibc's maximum) and a 64 MiB
     trim threshold reuse the pages; a whole lab 2 grade at one thread peaked no
     higher (worker anonymous memory 468 MB against 488 MB without)."""
-    import ctypes
-
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
@@ -277,7 +271,6 @@ def run(argv: list[str] | None = None) -> None:
     reply = os.fdopen(args.reply_fd, "wb", buffering=0)
     os.environ.setdefault("MPLBACKEND", "Agg")
     worker = Worker(tuple(args.root), args.out, args.threads, seccomp, seccomp and args.private_network)
-    import json
 
     for line in sys.stdin.buffer:
         try:

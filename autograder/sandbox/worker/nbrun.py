@@ -8,6 +8,9 @@ seccomp filter refuses IP sockets anyway. Cells run one at a time so that
 each gets ``min(cell_timeout, time left)`` and the first error, hang or
 kernel death stops the run; the notebook is saved with whatever outputs it
 produced, for the TA to read.
+
+nbclient and nbformat are imported inside functions: only a worker that runs a notebook
+pays for loading them.
 """
 
 from __future__ import annotations

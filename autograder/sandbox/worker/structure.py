@@ -6,6 +6,9 @@ Skip connections are found in the data flow of a real forward pass, not in
 attribute names: every torch call is recorded with the tensors it consumed,
 so ``out += identity``, ``F.relu(y + x)`` and ``torch.add(y, self.proj(x))``
 look the same. The worker reports facts; the grader decides.
+
+torch is imported inside functions: the worker installs its seccomp filter (which binds
+only the threads started after it) before torch starts its first thread.
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 Student modules are loaded by explicit path under a private name, and the
 submission folder is appended to the *end* of ``sys.path`` so that a student
 file called ``torch.py`` or ``json.py`` cannot shadow a real package.
+
+torch is imported inside functions: the worker installs its seccomp filter (which binds
+only the threads started after it) before torch starts its first thread.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 import types
 from typing import Any
@@ -76,8 +80,6 @@ SAFE_TORCH = (2, 6)  # weights_only=True could still run code before 2.6 (CVE-20
 
 def read_checkpoint(path: str) -> Any:
     """``torch.load`` with ``weights_only=True``; whole pickled models are refused."""
-    import os
-
     import torch
 
     release = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2] if p.isdigit())

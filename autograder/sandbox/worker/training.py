@@ -44,6 +44,10 @@ Jordan's airbench and ResNet-18 speedruns):
   how it was made); a model that would overrun the rubric's budget is refused
   before training, and a run that falls behind its estimate (a busy machine)
   stops as soon as the budget is spent, saying so.
+
+torch and numpy are imported inside functions: the grader imports this module (the recipe's
+constants and text) and never loads torch, and the worker loads them only after its seccomp
+filter, which binds only the threads started after it.
 """
 
 from __future__ import annotations
