@@ -12,6 +12,7 @@ on a validation split carved from the training data: the last
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -252,8 +253,6 @@ def add_arguments(parser) -> None:
 
 
 def default_data_root(folder: Path, given: Path | None, dataset: str) -> Path | None:
-    import os
-
     if given is not None:
         return given
     env = os.environ.get("AUTOGRADER_DATA")

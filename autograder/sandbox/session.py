@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy
 
 from ..errors import RequestFailed
 from . import cgroup, launcher
@@ -509,8 +510,6 @@ def _load_exact(
 ) -> np.ndarray:
     """Judge the .npy header before reading any data: a header may claim terabytes or be
     crafted to break numpy's parser, and the data must fill the file exactly."""
-    from numpy.lib import format as npy
-
     try:
         version = npy.read_magic(handle)
         header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}[version]
