@@ -1,4 +1,7 @@
-"""Autograder for PyTorch CNN labs: sandboxed student code, hidden-label accuracy."""
+"""Autograder for PyTorch CNN labs: sandboxed student code, hidden-label accuracy.
+
+``check`` is imported when called, so ``import autograder`` stays light in a notebook.
+"""
 
 __version__ = "0.1.0"
 

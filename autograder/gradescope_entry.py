@@ -18,8 +18,11 @@ from pathlib import Path
 
 from . import untrusted
 from .errors import UsageError
+from .grade import Stopped, grade, stop_on_sigterm
 from .report.write import write_all, write_atomic
 from .rubric import RubricError, load
+from .sandbox import detect_tier
+from .sandbox.lockdown import lockdown
 
 
 class NotConfigured(UsageError):
@@ -56,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     results_dir.mkdir(parents=True, exist_ok=True)
     result = None
     try:
-        from .grade import Stopped, grade, stop_on_sigterm
-
         rubric_id = os.environ.get("AUTOGRADER_RUBRIC")
         marker = args.home / "rubric-id"
         if not rubric_id and marker.is_file():
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         rubric = load(rubric_id)
         data_root = Path(os.environ.get("AUTOGRADER_DATA", args.home / "data"))
-        from .sandbox import detect_tier
-        from .sandbox.lockdown import lockdown
 
         try:
             with stop_on_sigterm():

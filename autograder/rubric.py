@@ -1,5 +1,8 @@
 """Loading a rubric file (TOML) into typed objects, rejecting mistakes with
-the file, line and reason. An instructor adds a lab by writing a rubric."""
+the file, line and reason. An instructor adds a lab by writing a rubric.
+
+The check registry is imported inside the loader: every check module imports this one.
+"""
 
 from __future__ import annotations
 

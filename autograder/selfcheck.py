@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from .checks import KINDS
 from .data import DataError, dataset_spec, load_split
 from .data.formats import write_cifar10, write_idx
 from .errors import UsageError
+from .grade import grade
 from .result import GradeResult, ItemResult
 from .rubric import Rubric, RubricError, load
+from .sandbox import Tier, detect_tier
 from .untrusted import rich_text
 
 RUBRIC_FILE = ".rubric"
@@ -125,8 +129,6 @@ def run(
     The sandbox is the grader's where bubblewrap works; elsewhere (Colab, a laptop) the
     student's own code runs as a plain process, and a note says so.
     """
-    from .grade import grade
-    from .sandbox import Tier, detect_tier
 
     started = time.monotonic()
     folder = Path(folder).resolve()
@@ -204,7 +206,6 @@ STYLE = {"pass": "green", "fail": "bold red", "TA": "cyan", "later": "yellow", "
 
 
 def render(report: Report, console) -> None:
-    from rich.table import Table
 
     table = Table(title=rich_text(f"{report.rubric.title} — self-check of {report.folder}"), show_lines=False)
     for column, justify in (("#", "right"), ("check", "left"), ("result", "left"), ("points", "right")):
@@ -272,7 +273,6 @@ def check(
 
     ``autograder.check("my_lab")``; ``report.failed`` lists the checks that fail.
     """
-    from rich.console import Console
 
     folder = Path(path).resolve()
     try:

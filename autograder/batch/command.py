@@ -1,4 +1,8 @@
-"""``autograder batch``: its options, and the lines it prints."""
+"""``autograder batch``: its options, and the lines it prints.
+
+The runner (with report/ and Jinja2) is imported when a batch runs, not when
+``autograder --help`` builds the parser.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Order matters for a TA's time: the TA's own files (``--manual``,
 ``--worksheet``) are checked before any grading starts, so a typo fails in a
 second, not after an hour. Grading then only covers cache misses, and each
 finished submission's folder is written as soon as its record arrives.
+
+rich's progress bar is imported only when a terminal shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..data import dataset_spec, load_split
+from ..grade import resolve_device
 from ..report import write_all
 from ..report.write import write_atomic
 from ..rubric import Rubric
@@ -81,8 +85,6 @@ class BatchOutcome:
 
 
 def run_batch(config: BatchConfig) -> BatchOutcome:
-    from ..data import dataset_spec
-    from ..grade import resolve_device
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,6 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
 
 def _warm_test_split(settings: Settings) -> None:
     """Decode the test split into the on-disk cache once, not in every worker at once."""
-    from ..data import load_split
 
     try:
         load_split(settings.data_root, settings.rubric.dataset, train=False)

@@ -6,6 +6,8 @@ watches the cache, so progress is per submission even though jobs are per
 chunk. ``--executor submitit-local`` runs the very same path with submitit's
 LocalExecutor (jobs as local processes), which is how the tests exercise it
 and how a TA can try a cluster setup on a laptop first.
+
+submitit is imported only when the Slurm executor is chosen.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import ResultCache
+from .grades import BatchInputError
 from .job import Settings, Task, grade_chunk
 
 POLL_SECONDS = 2.0
@@ -49,8 +52,6 @@ class SubmititPool:
 
     def _executor(self) -> Any:
         import submitit
-
-        from .grades import BatchInputError
 
         try:
             executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)

@@ -11,6 +11,8 @@ When the grader itself fails (its training did not converge even after one
 restart at a lower rate, or a busy machine ran it out of its budget), the item
 scores 0 with a ``flag`` that the report, results.json and the batch summary's
 "needs a human" list show the TA: never a half-trained model's accuracy.
+
+rich's progress bar is imported only when a terminal shows it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Two ways: download the official files with torchvision's own dataset classes
 convert a folder of images with one sub-folder per class (the CIFAR-10 JPEG
 copies, an instructor's private held-out photos) into the same format, which
 the grader then reads and reports as custom files with their hashes.
+
+torchvision and PIL are imported inside functions: the grader itself never loads
+torch (tests/test_grader_light.py).
 """
 
 from __future__ import annotations

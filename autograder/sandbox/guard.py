@@ -10,6 +10,9 @@ with one actionable line instead of quietly grading insecurely:
   cache must be unreadable to that uid, and the interpreter must be usable.
   The check runs a tiny probe *as* the sandbox uid, so ACLs, groups and every
   parent folder's permissions count exactly as they will for student code.
+
+The data registry is imported inside the function that needs it: data/ imports the
+sandbox package.
 """
 
 from __future__ import annotations
