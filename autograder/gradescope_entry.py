@@ -20,7 +20,7 @@ from . import untrusted
 from .errors import UsageError
 from .grade import Stopped, grade, stop_on_sigterm
 from .report.write import write_all, write_atomic
-from .rubric import RubricError, load
+from .rubric import load
 from .sandbox import detect_tier
 from .sandbox.lockdown import lockdown
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{(result.provenance.get('sandbox') or {}).get('tier')}"
         )
         return 0
-    except (NotConfigured, RubricError) as exc:  # the image's setup, not a bug: one line
+    except UsageError as exc:  # the image's setup (rubric, data, sandbox), not a bug: one line
         message = str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a valid file
         traceback.print_exc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import pkgutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 import autograder
-from autograder import cli
+from autograder import cli, gradescope_entry
 from autograder.batch.grades import BatchInputError
 from autograder.batch.moodle import DownloadError
 from autograder.data import DataError
@@ -173,3 +174,26 @@ def test_one_translation_words_every_way_a_request_ends():
 def test_no_data_root_is_told_by_data_not_by_words():
     assert NoDataRoot().data == {"no_data_root": True}
     assert NoDataRoot().message == "no data root was given to the grader"
+
+
+@pytest.mark.parametrize(
+    ("error", "one_line"),
+    [
+        (SandboxUnavailable("no sandbox: install bubblewrap"), True),
+        (RuntimeError("a bug in the grader"), False),  # control: a bug keeps its traceback
+    ],
+    ids=["usage", "bug"],
+)
+def test_run_autograder_reports_a_setup_error_in_one_line(monkeypatch, capsys, tmp_path, error, one_line):
+    """On Gradescope a machine without a usable sandbox is the image's setup, not a bug:
+    one line on stderr and in results.json, no traceback; Gradescope always gets a file."""
+
+    monkeypatch.setenv("AUTOGRADER_ROOT", str(tmp_path))
+    monkeypatch.setenv("AUTOGRADER_RUBRIC", "demo-mnist")
+    monkeypatch.setattr(gradescope_entry, "detect_tier", _raise(error))
+    assert gradescope_entry.main(["--home", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 0 and str(error) in results["output"]
+    assert err.endswith(f"{'' if one_line else type(error).__name__ + ': '}{error}\n")
+    assert ("Traceback" in err) is not one_line
