@@ -265,19 +265,7 @@ class Models:
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}{note}"
             )
         source.model, source.note = name, note or None
-        try:
-            self.sandbox.setup(
-                "load_source", self.rubric.import_timeout, name=source.module, path=source.sandbox_path
-            )
-        except WorkerFailure as exc:
-            raise CheckFailed(
-                failure_line(f"importing {source.where(exc.details.get('line'))}", exc)
-            ) from None
-        except SandboxError as exc:
-            raise CheckFailed(
-                f"{failure_line(f'importing {source.label}', exc, aside=True)} (move training "
-                'code under `if __name__ == "__main__":`)'
-            ) from None
+        self._import(source, hint=True)
         try:
             self.sandbox.setup(
                 "build",
@@ -346,14 +334,22 @@ class Models:
         if not any(
             op == "load_source" and a.get("name") == source.module for op, a, _ in self.sandbox.setup_steps
         ):
-            try:
-                self.sandbox.setup(
-                    "load_source", self.rubric.import_timeout, name=source.module, path=source.sandbox_path
-                )
-            except WorkerFailure as exc:
-                raise CheckFailed(
-                    failure_line(f"importing {source.where(exc.details.get('line'))}", exc)
-                ) from None
-            except SandboxError as exc:
-                raise CheckFailed(failure_line(f"importing {source.label}", exc)) from None
+            self._import(source)
         return source
+
+    def _import(self, source: Source, hint: bool = False) -> None:
+        """Import ``source`` in the worker (replayed after a restart); a failure is one line
+        with the file and line. ``hint``: a timeout suggests moving training code under
+        ``if __name__ == "__main__":`` (a model file that trains at import)."""
+        try:
+            self.sandbox.setup(
+                "load_source", self.rubric.import_timeout, name=source.module, path=source.sandbox_path
+            )
+        except WorkerFailure as exc:
+            where = source.where(exc.details.get("line"))
+            raise CheckFailed(failure_line(f"importing {where}", exc)) from None
+        except SandboxError as exc:
+            line = failure_line(f"importing {source.label}", exc, aside=hint)
+            if hint:
+                line += ' (move training code under `if __name__ == "__main__":`)'
+            raise CheckFailed(line) from None
