@@ -16,7 +16,7 @@ import pytest
 from helpers import data, grading, labs
 
 from autograder.batch.moodle import Student
-from autograder.batch.summary import Row, claim_flags, reasons
+from autograder.batch.summary import Row, item_flags, reasons
 from autograder.checks import KINDS
 from autograder.checks.generalisation import accuracy_p_value, compare, membership_auc
 from autograder.data.formats import write_idx
@@ -63,7 +63,7 @@ def test_an_honest_model_is_not_flagged(graded):
     g = graded["honest"]
     item = g.result.item(ITEM)
     assert item.passed, item.message
-    assert "flag" not in item.data and not claim_flags(item)
+    assert "flag" not in item.data and not item_flags(item)
     assert re.fullmatch(
         r"training sample \d+\.\d% vs test \d+\.\d%, membership AUC 0\.\d\d: the test split looks no more "
         r"familiar than the training split",

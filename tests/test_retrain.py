@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import data, grading, submissions
 
-from autograder.batch.summary import claim_flags
+from autograder.batch.summary import item_flags
 from autograder.checks.retrain import read_progress
 from autograder.rubric import RubricError, load
 from autograder.sandbox.worker import training
@@ -230,7 +230,7 @@ def test_training_that_never_converges_is_flagged_as_the_graders_failure(graded)
     assert entry["extra_data"]["flag"] == "the grader's training did not converge: grade this item by hand"
     assert "attempt with AdamW at peak rate 0.01 failed: the loss became nan in epoch 1" in entry["output"]
     item = graded.result.item("nan.retrain")
-    assert claim_flags(item) == [
+    assert item_flags(item) == [
         f"NaNCNN retrained: {entry['extra_data']['flag']}"
     ]  # the batch summary's list
 

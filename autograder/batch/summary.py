@@ -43,15 +43,13 @@ class Row:
     reasons: list[str] = field(default_factory=list)
 
 
-def claim_flags(item: ItemResult) -> list[str]:
+def item_flags(item: ItemResult) -> list[str]:
     """What a check flagged for the TA: any kind may set ``data["flag"]`` (``registry.FLAG``);
     ``claims`` does when a notebook's claimed accuracy is far from the measured one,
     ``generalisation`` when the model knows the test images better than its training images."""
     data = item.data or {}
-    found = [data[FLAG]] if isinstance(data.get(FLAG), str) and data[FLAG].strip() else []
-    if isinstance(data.get("flags"), list):
-        found += [str(f) for f in data["flags"] if f]
-    return [f"{item.name}: {f}" for f in found]
+    flag = data.get(FLAG)
+    return [f"{item.name}: {flag}"] if isinstance(flag, str) and flag.strip() else []
 
 
 def reasons(row: Row, groups: list[Group]) -> list[str]:
@@ -65,7 +63,7 @@ def reasons(row: Row, groups: list[Group]) -> list[str]:
         for item in result.items:
             if "internal grader error" in item.message:
                 why.append(f"grader error in {item.name}")
-            why += claim_flags(item)
+            why += item_flags(item)
         tier = (result.provenance.get("sandbox") or {}).get("tier")
         if tier == "C":
             why.append("graded without a sandbox (tier C)")
