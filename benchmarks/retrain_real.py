@@ -202,6 +202,7 @@ def main() -> None:
         "load_at_start": [round(v, 2) for v in load],
         "load_at_end": [round(v, 2) for v in os.getloadavg()],
         "threads": torch.get_num_threads(),
+        "nice": os.nice(0),
         "device": args.device,
         "probe": probe,
         "estimate_seconds": round(estimate, 1),
@@ -250,6 +251,7 @@ def write_doc(result: dict) -> Path:
         for a in r["attempts"]
     )
     load = lambda v: "/".join(f"{x:.1f}" for x in v)  # noqa: E731
+    nice = f"; run under `nice -n {r['nice']}`" if r.get("nice") else ""
     final = r["epochs"][-1]["test_accuracy"] if r["epochs"] else float("nan")
     body = f"""## `retrain` recipe on real data: {r["model"]} ({r["device"]})
 
@@ -257,7 +259,7 @@ def write_doc(result: dict) -> Path:
 with the test split scored after every epoch (evaluation time left out of the times).
 Data: {DATA_TEXT[r["dataset"]]}. Rubric options: {options}.
 Recipe: {r["recipe_text"]}.
-Machine: {r["machine"]}; {r["threads"]} thread(s); run under `nice -n 10`; load average
+Machine: {r["machine"]}; {r["threads"]} thread(s){nice}; load average
 (1/5/15 min) {load(r["load_at_start"])} at the start, {load(r["load_at_end"])} at the end (a shared machine).
 Estimate before training: {r["estimate_seconds"]:.0f} s ({r["probe"]["probe_steps"]} timed steps of
 {r["probe"]["probe_batch"]} images); training took {r["train_seconds"]:.0f} s{failed}.
