@@ -297,6 +297,9 @@ class _Builder:
                 check.points(options, float(points))
             except ValueError as exc:
                 raise self.fail(line, f"item {body['id']}: {exc}") from None
+        timeout = float(body.get("timeout", check.timeout))
+        if check.least_timeout is not None:
+            timeout = max(timeout, check.least_timeout(options))
         requires = body.get("requires", [])
         if not isinstance(requires, list):
             raise self.fail(line, f"item {body['id']}: requires must be a list of item ids")
@@ -306,7 +309,7 @@ class _Builder:
             name=body["name"],
             points=float(points),
             visibility=visibility,
-            timeout=float(body.get("timeout", check.timeout)),
+            timeout=timeout,
             task=task,
             requires=requires,
             options=options,

@@ -267,6 +267,18 @@ def test_bad_recipe_options_name_the_rubric_line(tmp_path, line, error):
     assert str(caught.value).startswith(f"{path}:") and error in str(caught.value)
 
 
+def test_an_items_time_limit_covers_its_training_budget(tmp_path):
+    """A CPU rubric's 1,500 s of training must not be cut at the kind's 900 s default: the
+    item's limit is at least budget × 1.1 + the slack for start-up, probe and evaluation
+    (a real 10-epoch SimpleCNN run was stopped at 900 s before this)."""
+    path = tmp_path / "cpu.toml"
+    path.write_text(RUBRIC.replace("budget = 900\n", "budget = 1500\n", 1))
+    items = {i.id: i for i in load(str(path)).items}
+    assert items["task1.retrain"].timeout == pytest.approx(1500 * 1.1 + 300)
+    assert items["task1.retrain_long"].timeout == 900  # budget 1 s: the kind's default stands
+    assert items["task1.accuracy"].timeout == 900
+
+
 def test_progress_file_round_trip_and_untrusted_files_ignored(tmp_path):
     path = tmp_path / "progress_task1.json"
     Progress(str(path), epochs=4)(2, 7, 31, 12.5, force=True)

@@ -5,7 +5,8 @@ registers its verdict with ``@check("kind", ...)`` and what it contributes beyon
 verdict with hooks, ``@hook("kind", "report")`` and the like, in the same module. The
 generic modules ask ``KINDS[item.kind]`` and never name a kind:
 
-- the rubric loader: ``validate`` (the item's options), ``visibility``, ``timeout``,
+- the rubric loader: ``validate`` (the item's options), ``visibility``, ``timeout`` (raised
+  to ``least_timeout(options)`` where a kind needs more),
   ``needs_task``, ``self_reported``, the ``points`` hook (options that fix the points);
 - ``grade.py``: ``run``, ``prepare``, ``hidden``, the ``leaderboard`` hook;
 - results.json (``report/gradescope.py``): ``measured``, the ``data`` keys it carries;
@@ -128,6 +129,9 @@ class CheckKind:
     summary: Callable[[list[ItemResult]], Distribution | None] | None = None  # one rubric item's results
     # (options, the item's points): raises ValueError when the two disagree (tiers' best points)
     points: Callable[[dict[str, Any], float], None] | None = None
+    # (options) -> the least time limit such an item needs (retrain: its training budget and
+    # more); the loader raises the item's timeout to it
+    least_timeout: Callable[[dict[str, Any]], float] | None = None
 
 
 KINDS: dict[str, CheckKind] = {}
@@ -146,6 +150,7 @@ def check(
     prepare: Callable[[Item, Context], None] | None = None,
     measured: tuple[str, ...] = (),
     points: Callable[[dict[str, Any], float], None] | None = None,
+    least_timeout: Callable[[dict[str, Any]], float] | None = None,
 ):
     def register(fn: Callable[[Item, Context], Outcome]):
         KINDS[name] = CheckKind(
@@ -161,6 +166,7 @@ def check(
             prepare=prepare,
             measured=tuple(measured),
             points=points,
+            least_timeout=least_timeout,
         )
         return fn
 
