@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from . import provenance
 from .checks import KINDS
@@ -204,33 +205,34 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
             score = 0.0
             outcome.message += f" — no points, because {', '.join(blocked)} failed"
         passed = outcome.passed and not blocked
-    return ItemResult(
-        id=item.id,
-        number=number,
-        name=item.name,
-        kind=item.kind,
-        max_points=item.points,
+    return _result(
+        item,
+        number,
         score=score,
         passed=passed,
         message=outcome.message,
         details=outcome.details,
-        visibility=item.visibility,
         seconds=round(time.monotonic() - started, 3),
         data=outcome.data,
     )
 
 
 def _not_run(item: Item, number: str, message: str) -> ItemResult:
+    if item.manual:
+        return _result(item, number, score=None, passed=None, message=message)
+    return _result(item, number, score=0.0, passed=False, message=message)
+
+
+def _result(item: Item, number: str, **found: Any) -> ItemResult:
+    """An item's result: what the rubric says of the item, and what grading ``found``."""
     return ItemResult(
         id=item.id,
         number=number,
         name=item.name,
         kind=item.kind,
         max_points=item.points,
-        score=None if item.manual else 0.0,
-        passed=None if item.manual else False,
-        message=message,
         visibility=item.visibility,
+        **found,
     )
 
 

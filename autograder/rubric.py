@@ -39,7 +39,7 @@ class SelfReportedWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class Tier:
+class AccuracyTier:
     threshold: float
     points: float
     inclusive: bool  # ``at_least`` (>=) rather than ``above`` (>)
@@ -324,7 +324,7 @@ def tier_points(options: dict[str, Any], points: float) -> None:
         raise ValueError(f"the best tier gives {top:g} points but the item is worth {points:g}")
 
 
-def parse_tiers(raw: object) -> list[Tier]:
+def parse_tiers(raw: object) -> list[AccuracyTier]:
     """``[{above = 0.8, points = 20}, ...]``: thresholds strictly descending."""
     if not isinstance(raw, list) or not raw:
         raise ValueError("tiers must be a non-empty list of {above|at_least = x, points = p}")
@@ -339,7 +339,7 @@ def parse_tiers(raw: object) -> list[Tier]:
         threshold = entry.get("above", entry.get("at_least"))
         if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise ValueError(f"tier threshold {threshold!r} must be a fraction between 0 and 1")
-        tiers.append(Tier(float(threshold), float(entry["points"]), "at_least" in entry))
+        tiers.append(AccuracyTier(float(threshold), float(entry["points"]), "at_least" in entry))
     for first, second in zip(tiers, tiers[1:], strict=False):
         if second.threshold >= first.threshold or second.points > first.points:
             raise ValueError(

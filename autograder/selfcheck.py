@@ -44,7 +44,7 @@ class SelfCheckError(UsageError):
 
 
 @dataclass
-class Row:
+class CheckRow:
     number: str
     id: str
     name: str
@@ -54,17 +54,17 @@ class Row:
 
 
 @dataclass
-class Report:
+class SelfCheck:
     rubric: Rubric
     folder: Path
-    rows: list[Row]
+    rows: list[CheckRow]
     result: GradeResult | None
     validation: dict[str, dict] = field(default_factory=dict)  # item id -> accuracy facts
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
-    def failed(self) -> list[Row]:
+    def failed(self) -> list[CheckRow]:
         return [r for r in self.rows if r.verdict == "fail"]
 
 
@@ -123,7 +123,7 @@ def run(
     data_root: Path | None,
     images: int = VAL_IMAGES,
     threads: int | None = None,
-) -> Report:
+) -> SelfCheck:
     """Grade ``folder`` as the grader would, with the validation split in place of the test split.
 
     The sandbox is the grader's where bubblewrap works; elsewhere (Colab, a laptop) the
@@ -163,13 +163,13 @@ def run(
         result = grade(staged, quick, val_root, tier=tier, threads=threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = Report(rubric, folder, [], result, notes=notes)
+    report = SelfCheck(rubric, folder, [], result, notes=notes)
     by_id = {i.id: i for i in result.items}
     for item in rubric.items:
         got = by_id.get(item.id)
         if got is None:
             report.rows.append(
-                Row(
+                CheckRow(
                     "", item.id, item.name, "skipped", f"{item.points:g}", "takes minutes: the grader runs it"
                 )
             )
@@ -179,33 +179,33 @@ def run(
     return report
 
 
-def _row(got: ItemResult, measured: bool, val_what: str, report: Report) -> Row:
+def _row(got: ItemResult, measured: bool, val_what: str, report: SelfCheck) -> CheckRow:
     """An item as the grader will decide it; a hidden kind's item as graded later, unless
     its kind's ``selfcheck`` hook shows it otherwise (what it measured on the validation
     split, or a failure the test split will not change)."""
     if got.manual:
-        return Row(got.number, got.id, got.name, "TA", f"{got.max_points:g}", got.message)
+        return CheckRow(got.number, got.id, got.name, "TA", f"{got.max_points:g}", got.message)
     kind = KINDS[got.kind]
     if not kind.hidden:
         verdict = "pass" if got.passed else "fail"
         points = f"{got.score or 0:g}/{got.max_points:g}"
-        return Row(got.number, got.id, got.name, verdict, points, got.message)
+        return CheckRow(got.number, got.id, got.name, verdict, points, got.message)
     why = "graded after submission on the hidden test split"
     shown = kind.selfcheck(got, measured) if kind.selfcheck else None
     if shown is not None and shown.verdict == "fail":
-        return Row(got.number, got.id, got.name, "fail", f"0/{got.max_points:g}", shown.why)
+        return CheckRow(got.number, got.id, got.name, "fail", f"0/{got.max_points:g}", shown.why)
     if shown is not None:
         if shown.validation is not None:
             report.validation[got.id] = {**shown.validation, "split": val_what}
         why = f"{shown.why}; {why}"
-    return Row(got.number, got.id, got.name, "later", f"–/{got.max_points:g}", why)
+    return CheckRow(got.number, got.id, got.name, "later", f"–/{got.max_points:g}", why)
 
 
 # --- command line -------------------------------------------------------------
 STYLE = {"pass": "green", "fail": "bold red", "TA": "cyan", "later": "yellow", "skipped": "dim"}
 
 
-def render(report: Report, console) -> None:
+def render(report: SelfCheck, console) -> None:
 
     table = Table(title=rich_text(f"{report.rubric.title} — self-check of {report.folder}"), show_lines=False)
     for column, justify in (("#", "right"), ("check", "left"), ("result", "left"), ("points", "right")):
@@ -268,7 +268,7 @@ def check(
     data_root: str | Path | None = None,
     val_images: int = VAL_IMAGES,
     threads: int | None = None,
-) -> Report:
+) -> SelfCheck:
     """``autograder check`` from Python (a notebook cell): prints the table, returns the report.
 
     ``autograder.check("my_lab")``; ``report.failed`` lists the checks that fail.

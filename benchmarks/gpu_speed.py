@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, data_root, machine, table, write_section
+from common import CIFAR_MEAN, CIFAR_STD, ROOT, data_root, handout_loader, machine, table, write_section
 
-MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+MEAN, STD = CIFAR_MEAN, CIFAR_STD
 
 
 def call(fn, *args, **kwargs):
@@ -114,21 +114,8 @@ def evaluation_rows(
 
 def handout_loop(model, root: Path, batch_size: int, device: str, limit: int) -> None:
     import torch
-    import torchvision.transforms as transforms
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import CIFAR10
 
-    class AnyCIFAR10(CIFAR10):
-        def _check_integrity(self) -> bool:
-            return True
-
-        def _load_meta(self) -> None:
-            self.classes = [str(i) for i in range(10)]
-
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-    testset = AnyCIFAR10(str(root), train=False, download=False, transform=transform)
-    testset = torch.utils.data.Subset(testset, range(min(limit, len(testset))))
-    loader = DataLoader(testset, batch_size=batch_size, shuffle=False, num_workers=2)
+    loader = handout_loader(root, batch_size, limit)
     model.eval()
     with torch.no_grad():
         for images, _labels in loader:

@@ -306,7 +306,7 @@ def test_groups_need_enough_distinctive_code_and_skip_the_handout():
 
 def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     """The Slurm path up to sbatch, with stand-ins for srun and sbatch on PATH."""
-    from autograder.batch.job import Settings, Task
+    from autograder.batch.job import Entry, Settings
     from autograder.batch.slurm import SlurmOptions, SubmititPool
 
     bin_dir = tmp_path / "bin"
@@ -330,8 +330,8 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
         per_job=2,
     )
     pool = SubmititPool(tmp_path / "jobs", "slurm", options, workers=2)
-    tasks = [Task(f"k{n}", tmp_path, f"student {n}") for n in range(5)]
-    chunks = pool.chunks(tasks)
+    entries = [Entry(f"k{n}", tmp_path, f"student {n}") for n in range(5)]
+    chunks = pool.chunks(entries)
     assert [len(c) for c in chunks] == [2, 2, 1]
     settings = Settings(rubric=load(str(RUBRIC)), data_root=tmp_path, cache_dir=tmp_path / "cache")
     from autograder.batch.job import grade_chunk
@@ -352,7 +352,7 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path, monkeypatch):
     ):
         assert line in script, line
     default = SubmititPool(tmp_path / "jobs2", "slurm", SlurmOptions(array_size=4), workers=2)
-    assert [len(c) for c in default.chunks([Task(f"k{n}", tmp_path, "") for n in range(10)])] == [3, 3, 3, 1]
+    assert [len(c) for c in default.chunks([Entry(f"k{n}", tmp_path, "") for n in range(10)])] == [3, 3, 3, 1]
 
 
 def test_progress_start_line_counts_identical_submissions_once(capsys):

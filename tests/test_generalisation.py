@@ -16,7 +16,7 @@ import pytest
 from helpers import data, grading, labs
 
 from autograder.batch.moodle import Student
-from autograder.batch.summary import Row, item_flags, reasons
+from autograder.batch.summary import StudentRow, item_flags, reasons
 from autograder.checks import KINDS
 from autograder.checks.generalisation import accuracy_p_value, compare, membership_auc
 from autograder.data.formats import write_idx
@@ -97,7 +97,7 @@ def test_a_model_fitted_to_the_test_split_is_flagged_with_one_sentence(graded):
     assert g.json["score"] == g.test("task1.accuracy")["score"]
     # the batch summary's needs-a-human list takes the same sentence
     student = Student("1001", "Ada Example", "participant", "Ada Example_1001", g.out)
-    assert reasons(Row(student, "x/report.html", g.result, None), []) == [f"{item.name}: {sentence}"]
+    assert reasons(StudentRow(student, "x/report.html", g.result, None), []) == [f"{item.name}: {sentence}"]
 
 
 @pytest.mark.slow  # fits two models and grades both

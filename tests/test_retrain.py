@@ -369,10 +369,11 @@ def train_directly(tmp_path, model, n=1024, **options):
         np.save(tmp_path / f"{name}.npy", array, allow_pickle=False)
     recipe = training.Recipe(**{**training.DEFAULTS, "budget": 900.0, **options})
     torch.manual_seed(recipe.seed)
-    answer = training.train(
-        model, str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), str(tmp_path / "t.npy"), str(tmp_path),
-        "logits.npy", 10, [0.5] * 3, [0.25] * 3, None, recipe, "cpu", lambda f, *a: f(*a), "progress.json",
-    )  # fmt: skip
+    images, labels = training.load_split(str(tmp_path / "x.npy"), str(tmp_path / "y.npy"))
+    trainer = training.Trainer(
+        model, images, labels, 10, [0.5] * 3, [0.25] * 3, None, recipe, "cpu", lambda f, *a: f(*a)
+    )
+    answer = training.train(trainer, str(tmp_path / "t.npy"), str(tmp_path), "logits.npy", "progress.json")
     logits = np.load(tmp_path / "logits.npy")
     return answer, float((logits.argmax(1) == y_test).mean())
 

@@ -39,8 +39,7 @@ from autograder.grade import grade
 from autograder.report import write
 from autograder.report.gradescope import results_json
 from autograder.rubric import load
-from autograder.selfcheck import Report as CheckReport
-from autograder.selfcheck import Row as CheckRow
+from autograder.selfcheck import CheckRow, SelfCheck
 from autograder.selfcheck import render as check_render
 from autograder.submission import intake
 
@@ -164,7 +163,7 @@ def summary_page(result, rubric) -> str:
         '=HYPERLINK("http://evil.example","x")', IMG + SCRIPT, "student_id", "x", Path(".")
     )
     grade_ = FinalGrade(auto=1, auto_max=2, manual={}, manual_max=0, feedback=SCRIPT)
-    row = summary.Row(student, "students/x/report.html", result, grade_, reasons=[f"grader error: {SVG}"])
+    row = summary.StudentRow(student, "students/x/report.html", result, grade_, reasons=[f"grader error: {SVG}"])
     meta = {
         "graded_now": 1,
         "from_cache": 0,
@@ -299,7 +298,7 @@ def test_self_check_shows_square_brackets_and_no_escapes():
             f"runs ReLU() [functional] there{CLEAR}{TITLE}",
         )
     ]
-    report = CheckReport(rubric, Path("/lab[red]"), rows, None, notes=["[link=http://evil.example]x[/link]"])
+    report = SelfCheck(rubric, Path("/lab[red]"), rows, None, notes=["[link=http://evil.example]x[/link]"])
     buffer = io.StringIO()
     check_render(report, Console(file=buffer, width=300, force_terminal=True, emoji=False, highlight=False))
     out = buffer.getvalue()

@@ -36,26 +36,28 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Task:
+class Entry:
+    """One distinct submission to grade (identical copies share an entry)."""
+
     key: str  # the cache key
     source: Path  # folder or zip to grade
     label: str  # who, for messages
 
 
-def grade_task(task: Task, settings: Settings) -> dict[str, Any]:
+def grade_entry(entry: Entry, settings: Settings) -> dict[str, Any]:
     """Grade one submission and store its record; never raises.
 
     A record with ``error`` (a grader fault, not the student's) is returned
     but not cached, so the next run tries again.
     """
     cache = ResultCache(settings.cache_dir)
-    cached = cache.get(task.key)
+    cached = cache.get(entry.key)
     if cached is not None:
         return cached
     started = time.monotonic()
     try:
         result = grade(
-            task.source,
+            entry.source,
             settings.rubric,
             settings.data_root,
             device=settings.device,
@@ -63,20 +65,20 @@ def grade_task(task: Task, settings: Settings) -> dict[str, Any]:
             threads=settings.threads,
             memory_bytes=settings.memory_bytes,
         )
-        prints = fingerprints(task.source)
+        prints = fingerprints(entry.source)
     except Exception as exc:  # noqa: BLE001 - one submission must never stop the batch
         traceback.print_exc(file=sys.stderr)
-        return {"key": task.key, "error": f"{type(exc).__name__}: {exc}", "host": socket.gethostname()}
+        return {"key": entry.key, "error": f"{type(exc).__name__}: {exc}", "host": socket.gethostname()}
     record = {
         "result": result_to_dict(result),
         "fingerprints": prints.as_dict(),
         "seconds": round(time.monotonic() - started, 2),
         "host": socket.gethostname(),
     }
-    cache.put(task.key, record)
-    return cache.get(task.key) or {**record, "key": task.key}
+    cache.put(entry.key, record)
+    return cache.get(entry.key) or {**record, "key": entry.key}
 
 
-def grade_chunk(tasks: list[Task], settings: Settings) -> list[dict[str, Any]]:
+def grade_chunk(entries: list[Entry], settings: Settings) -> list[dict[str, Any]]:
     """A Slurm array task's share: its submissions one after another."""
-    return [grade_task(task, settings) for task in tasks]
+    return [grade_entry(entry, settings) for entry in entries]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from .job import Settings, Task, grade_task
+from .job import Entry, Settings, grade_entry
 
 MAX_TRIES = 3
 GPU_SHARE = 4
@@ -49,8 +49,8 @@ class LocalPool:
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
 
-    def run(self, tasks: list[Task], settings: Settings) -> Iterator[dict[str, Any]]:
-        pending = list(tasks)
+    def run(self, entries: list[Entry], settings: Settings) -> Iterator[dict[str, Any]]:
+        pending = list(entries)
         tries: dict[str, int] = {}
         while pending:
             pool = ProcessPoolExecutor(
@@ -59,20 +59,20 @@ class LocalPool:
                 initializer=_die_with_parent,
                 initargs=(os.getpid(),),
             )
-            futures: dict[Future, Task] = {pool.submit(grade_task, t, settings): t for t in pending}
+            futures: dict[Future, Entry] = {pool.submit(grade_entry, t, settings): t for t in pending}
             pending = []
             try:
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        task = futures.pop(future)
+                        entry = futures.pop(future)
                         try:
                             yield future.result()
                         except Exception as exc:  # noqa: BLE001 - BrokenProcessPool and kin
-                            tries[task.key] = tries.get(task.key, 0) + 1
-                            if tries[task.key] < MAX_TRIES:
-                                pending.append(task)
+                            tries[entry.key] = tries.get(entry.key, 0) + 1
+                            if tries[entry.key] < MAX_TRIES:
+                                pending.append(entry)
                             else:
-                                yield {"key": task.key, "error": f"the grading process died ({exc})"}
+                                yield {"key": entry.key, "error": f"the grading process died ({exc})"}
             finally:
                 pool.shutdown(wait=not futures, cancel_futures=True)

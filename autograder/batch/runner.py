@@ -39,7 +39,7 @@ from .cache import (
 )
 from .grades import FinalGrade, ManualScores, final_grade, load_manual
 from .integrity import Fingerprints, find_groups
-from .job import Settings, Task
+from .job import Entry, Settings
 from .moodle import Student, content_hash, discover
 from .pool import LocalPool, default_workers
 from .slurm import SlurmOptions, SubmititPool
@@ -71,7 +71,7 @@ class BatchConfig:
 @dataclass
 class BatchOutcome:
     students: list[Student]
-    rows: list[summary.Row]
+    rows: list[summary.StudentRow]
     paths: dict[str, Path]
     graded_now: int
     from_cache: int
@@ -80,7 +80,7 @@ class BatchOutcome:
     seconds: float
 
     @property
-    def errors(self) -> list[summary.Row]:
+    def errors(self) -> list[summary.StudentRow]:
         return [r for r in self.rows if r.error]
 
 
@@ -126,7 +126,7 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
         if (record := cache.get(key)) is not None:
             records[key] = record
     from_cache = len(records)
-    tasks = _tasks(students, keys, records)
+    entries = _entries(students, keys, records)
     by_key: dict[str, list[Student]] = {}
     for s in students:
         by_key.setdefault(keys[s.key], []).append(s)
@@ -135,12 +135,12 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
     for key, record in records.items():
         for s in by_key[key]:
             _write_student(out, folders[s.key], s, record)
-    if tasks:
+    if entries:
         _warm_test_split(settings)
     done_students = sum(len(by_key[k]) for k in records)
     started = time.monotonic()
-    with _Progress(len(students), done_students, config.progress, len(tasks), from_cache) as progress:
-        for record in pool.run(tasks, settings):
+    with _Progress(len(students), done_students, config.progress, len(entries), from_cache) as progress:
+        for record in pool.run(entries, settings):
             records[record["key"]] = record
             for s in by_key.get(record["key"], []):
                 _write_student(out, folders[s.key], s, record)
@@ -157,7 +157,7 @@ def run_batch(config: BatchConfig) -> BatchOutcome:
         roster,
         download.notes,
         {
-            "graded_now": len(tasks),
+            "graded_now": len(entries),
             "from_cache": from_cache,
             "seconds": time.monotonic() - started,
             "device": device,
@@ -188,14 +188,14 @@ def _executor(config: BatchConfig, state: Path, workers: int) -> LocalPool | Sub
     return SubmititPool(state / "jobs", cluster, config.slurm, workers)
 
 
-def _tasks(students: list[Student], keys: dict[str, str], records: dict[str, Any]) -> list[Task]:
-    """One task per distinct content not yet graded (identical copies are graded once)."""
-    tasks: dict[str, Task] = {}
+def _entries(students: list[Student], keys: dict[str, str], records: dict[str, Any]) -> list[Entry]:
+    """One entry per distinct content not yet graded (identical copies are graded once)."""
+    entries: dict[str, Entry] = {}
     for s in students:
         key = keys[s.key]
-        if key not in records and key not in tasks:
-            tasks[key] = Task(key, s.source, f"{s.name} ({s.key})")
-    return list(tasks.values())
+        if key not in records and key not in entries:
+            entries[key] = Entry(key, s.source, f"{s.name} ({s.key})")
+    return list(entries.values())
 
 
 def _folders(students: list[Student]) -> dict[str, str]:
@@ -279,10 +279,12 @@ def _finish(
             result = result_from_dict(record["result"])
             grades[s.key] = final_grade(result, rubric, manual, s.key)
             prints[s.key] = Fingerprints.from_dict(record.get("fingerprints"))
-            rows.append(summary.Row(s, link, result, grades[s.key]))
+            rows.append(summary.StudentRow(s, link, result, grades[s.key]))
         else:
             rows.append(
-                summary.Row(s, quote(f"students/{folders[s.key]}/error.txt"), None, None, record["error"])
+                summary.StudentRow(
+                    s, quote(f"students/{folders[s.key]}/error.txt"), None, None, record["error"]
+                )
             )
     groups = find_groups(prints)
     for row in rows:

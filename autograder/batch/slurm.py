@@ -22,7 +22,7 @@ from typing import Any
 
 from .cache import ResultCache
 from .grades import BatchInputError
-from .job import Settings, Task, grade_chunk
+from .job import Entry, Settings, grade_chunk
 
 POLL_SECONDS = 2.0
 
@@ -41,7 +41,7 @@ class SlurmOptions:
 
 
 class SubmititPool:
-    """Runs chunks of tasks as submitit jobs and yields records as they land."""
+    """Runs chunks of entries as submitit jobs and yields records as they land."""
 
     def __init__(self, folder: Path, cluster: str, options: SlurmOptions, workers: int) -> None:
         self.folder = Path(folder)
@@ -81,18 +81,18 @@ class SubmititPool:
         executor.update_parameters(**params)
         return executor
 
-    def chunks(self, tasks: list[Task]) -> list[list[Task]]:
+    def chunks(self, entries: list[Entry]) -> list[list[Entry]]:
         slots = self.workers if self.cluster == "local" else self.options.array_size
-        size = self.options.per_job or max(1, math.ceil(len(tasks) / max(1, slots)))
-        return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+        size = self.options.per_job or max(1, math.ceil(len(entries) / max(1, slots)))
+        return [entries[i : i + size] for i in range(0, len(entries), size)]
 
-    def run(self, tasks: list[Task], settings: Settings) -> Iterator[dict[str, Any]]:
-        if not tasks:
+    def run(self, entries: list[Entry], settings: Settings) -> Iterator[dict[str, Any]]:
+        if not entries:
             return
-        chunks = self.chunks(tasks)
+        chunks = self.chunks(entries)
         jobs = self.executor.map_array(grade_chunk, chunks, [settings] * len(chunks))
         cache = ResultCache(settings.cache_dir)
-        waiting = {t.key: t for t in tasks}
+        waiting = {t.key: t for t in entries}
         active = list(zip(jobs, chunks, strict=True))
         try:
             while waiting:
@@ -126,7 +126,7 @@ class SubmititPool:
                 if not job.done():
                     job.cancel(check=False)
 
-    def _queued(self, active: list[tuple[Any, list[Task]]]) -> set[str] | None:
+    def _queued(self, active: list[tuple[Any, list[Entry]]]) -> set[str] | None:
         """Array tasks Slurm still lists (pending or running), or None where unknown.
 
         submitit learns that a job ended from ``sacct``; where Slurm keeps no
@@ -150,7 +150,7 @@ class SubmititPool:
         return set(done.stdout.split())
 
 
-def _missing(job: Any, chunk: list[Task], waiting: dict[str, Task]) -> Iterator[dict[str, Any]]:
+def _missing(job: Any, chunk: list[Entry], waiting: dict[str, Entry]) -> Iterator[dict[str, Any]]:
     for t in chunk:
         if t.key in waiting:
             del waiting[t.key]
@@ -160,7 +160,7 @@ def _missing(job: Any, chunk: list[Task], waiting: dict[str, Task]) -> Iterator[
             }
 
 
-def _job_records(job: Any, chunk: list[Task]) -> list[dict[str, Any]]:
+def _job_records(job: Any, chunk: list[Entry]) -> list[dict[str, Any]]:
     try:
         return list(job.result())
     except Exception as exc:  # noqa: BLE001 - a failed job (timeout, node failure) fails its chunk only

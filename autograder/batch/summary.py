@@ -34,7 +34,7 @@ GROUP_LABELS = {
 
 
 @dataclass
-class Row:
+class StudentRow:
     student: Student
     link: str  # report.html, relative to summary.html
     result: GradeResult | None
@@ -52,7 +52,7 @@ def item_flags(item: ItemResult) -> list[str]:
     return [f"{item.name}: {flag}"] if isinstance(flag, str) and flag.strip() else []
 
 
-def reasons(row: Row, groups: list[Group]) -> list[str]:
+def reasons(row: StudentRow, groups: list[Group]) -> list[str]:
     why = []
     if row.error:
         why.append(f"grader error: {row.error}")
@@ -113,7 +113,7 @@ def _per_class_plot(per_class: dict[str, list[float]], what: str, limits: tuple[
     return _png(fig)
 
 
-def _distributions(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+def _distributions(rubric: Rubric, rows: list[StudentRow]) -> list[dict[str, Any]]:
     """One section per rubric item whose kind has a ``summary`` hook: what it measured
     across the class (a histogram, and per category, hardest first)."""
     sections = []
@@ -150,7 +150,7 @@ def _distributions(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
     return sections
 
 
-def _item_rates(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
+def _item_rates(rubric: Rubric, rows: list[StudentRow]) -> list[dict[str, Any]]:
     rates = []
     for rubric_item in rubric.items:
         if rubric_item.manual:
@@ -172,7 +172,7 @@ def _item_rates(rubric: Rubric, rows: list[Row]) -> list[dict[str, Any]]:
 
 def render(
     rubric: Rubric,
-    rows: list[Row],
+    rows: list[StudentRow],
     groups: list[Group],
     max_grade: float,
     meta: dict[str, Any],

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from ..result import CheckFailed
+from ..rubric import Item, Task
 from ..sandbox import SandboxError, WorkerFailure, failure_line
 from .context import Context
 from .context.models import Source
@@ -39,6 +40,20 @@ def ask(
         raise CheckFailed(failure_line(what, exc, where=where, text=shown(exc, hidden_inputs))) from None
     except SandboxError as exc:
         raise CheckFailed(failure_line(what, exc), stopped=exc.kind) from None
+
+
+def ask_model(
+    item: Item, ctx: Context, op: str, what: str, **args: Any
+) -> tuple[Task, Source, dict[str, Any]]:
+    """Build the item's task model in the worker and ask it ``op`` at the task's input
+    size: the one shape of the checks that inspect a built model. ``what`` names the
+    request in a failure message, with ``{model}`` for the model's name. Returns the
+    task, where its model was found, and the answer."""
+    task = ctx.models.task(item.task)
+    source = ctx.models.build(task.id)
+    what = what.format(model=task.model)
+    answer = ask(ctx, source, what, op, item.timeout, task=task.id, input_shape=task.input_shape, **args)
+    return task, source, answer
 
 
 # Worker messages about the grader's own inputs, safe to show word for word (they carry two numbers).

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..result import ItemResult, Outcome
 from ..rubric import Item
-from .common import ask
+from .common import ask_model
 from .context import Context
 from .registry import Part, Place, allowed, check, hook
 
@@ -39,17 +39,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     measured=("params", "trainable_params", "macs", "flops", "reference"),
 )
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.models.task(item.task)
-    source = ctx.models.build(task.id)
-    got = ask(
-        ctx,
-        source,
-        f"counting {task.model}",
-        "counts",
-        item.timeout,
-        task=task.id,
-        input_shape=task.input_shape,
-    )
+    task, source, got = ask_model(item, ctx, "counts", "counting {model}")
     labels = item.options.get("labels", {})
     rows, wrong = [], []
     for key in ("params", "macs", "flops"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..result import Outcome
 from ..rubric import Item
-from .common import ask, fmt_shape
+from .common import ask_model, fmt_shape
 from .context import Context
 from .registry import allowed, check
 
@@ -20,17 +20,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("forward", timeout=60, validate=_validate, self_reported=True, measured=("output_shape",))
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.models.task(item.task)
-    source = ctx.models.build(task.id)
-    got = ask(
-        ctx,
-        source,
-        f"{task.model} forward pass",
-        "forward",
-        item.timeout,
-        task=task.id,
-        input_shape=task.input_shape,
-    )
+    task, source, got = ask_model(item, ctx, "forward", "{model} forward pass")
     batch = 8
     want = [batch, task.num_classes]
     data = {k: got.get(k) for k in ("output_shape", "finite", "batch_vs_single_max_diff")}

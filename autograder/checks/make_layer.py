@@ -13,7 +13,7 @@ from typing import Any
 
 from ..result import Outcome
 from ..rubric import Item
-from .common import ask, fmt_shape
+from .common import ask_model, fmt_shape
 from .context import Context
 from .registry import allowed, check
 
@@ -44,17 +44,12 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("make_layer", timeout=120, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.models.task(item.task)
-    source = ctx.models.build(task.id)
     o = item.options
-    facts = ask(
+    task, source, facts = ask_model(
+        item,
         ctx,
-        source,
-        f"inspecting {task.model}.make_layer",
         "make_layer",
-        item.timeout,
-        task=task.id,
-        input_shape=task.input_shape,
+        "inspecting {model}.make_layer",
         stages=o["stages"],
         recheck_blocks=o["recheck_blocks"],
         names=o["names"],
@@ -98,8 +93,9 @@ def run(item: Item, ctx: Context) -> Outcome:
             if unnamed
             else ""
         )
-        problems.append(f"{task.model} has no {', '.join(missing)} attribute{'s' if len(missing) > 1 else ''}"
-                        f"{where}")
+        problems.append(
+            f"{task.model} has no {', '.join(missing)} attribute{'s' if len(missing) > 1 else ''}{where}"
+        )
     prev_hw = None
     for k, stage in enumerate(stages):
         name = o["stages"][k]

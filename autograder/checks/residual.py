@@ -16,7 +16,7 @@ from typing import Any
 
 from ..result import Outcome
 from ..rubric import Item
-from .common import ask
+from .common import ask_model
 from .context import Context
 from .registry import allowed, check
 
@@ -83,17 +83,7 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 
 @check("residual", timeout=60, validate=_validate, self_reported=True)
 def run(item: Item, ctx: Context) -> Outcome:
-    task = ctx.models.task(item.task)
-    source = ctx.models.build(task.id)
-    facts = ask(
-        ctx,
-        source,
-        f"tracing {task.model}'s forward pass",
-        "residual",
-        item.timeout,
-        task=task.id,
-        input_shape=task.input_shape,
-    )
+    task, source, facts = ask_model(item, ctx, "residual", "tracing {model}'s forward pass")
     found = facts.get("skips") or []
     identity = sum(1 for s in found if s.get("shortcut") == "identity")
     projection = len(found) - identity

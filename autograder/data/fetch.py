@@ -34,15 +34,15 @@ class FetchError(UsageError):
 
 
 @dataclass(frozen=True)
-class Source:
+class Origin:
     torchvision_class: str
     url: str  # the first place torchvision downloads from (checked for reachability)
 
 
-SOURCES = {
-    "cifar10": Source("CIFAR10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
-    "fashion_mnist": Source("FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-    "mnist": Source("MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+ORIGINS = {
+    "cifar10": Origin("CIFAR10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"),
+    "fashion_mnist": Origin("FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+    "mnist": Origin("MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
 }
 
 
@@ -70,21 +70,21 @@ def download(name: str, root: Path) -> str:
     """Both splits of ``name`` under ``root`` via torchvision; a line saying what happened."""
     import torchvision.datasets
 
-    source = SOURCES[name]
+    origin = ORIGINS[name]
     folder = root / dataset_spec(name).folder
     if present(root, name):
         return f"{name}: already in {folder}"
-    if not reachable(source.url):
+    if not reachable(origin.url):
         raise FetchError(
-            f"{name}: no network (cannot reach {urlparse(source.url).hostname}); nothing was downloaded. "
+            f"{name}: no network (cannot reach {urlparse(origin.url).hostname}); nothing was downloaded. "
             f"Run this where there is network, or copy torchvision's files into {folder}"
         )
-    cls = getattr(torchvision.datasets, source.torchvision_class)
+    cls = getattr(torchvision.datasets, origin.torchvision_class)
     try:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as exc:  # noqa: BLE001 - network errors come in many types
-        raise FetchError(f"{name}: the download from {source.url} failed: {exc}") from None
+        raise FetchError(f"{name}: the download from {origin.url} failed: {exc}") from None
     official = load_split(root, name, train=False).official
     return (
         f"{name}: downloaded into {folder} ({'official files, md5 verified' if official else 'custom files'})"

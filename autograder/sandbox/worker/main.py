@@ -184,10 +184,11 @@ class Worker:
         self.op_build(f"retrain:{task}", module, cls, num_classes)
         model = self.models.pop(f"retrain:{task}")
         name = os.path.basename(out_name)
-        return training.train(
-            model, train_images, train_labels, test_images, self.out, name, num_classes, mean, std,
-            resize, plan, device, self.code.call, f"progress_{task}.json",
-        )  # fmt: skip
+        images, labels = training.load_split(train_images, train_labels)
+        trainer = training.Trainer(
+            model, images, labels, num_classes, mean, std, resize, plan, device, self.code.call
+        )
+        return training.train(trainer, test_images, self.out, name, f"progress_{task}.json")
 
     def _model(self, task: str) -> Any:
         if task not in self.models:

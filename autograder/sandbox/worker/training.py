@@ -181,6 +181,7 @@ class Trainer:
         self.dev = torch.device(device)
         evaluate.configure(self.dev)
         self.recipe, self.call, self.resize, self.classes = recipe, call, resize, num_classes
+        self.mean, self.std = mean, std
         self.n = len(labels)
         if self.n == 0 or len(images) != self.n:
             raise WorkerError(Failure.DATA, f"training split has {len(images)} images and {self.n} labels")
@@ -383,9 +384,7 @@ class Trainer:
             chance = math.log(self.classes)
             blown = BLOWN_LOSS * max(chance, first_loss if math.isfinite(first_loss or 0.0) else 0.0)
             guessing = accuracy <= STUCK_ACCURACY / self.classes
-            if guessing and (
-                mean_loss >= blown or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)
-            ):
+            if guessing and (mean_loss >= blown or (epoch == r.epochs and mean_loss >= STUCK_LOSS * chance)):
                 state = "worse than guessing" if mean_loss >= blown else "still at chance"
                 raise Diverged(
                     f"epoch {epoch} of {r.epochs} ended {state} (loss {mean_loss:.4f}, ln {self.classes} = "
@@ -477,32 +476,25 @@ class Progress:
         os.replace(tmp, self.path)
 
 
-def train(
-    model: Any,
-    train_images: str,
-    train_labels: str,
-    test_images: str,
-    out_dir: str,
-    out_name: str,
-    num_classes: int,
-    mean: list[float],
-    std: list[float],
-    resize: int | None,
-    recipe: Recipe,
-    device: str,
-    call: Any,
-    progress_name: str,
-) -> dict[str, Any]:
-    """Estimate, refuse or train (restarting once if it diverges), then write test-split
-    logits; the grader scores them."""
+def load_split(train_images: str, train_labels: str) -> tuple[Any, Any]:
+    """The training split the grader staged: uint8 (N, C, H, W) images, memory-mapped, and int64 labels."""
     import numpy as np
-    import torch
 
     images = np.load(train_images, mmap_mode="r", allow_pickle=False)
     labels = np.load(train_labels, allow_pickle=False)
     if images.dtype != np.uint8 or images.ndim != 4 or labels.dtype != np.int64 or labels.ndim != 1:
         raise WorkerError(Failure.DATA, "training split must be uint8 (N, C, H, W) images and int64 labels")
-    trainer = Trainer(model, images, labels, num_classes, mean, std, resize, recipe, device, call)
+    return images, labels
+
+
+def train(
+    trainer: Trainer, test_images: str, out_dir: str, out_name: str, progress_name: str
+) -> dict[str, Any]:
+    """Estimate, refuse or train (restarting once if it diverges), then write test-split
+    logits; the grader scores them."""
+    import torch
+
+    recipe, device = trainer.recipe, str(trainer.dev)
     probe = trainer.probe()
     per_image = probe["per_image"]
     estimate = per_image * trainer.steps_per_epoch * trainer.batch * recipe.epochs
@@ -539,7 +531,17 @@ def train(
     trainer.sync()
     seconds = time.perf_counter() - start
     path = os.path.join(out_dir, out_name)
-    evaluated = evaluate.logits(trainer.model, test_images, path, mean, std, resize, 1000, device, call)
+    evaluated = evaluate.logits(
+        trainer.model,
+        test_images,
+        path,
+        trainer.mean,
+        trainer.std,
+        trainer.resize,
+        1000,
+        device,
+        trainer.call,
+    )
     return {
         **plan,
         "train_seconds": round(seconds, 2),
