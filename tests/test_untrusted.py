@@ -163,7 +163,9 @@ def summary_page(result, rubric) -> str:
         '=HYPERLINK("http://evil.example","x")', IMG + SCRIPT, "student_id", "x", Path(".")
     )
     grade_ = FinalGrade(auto=1, auto_max=2, manual={}, manual_max=0, feedback=SCRIPT)
-    row = summary.StudentRow(student, "students/x/report.html", result, grade_, reasons=[f"grader error: {SVG}"])
+    row = summary.StudentRow(
+        student, "students/x/report.html", result, grade_, reasons=[f"grader error: {SVG}"]
+    )
     meta = {
         "graded_now": 1,
         "from_cache": 0,
