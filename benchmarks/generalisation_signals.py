@@ -54,8 +54,8 @@ lower the training sample's loss as much as the test split's; but 40 more honest
 seeds raise the honest maximum to +0.151 (z +1.9; 1 epoch, seed 5), and the same
 fine-tunes from other seeds land at +0.007, +0.017 and even -0.242 (z -2.6): the
 mean gradient at the final weights follows the last few Adam steps, not which
-set was fitted. At p < alpha/2 it flags 5 of 23 without an honest false alarm,
-nearly all already flagged by the check. (a) is confounded (honest models at
+set was fitted. At p < alpha/2 it flags 6 of 23 (smallest honest p 0.03),
+4 of them already flagged by the check. (a) is confounded (honest models at
 100% training accuracy have a coherent "scale the logits up" training gradient:
 honest p down to 5e-5), (b) and (c) show nothing: SmallCNN's pooling makes 1-2
 pixel shifts nearly free, and the probe is first-order symmetric (both
