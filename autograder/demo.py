@@ -97,8 +97,6 @@ def train(root: Path, threads: int) -> dict[str, dict]:
     This runs the course's own reference code in the grader's process, never a
     student's."""
     import torch
-    from torch import nn
-
 
     models = _reference()
     torch.set_num_threads(threads)
@@ -113,18 +111,27 @@ def train(root: Path, threads: int) -> dict[str, dict]:
     )
     for name, factory, steps, batch, lr in recipes:
         torch.manual_seed(SEED)
-        model = factory()
-        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(SEED)
-        model.train()
-        for _ in range(steps):
-            index = torch.randint(0, len(y), (batch,), generator=generator)
-            optimiser.zero_grad()
-            nn.functional.cross_entropy(model(x[index]), y[index]).backward()
-            optimiser.step()
-        _settle_batchnorm(model, x[:512])
-        states[name] = model.state_dict()
+        states[name] = train_model(factory(), x, y, steps, batch, lr).state_dict()
     return states
+
+
+def train_model(model, x, y, steps: int, batch: int, lr: float, seed: int = SEED):
+    """``model`` after ``steps`` Adam steps on random batches of ``batch`` images of ``x``
+    (labels ``y``, batches drawn with ``seed``), its BatchNorm statistics settled: in eval mode.
+    The demo's models are trained with it, and so are the test suite's reference models."""
+    import torch
+    from torch import nn
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        index = torch.randint(0, len(y), (batch,), generator=generator)
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(x[index]), y[index]).backward()
+        optimiser.step()
+    _settle_batchnorm(model, x[:512])
+    return model
 
 
 def _settle_batchnorm(model, x) -> None:

@@ -117,23 +117,16 @@ def test_broken_resnet_code_is_located(edit, expected, tmp_path, cifar_root, tas
 
 @pytest.mark.slow  # two ResNet-18 grades (the broken-ResNet cases keep make_layer quick)
 def test_missing_and_hardcoded_make_layer(tmp_path, cifar_root, task2_structure):
-    renamed = resnet_source(lambda s: s.replace("make_layer", "build_stage"))
-    graded = grading.run(
-        submissions.write_lab2(tmp_path / "a", None, None, resnet_source=renamed),
-        task2_structure,
-        cifar_root,
-        tmp_path / "out-a",
-    )
+    def graded_with(name: str, edit) -> grading.Graded:
+        """The reference resnet18.py after ``edit``, graded in ``tmp_path / name``."""
+        folder = submissions.write_lab2(tmp_path / name, None, None, resnet_source=resnet_source(edit))
+        return grading.run(folder, task2_structure, cifar_root, tmp_path / f"out-{name}")
+
+    graded = graded_with("a", lambda s: s.replace("make_layer", "build_stage"))
     assert graded.message("task2.make_layer").startswith("ResNet18 has no make_layer method")
     assert graded.test("task2.forward")["status"] == "passed"
 
-    hardcoded = resnet_source(lambda s: s.replace("[stride] + [1] * (num_blocks - 1)", "[stride, 1]"))
-    graded = grading.run(
-        submissions.write_lab2(tmp_path / "b", None, None, resnet_source=hardcoded),
-        task2_structure,
-        cifar_root,
-        tmp_path / "out-b",
-    )
+    graded = graded_with("b", lambda s: s.replace("[stride] + [1] * (num_blocks - 1)", "[stride, 1]"))
     assert "make_layer(block, 512, 3, 1) built 2 blocks instead of 3: num_blocks seems to be ignored" in (
         graded.message("task2.make_layer")
     )

@@ -54,6 +54,12 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     )
 
 
+def batch_args(download: Path, cifar_root: Path, out: Path, *more: str) -> list[str]:
+    """``autograder batch`` arguments: ``download`` graded with RUBRIC on ``cifar_root``
+    into ``out``, then ``more`` options."""
+    return [str(download), "--rubric", str(RUBRIC), "--data-root", str(cifar_root), "--out", str(out), *more]
+
+
 def popen(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "autograder.cli", "batch", *args],
@@ -232,21 +238,8 @@ def klass(tmp_path_factory, trained_simple, cifar_root) -> Klass:
     ]
     lines.append("Participant 999,12,nobody")
     (tmp / "manual.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run = cli(
-        str(download),
-        "--rubric",
-        str(RUBRIC),
-        "--data-root",
-        str(cifar_root),
-        "--out",
-        str(tmp / "out"),
-        "--workers",
-        "2",
-        "--worksheet",
-        str(worksheet),
-        "--manual",
-        str(tmp / "manual.csv"),
-    )
+    options = ("--workers", "2", "--worksheet", str(worksheet), "--manual", str(tmp / "manual.csv"))
+    run = cli(*batch_args(download, cifar_root, tmp / "out", *options))
     assert run.returncode == 0, run.stderr[-3000:]
     return Klass(people, kind, expected, download, worksheet, before, manual, tmp / "out", run, tmp)
 
@@ -374,17 +367,7 @@ def test_summary_flags_copies_with_their_groups_and_links_reports(klass):
 
 def test_rerun_grades_nothing_and_writes_the_same_gradebook(klass, cifar_root):
     before = (klass.out / "gradebook.csv").read_bytes()
-    again = cli(
-        str(klass.download),
-        "--rubric",
-        str(RUBRIC),
-        "--data-root",
-        str(cifar_root),
-        "--out",
-        str(klass.out),
-        "--manual",
-        str(klass.tmp / "manual.csv"),
-    )
+    again = cli(*batch_args(klass.download, cifar_root, klass.out, "--manual", str(klass.tmp / "manual.csv")))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "28 submissions: 0 graded now, 27 from the cache" in again.stdout
     assert (klass.out / "gradebook.csv").read_bytes() == before
@@ -404,19 +387,7 @@ def test_kill_9_mid_batch_then_rerun_gives_one_result_per_student(klass, tmp_pat
     download = klass.download_of(subset, tmp_path / "subset.zip")
     sheet = moodle.write_worksheet(tmp_path / "ws.csv", subset, {p.uid for p in subset})
     out = tmp_path / "out"
-    args = (
-        str(download),
-        "--rubric",
-        str(RUBRIC),
-        "--data-root",
-        str(cifar_root),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--worksheet",
-        str(sheet),
-    )
+    args = batch_args(download, cifar_root, out, "--workers", "2", "--worksheet", str(sheet))
     proc = popen(*args)
     waits.until(lambda: cached(out) >= 2, 300, "two submissions graded and cached", proc)
     workers = waits.descendants(proc.pid)
@@ -450,21 +421,8 @@ def test_slurm_path_runs_with_submitits_local_executor(klass, tmp_path, cifar_ro
     trio = [klass.uid("correct0"), klass.uid("copy-exact"), klass.uid("correct4")]
     people = [p for p in klass.people if p.uid in trio]
     download = klass.download_of(people, tmp_path / "trio.zip")
-    run = cli(
-        str(download),
-        "--rubric",
-        str(RUBRIC),
-        "--data-root",
-        str(cifar_root),
-        "--out",
-        str(tmp_path / "out"),
-        "--executor",
-        "submitit-local",
-        "--workers",
-        "2",
-        "--time-limit",
-        "10",
-    )
+    options = ("--executor", "submitit-local", "--workers", "2", "--time-limit", "10")
+    run = cli(*batch_args(download, cifar_root, tmp_path / "out", *options))
     assert run.returncode == 0, run.stderr[-2000:]
     assert "3 submissions: 2 graded now, 0 from the cache, 0 grader errors" in run.stdout
     assert "grading 2 of 3 submissions (0 from the cache; 1 identical to another, graded once)" in run.stderr
@@ -498,8 +456,7 @@ def test_real_slurm_grades_cancels_and_resumes_like_a_local_run(klass, slurm_clu
 
     def args(name: str) -> list[str]:
         sheet = moodle.write_worksheet(tmp_path / f"{name}.csv", subset, {p.uid for p in subset})
-        common = ["--rubric", str(RUBRIC), "--data-root", str(cifar_root), "--worksheet", str(sheet)]
-        return [str(download), *common, "--out", str(tmp_path / name)]
+        return batch_args(download, cifar_root, tmp_path / name, "--worksheet", str(sheet))
 
     local = cli(*args("local"), "--workers", "2")
     assert local.returncode == 0, local.stderr[-2000:]

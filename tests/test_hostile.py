@@ -128,6 +128,14 @@ def contained(doc: dict, tier: str, schema: dict) -> dict:
     return sandbox
 
 
+def attack(build, tmp_path: Path, rubric, root: Path, *args) -> tuple[grading.Graded, float]:
+    """The corpus submission ``build(tmp_path / "s", *args)`` graded into ``tmp_path / "o"``,
+    and the seconds that took."""
+    started = time.monotonic()
+    graded = grading.run(build(tmp_path / "s", *args), rubric, root, tmp_path / "o")
+    return graded, time.monotonic() - started
+
+
 def entry(doc: dict, item_id: str) -> dict:
     return next(t for t in doc["tests"] if t["extra_data"]["id"] == item_id)
 
@@ -365,11 +373,8 @@ def test_exit_at_import_fails_the_model_items_with_why(
 def test_infinite_loop_at_import_costs_only_the_time_limit(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
 ):
-    started = time.monotonic()
-    graded = grading.run(
-        corpus.import_loop(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
-    )
-    assert time.monotonic() - started < rubric.import_timeout + 60
+    graded, seconds = attack(corpus.import_loop, tmp_path, rubric, private_root, trained_simple)
+    assert seconds < rubric.import_timeout + 60
     contained(graded.json, tier, results_schema)
     for item in ("task1.spec", "task1.forward", "task1.accuracy"):
         assert graded.message(item).startswith(
@@ -384,9 +389,7 @@ def test_infinite_loop_at_import_costs_only_the_time_limit(
 def test_infinite_loop_in_forward_fails_that_check_alone(
     tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
 ):
-    graded = grading.run(
-        corpus.forward_loop(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
-    )
+    graded, _ = attack(corpus.forward_loop, tmp_path, rubric, private_root, trained_simple)
     sandbox = contained(graded.json, tier, results_schema)
     assert graded.test("task1.spec")["status"] == "passed"
     assert "within the 6 s time limit" in graded.message("task1.forward")
@@ -407,11 +410,8 @@ def test_a_submission_that_sleeps_forever_gets_its_results_within_its_time_budge
     monkeypatch.setenv(FORCE_ENV, "A")
     budget = 25
     slow = dataclasses.replace(grading.only(rubric, "task1", timeout=300), time_budget=budget)
-    started = time.monotonic()
-    graded = grading.run(
-        corpus.forward_sleep(tmp_path / "s", trained_simple), slow, private_root, tmp_path / "o"
-    )
-    assert time.monotonic() - started < budget + 60  # a safety bound, not a benchmark
+    graded, seconds = attack(corpus.forward_sleep, tmp_path, slow, private_root, trained_simple)
+    assert seconds < budget + 60  # a safety bound, not a benchmark
     contained(graded.json, "A", results_schema)
     assert graded.test("task1.spec")["status"] == "passed"
     assert graded.message("task1.forward") == (
@@ -428,9 +428,7 @@ def test_an_items_timeout_covers_its_import_too(tmp_path, private_root, rubric, 
     """The rubric allows 300 s per import; the item that imports has 8 s for everything."""
     monkeypatch.setenv(FORCE_ENV, "A")
     short = dataclasses.replace(grading.only(rubric, "task1.spec", timeout=8), import_timeout=300)
-    graded = grading.run(
-        corpus.import_loop(tmp_path / "s", trained_simple), short, private_root, tmp_path / "o"
-    )
+    graded, _ = attack(corpus.import_loop, tmp_path, short, private_root, trained_simple)
     assert graded.message("task1.spec") == (
         "importing simple_cnn.py took too long (no answer within the item's 8 s time limit) "
         '(move training code under `if __name__ == "__main__":`)'
@@ -619,11 +617,8 @@ def test_protocol_attacks_fail_their_checks_and_never_hang_the_grader(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
 ):
     """A 6 MiB answer without a newline on the reply pipe; a FIFO where the logits belong."""
-    started = time.monotonic()
-    graded = grading.run(
-        corpus.protocol(tmp_path / "s", trained_simple), rubric, private_root, tmp_path / "o"
-    )
-    assert time.monotonic() - started < 60
+    graded, seconds = attack(corpus.protocol, tmp_path, rubric, private_root, trained_simple)
+    assert seconds < 60
     contained(graded.json, tier, results_schema)
     assert graded.test("task1.spec")["status"] == "passed"
     assert "the worker's answer exceeded the size limit" in graded.message("task1.forward")
@@ -638,9 +633,7 @@ def test_checkpoint_whose_unpickling_runs_code_is_refused(
     tier, tmp_path, private_root, rubric, results_schema
 ):
     marker = Path(f"/tmp/ag-payload-{tier}-{os.getpid()}")
-    graded = grading.run(
-        corpus.payload_checkpoint(tmp_path / "s", marker), rubric, private_root, tmp_path / "o"
-    )
+    graded, _ = attack(corpus.payload_checkpoint, tmp_path, rubric, private_root, marker)
     contained(graded.json, tier, results_schema)
     message = graded.message("task1.accuracy")
     assert message.startswith("simple_cnn.pth is a whole pickled object (it contains a pickled exec)")

@@ -26,35 +26,39 @@ def run_of(text: str) -> dict:
     return run.as_dict()
 
 
-LOGS = {
-    "keras one line": "".join(
-        f"Epoch {e}/3 - loss: {1 / e:.3f} - acc: {60 + e}.0% - val_loss: {1.5 / e:.3f} "
-        f"- val_acc: {50 + e}.0%\n"
-        for e in (1, 2, 3)
-    ),
-    "handout brackets": "".join(
-        f"Epoch [{e}/3], Train Loss: {1 / e:.4f}, Train Acc: {60 + e:.2f}%, Val Loss: {1.5 / e:.4f}, "
-        f"Val Acc: {50 + e:.2f}%\n"
-        for e in (1, 2, 3)
-    ),
-    "keras progress bar": "".join(
-        f"Epoch {e}/3\n\r 10/782 [>...] - loss: 2.9 - accuracy: 0.05"
-        f"\r782/782 [======] - 9s 11ms/step - loss: {1 / e:.4f} - accuracy: 0.{60 + e} "
-        f"- val_loss: {1.5 / e:.4f} - val_accuracy: 0.{50 + e}\n"
-        for e in (1, 2, 3)
-    ),
-    "train and val lines": "".join(
-        f"Epoch {e}/3\nTrain Loss: {1 / e:.3f} | Train Acc: {60 + e}.00%\n"
-        f"Val Loss: {1.5 / e:.3f} | Val Acc: {50 + e}.00%\n\n"
+def each_epoch(line: str) -> str:
+    """A three-epoch training log: ``line`` printed for epochs 1 to 3, its fields the curves
+    every format must give: {loss} 1/e, {acc} 60+e, {val_loss} 1.5/e, {val_acc} 50+e ({index}: e-1)."""
+    fields = (
+        {"e": e, "index": e - 1, "loss": 1 / e, "acc": 60 + e, "val_loss": 1.5 / e, "val_acc": 50 + e}
         for e in (1, 2, 3)
     )
+    return "".join(line.format(**epoch) for epoch in fields)
+
+
+LOGS = {
+    "keras one line": each_epoch(
+        "Epoch {e}/3 - loss: {loss:.3f} - acc: {acc}.0% - val_loss: {val_loss:.3f} - val_acc: {val_acc}.0%\n"
+    ),
+    "handout brackets": each_epoch(
+        "Epoch [{e}/3], Train Loss: {loss:.4f}, Train Acc: {acc:.2f}%, Val Loss: {val_loss:.4f}, "
+        "Val Acc: {val_acc:.2f}%\n"
+    ),
+    "keras progress bar": each_epoch(
+        "Epoch {e}/3\n\r 10/782 [>...] - loss: 2.9 - accuracy: 0.05"
+        "\r782/782 [======] - 9s 11ms/step - loss: {loss:.4f} - accuracy: 0.{acc} "
+        "- val_loss: {val_loss:.4f} - val_accuracy: 0.{val_acc}\n"
+    ),
+    "train and val lines": each_epoch(
+        "Epoch {e}/3\nTrain Loss: {loss:.3f} | Train Acc: {acc}.00%\n"
+        "Val Loss: {val_loss:.3f} | Val Acc: {val_acc}.00%\n\n"
+    )
     + "Test Accuracy: 99.00%\n",
-    "sides": "".join(
-        f"epoch {e}: Train - loss: {1 / e:.3f} acc: {60 + e}% | Val - loss: {1.5 / e:.3f} acc: {50 + e}%\n"
-        for e in (1, 2, 3)
+    "sides": each_epoch(
+        "epoch {e}: Train - loss: {loss:.3f} acc: {acc}% | Val - loss: {val_loss:.3f} acc: {val_acc}%\n"
     ),
     "pandas table": "   epoch  train_loss  train_acc  val_loss  val_acc\n"
-    + "".join(f"{e - 1}  {e}  {1 / e:.3f}  0.{60 + e}  {1.5 / e:.3f}  0.{50 + e}\n" for e in (1, 2, 3)),
+    + each_epoch("{index}  {e}  {loss:.3f}  0.{acc}  {val_loss:.3f}  0.{val_acc}\n"),
     "history dict": "{'train_loss': [1.0, 0.5, 0.333], 'train_acc': [0.61, 0.62, 0.63], "
     "'val_loss': [1.5, 0.75, 0.5], 'val_acc': [51.0, 52.0, 53.0]}\n",
 }

@@ -104,32 +104,23 @@ def test_printed_statistics_rescue_the_grade(tmp_path, trained, cifar_root, wron
 
 @pytest.mark.slow  # trains the reference ResNet-18 (the session's trained fixture)
 def test_checkpoint_statistics_win_and_the_default_is_said(tmp_path, trained, cifar_root, wrong_default):
-    bare = "test_transform = None"
+    def graded_with(name: str, weights: dict) -> grading.Graded:
+        """Task 1's ``weights`` from a notebook without a test transform, graded in ``tmp_path / name``."""
+        notebook = submissions.lab2_notebook(test_transform="test_transform = None")
+        folder = submissions.write_lab2(tmp_path / name, weights, None, resnet_source="", notebook=notebook)
+        return grading.run(folder, wrong_default, cifar_root, tmp_path / f"out-{name}")
+
     stored = {
         "state_dict": trained["simple"],
         "normalize": {"mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)},
     }
-    folder = submissions.write_lab2(
-        tmp_path / "a",
-        stored,
-        None,
-        resnet_source="",
-        notebook=submissions.lab2_notebook(test_transform=bare),
-    )
-    graded = grading.run(folder, wrong_default, cifar_root, tmp_path / "out-a")
+    graded = graded_with("a", stored)
     assert (
         graded.test("task1.accuracy")["extra_data"]["normalization"]["source"] == "stored in the checkpoint"
     )
     assert graded.test("task1.accuracy")["score"] == 20
 
-    folder = submissions.write_lab2(
-        tmp_path / "b",
-        trained["simple"],
-        None,
-        resnet_source="",
-        notebook=submissions.lab2_notebook(test_transform=bare),
-    )
-    graded = grading.run(folder, wrong_default, cifar_root, tmp_path / "out-b")
+    graded = graded_with("b", trained["simple"])
     item = graded.test("task1.accuracy")
     assert item["extra_data"]["normalization"]["source"].startswith("the rubric's default")
     assert "the rubric's default" in item["output"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import data, grading, submissions
+from helpers import data, grading, rubrics, submissions
 
 from autograder.batch.summary import item_flags
 from autograder.checks.retrain import read_progress
@@ -67,7 +67,7 @@ BROKEN = textwrap.dedent(
     '''
 )
 
-RUBRIC = """
+TASKS = """
 id = "retrain-test"
 title = "Retrain test"
 dataset = "cifar10"
@@ -89,69 +89,32 @@ sources = ["*.ipynb"]
 model = "WideCNN"
 sources = ["*.ipynb"]
 input_sizes = [48]
-
-[[items]]
-id = "task1.accuracy"
-kind = "accuracy"
-task = "task1"
-name = "SimpleCNN checkpoint accuracy"
-points = 10
-tiers = [{ above = 0.6, points = 10 }]
-
-[[items]]
-id = "task1.retrain"
-kind = "retrain"
-task = "task1"
-name = "SimpleCNN retrained by the grader"
-points = 10
-epochs = 3
-batch_size = 64
-lr = 0.4           # per 512 images: 0.05 at batch 64
-budget = 900
-tiers = [{ above = 0.8, points = 10 }, { above = 0.6, points = 6 }, { above = 0.3, points = 3 }]
-
-[[items]]
-id = "task1.retrain_long"
-kind = "retrain"
-task = "task1"
-name = "SimpleCNN retrained for 500 epochs in one second"
-points = 10
-epochs = 500
-budget = 1
-tiers = [{ above = 0.6, points = 10 }]
-
-[[items]]
-id = "broken.retrain"
-kind = "retrain"
-task = "broken"
-name = "BrokenCNN retrained"
-points = 5
-epochs = 1
-budget = 600
-tiers = [{ above = 0.5, points = 5 }]
-
-[[items]]
-id = "nan.retrain"
-kind = "retrain"
-task = "nan"
-name = "NaNCNN retrained"
-points = 5
-epochs = 1
-batch_size = 64
-budget = 600
-tiers = [{ above = 0.5, points = 5 }]
-
-[[items]]
-id = "wide.retrain"
-kind = "retrain"
-task = "wide"
-name = "WideCNN retrained at the input size it accepts"
-points = 1
-epochs = 1
-batch_size = 64
-budget = 600
-tiers = [{ above = 0.0, points = 1 }]
 """
+
+
+def retrain(task: str, name: str, points: int, tiers: list, item: str = "retrain", **recipe: object) -> str:
+    """The ``retrain`` item ``task.item`` worth ``points``, paid by ``tiers`` ((above, points)
+    pairs); ``recipe``: its epochs, batch_size, lr and budget."""
+    tiers = rubrics.above(*tiers)
+    return rubrics.item(
+        id=f"{task}.{item}", kind="retrain", task=task, name=name, points=points, **recipe, tiers=tiers
+    )
+
+
+# fmt: off
+RUBRIC = TASKS + "".join([
+    rubrics.item(id="task1.accuracy", kind="accuracy", task="task1", name="SimpleCNN checkpoint accuracy",
+                 points=10, tiers=rubrics.above((0.6, 10))),
+    retrain("task1", "SimpleCNN retrained by the grader", 10, [(0.8, 10), (0.6, 6), (0.3, 3)],
+            epochs=3, batch_size=64, lr=0.4, budget=900),  # lr per 512 images: 0.05 at batch 64
+    retrain("task1", "SimpleCNN retrained for 500 epochs in one second", 10, [(0.6, 10)], "retrain_long",
+            epochs=500, budget=1),
+    retrain("broken", "BrokenCNN retrained", 5, [(0.5, 5)], epochs=1, budget=600),
+    retrain("nan", "NaNCNN retrained", 5, [(0.5, 5)], epochs=1, batch_size=64, budget=600),
+    retrain("wide", "WideCNN retrained at the input size it accepts", 1, [(0.0, 1)],
+            epochs=1, batch_size=64, budget=600),
+])
+# fmt: on
 
 
 @pytest.fixture(scope="module")

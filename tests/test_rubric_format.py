@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import rubrics
 
 from autograder.rubric import RubricError, available, load
 
@@ -74,17 +75,10 @@ def test_missing_field(tmp_path):
 
 
 def test_tiers_out_of_order(tmp_path):
+    tiers = rubrics.above((0.7, 5), (0.8, 10))
     path = write(
         tmp_path,
-        """
-[[items]]
-id = "acc"
-kind = "accuracy"
-task = "task1"
-name = "Accuracy"
-points = 10
-tiers = [{ above = 0.7, points = 5 }, { above = 0.8, points = 10 }]
-""",
+        rubrics.item(id="acc", kind="accuracy", task="task1", name="Accuracy", points=10, tiers=tiers),
     )
     line, reason = rejected(path)
     assert line == line_of(path, 'id = "acc"')
@@ -143,25 +137,11 @@ def test_task_errors(tmp_path):
 
 
 def test_requires_an_earlier_item(tmp_path):
-    path = write(
-        tmp_path,
-        """
-[[items]]
-id = "acc"
-kind = "accuracy"
-task = "task1"
-name = "A"
-points = 1
-requires = ["fwd"]
-tiers = [{ above = 0.5, points = 1 }]
-
-[[items]]
-id = "fwd"
-kind = "forward"
-task = "task1"
-name = "F"
-""",
+    tiers = rubrics.above((0.5, 1))
+    acc = rubrics.item(
+        id="acc", kind="accuracy", task="task1", name="A", points=1, requires=["fwd"], tiers=tiers
     )
+    path = write(tmp_path, acc + rubrics.item(id="fwd", kind="forward", task="task1", name="F"))
     line, reason = rejected(path)
     assert (
         line == line_of(path, 'id = "acc"') and reason == "acc requires 'fwd', which is not an earlier item"

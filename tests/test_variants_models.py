@@ -51,6 +51,16 @@ def simple(source: str, weights: Callable[[dict, Path], dict | bytes] | None = N
     return build
 
 
+def broken_resnet(cell: str, resnet: str) -> Variant:
+    """The handout SimpleCNN, in a notebook whose ``cell`` imports a resnet18.py that fails
+    (``resnet``): task 1 is graded as if task 2's file were fine."""
+    return Variant(
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        simple(m.simple_source(), lambda s, _: s, extra_cells=[cell], resnet=resnet),
+    )
+
+
 VARIANTS: dict[str, Variant] = {
     # --- ResNet-18 as copied from the popular repositories ---------------------
     "kuangliu": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.KUANGLIU)),
@@ -125,38 +135,12 @@ VARIANTS: dict[str, Variant] = {
         "lab2-resnet18-cifar10", TASK1, simple(m.simple_source("SimpleCnn"), lambda s, _: s)
     ),
     # --- one task's files must not zero another --------------------------------
-    "broken_resnet_exit": Variant(
-        "lab2-resnet18-cifar10",
-        (*TASK1, "task2.make_layer"),
-        simple(
-            m.simple_source(),
-            lambda s, _: s,
-            extra_cells=["from resnet18 import ResNet18\nmodel2 = ResNet18()"],
-            resnet=m.BROKEN_EXIT,
-        ),
+    "broken_resnet_exit": broken_resnet("from resnet18 import ResNet18\nmodel2 = ResNet18()", m.BROKEN_EXIT),
+    "broken_resnet_used_by_a_helper": broken_resnet(  # a kept function uses it: task 1 still needs it not
+        "from resnet18 import ResNet18\n\n\ndef build_models():\n    return SimpleCNN(), ResNet18()",
+        m.BROKEN_EXIT,
     ),
-    "broken_resnet_used_by_a_helper": Variant(  # a kept function uses it: task 1 still needs it not
-        "lab2-resnet18-cifar10",
-        (*TASK1, "task2.make_layer"),
-        simple(
-            m.simple_source(),
-            lambda s, _: s,
-            extra_cells=[
-                "from resnet18 import ResNet18\n\n\ndef build_models():\n    return SimpleCNN(), ResNet18()"
-            ],
-            resnet=m.BROKEN_EXIT,
-        ),
-    ),
-    "broken_resnet_syntax": Variant(
-        "lab2-resnet18-cifar10",
-        (*TASK1, "task2.make_layer"),
-        simple(
-            m.simple_source(),
-            lambda s, _: s,
-            extra_cells=["import resnet18\nnet2 = resnet18.ResNet18()"],
-            resnet=m.BROKEN_SYNTAX,
-        ),
-    ),
+    "broken_resnet_syntax": broken_resnet("import resnet18\nnet2 = resnet18.ResNet18()", m.BROKEN_SYNTAX),
     # --- not what was asked ------------------------------------------------------
     "mlp_for_cnn_lab": Variant(
         "lab2-resnet18-cifar10", ("task1.spec", "task1.forward"), simple(m.SIMPLE_MLP)
@@ -196,32 +180,48 @@ VARIANTS: dict[str, Variant] = {
     ),
 }
 
+
+def task2_verdicts(
+    make_layer: tuple, forward: str = "output (8, 10)", counts: tuple = (f"params {CIFAR_STEM:,}",)
+) -> dict[str, tuple]:
+    """Task 2's verdicts for a ResNet-18 that runs: ``make_layer`` its own, forward and counts
+    passed with the words ``forward`` and ``counts`` (message, then details)."""
+    return {
+        "task2.make_layer": make_layer,
+        "task2.forward": ("pass", forward),
+        "task2.counts": ("pass", *counts),
+    }
+
+
+def task1_passes(spec: tuple = ("6-layer stack",), accuracy: tuple = ("test accuracy",)) -> dict[str, tuple]:
+    """Task 1's verdicts for a SimpleCNN the grader accepts: all three items passed, spec and
+    accuracy with the words ``spec`` and ``accuracy`` (message, then details)."""
+    return {
+        "task1.spec": ("pass", *spec),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.accuracy": ("pass", *accuracy),
+    }
+
+
 # What a careful TA gives, item by item: (verdict, words the message says[, words in the details]).
 VERDICTS: dict[str, dict[str, tuple]] = {
-    "kuangliu": {
-        "task2.make_layer": ("pass", "make_layer (as _make_layer) builds layer1, layer2, layer3, layer4"),
-        "task2.forward": ("pass", "output (8, 10), finite"),
-        "task2.counts": ("pass", f"params {CIFAR_STEM:,}"),
-    },
-    "torchvision_style": {
-        "task2.make_layer": (
+    "kuangliu": task2_verdicts(
+        ("pass", "make_layer (as _make_layer) builds layer1, layer2, layer3, layer4"),
+        "output (8, 10), finite",
+    ),
+    "torchvision_style": task2_verdicts(
+        (
             "pass",
             "(as _make_layer) builds",
             "_make_layer's parameters are named (block, planes, blocks, stride)",
-        ),
-        "task2.forward": ("pass", "output (8, 10)"),
-        "task2.counts": ("pass", f"params {CIFAR_STEM:,}"),
-    },
-    "imagenet_stem": {
-        "task2.make_layer": ("pass", "make_layer builds layer1"),
-        "task2.forward": ("pass", "output (8, 10)"),
-        "task2.counts": ("pass", f"params {IMAGENET_STEM:,}", "ImageNet stem"),
-    },
-    "torchvision_adapted": {
-        "task2.make_layer": ("fail", "ResNet18._make_layer is the library's own (torchvision.models.resnet)"),
-        "task2.forward": ("pass", "output (8, 10)"),
-        "task2.counts": ("pass", f"params {CIFAR_STEM:,}"),
-    },
+        )
+    ),
+    "imagenet_stem": task2_verdicts(
+        ("pass", "make_layer builds layer1"), counts=(f"params {IMAGENET_STEM:,}", "ImageNet stem")
+    ),
+    "torchvision_adapted": task2_verdicts(
+        ("fail", "ResNet18._make_layer is the library's own (torchvision.models.resnet)")
+    ),
     "unnamed_stages": {
         "task2.make_layer": (
             "fail",
@@ -255,30 +255,19 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "note: FashionMNISTCNN accepted for FashionCNN (a rubric alias)",
         ),
     },
-    "functional_relu": {
-        "task1.spec": ("pass", "has the required 6-layer stack in order"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "SimpleCNN test accuracy"),
-    },
-    "sequential_wrapper": {
-        "task1.spec": ("pass", "has the required 6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": (
-            "pass",
-            "SimpleCNN test accuracy",
-            "weights: simple_cnn.pth (named simple_cnn.pth)",
-        ),
-    },
-    "dataparallel": {
-        "task1.spec": ("pass", "6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy", "note: stripped the 'module.' prefix from every key"),
-    },
-    "torch_compile": {
-        "task1.spec": ("pass", "6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy", "note: stripped the '_orig_mod.' prefix from every key"),
-    },
+    "functional_relu": task1_passes(
+        ("has the required 6-layer stack in order",), ("SimpleCNN test accuracy",)
+    ),
+    "sequential_wrapper": task1_passes(
+        ("has the required 6-layer stack",),
+        ("SimpleCNN test accuracy", "weights: simple_cnn.pth (named simple_cnn.pth)"),
+    ),
+    "dataparallel": task1_passes(
+        accuracy=("test accuracy", "note: stripped the 'module.' prefix from every key")
+    ),
+    "torch_compile": task1_passes(
+        accuracy=("test accuracy", "note: stripped the '_orig_mod.' prefix from every key")
+    ),
     "checkpoint_dict": {
         "task1.accuracy": (
             "pass",
@@ -303,31 +292,22 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     "truncated": {
         "task1.accuracy": ("fail", "simple_cnn.pth is not a readable PyTorch checkpoint"),
     },
-    "simplecnn_case": {
-        "task1.spec": (
-            "pass",
+    "simplecnn_case": task1_passes(
+        (
             "SimpleCNN (StudentID_lab2.ipynb) has the required 6-layer stack",
             "found SimpleCnn, not SimpleCNN: accepted",
-        ),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy"),
-    },
+        )
+    ),
     "broken_resnet_exit": {
-        "task1.spec": ("pass", "6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy"),
+        **task1_passes(),
         "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
     },
     "broken_resnet_used_by_a_helper": {
-        "task1.spec": ("pass", "6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy"),
+        **task1_passes(),
         "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
     },
     "broken_resnet_syntax": {
-        "task1.spec": ("pass", "6-layer stack"),
-        "task1.forward": ("pass", "output (8, 10)"),
-        "task1.accuracy": ("pass", "test accuracy"),
+        **task1_passes(),
         "task2.make_layer": ("fail", "resnet18.py line 5 has a syntax error"),
     },
     "mlp_for_cnn_lab": {

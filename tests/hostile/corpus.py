@@ -42,6 +42,23 @@ def errname(exc):
     return type(exc).__name__
 """
 
+
+def write_each(places: str, name: str, mode: str, data: str, record: str, indent: str = "") -> str:
+    """Student code that writes ``data`` to each of ``places`` (Python expressions; ``name`` the
+    loop's variable, ``mode`` the file's) and runs ``record`` after each write, passing over
+    the places the OS refuses: the sink's leftovers, the notebook's stashes and fake results."""
+    lines = [
+        f"for {name} in {places}:",
+        "    try:",
+        f'        with open({name}, "{mode}") as handle:',
+        f"            handle.write({data})",
+        f"        {record}",
+        "    except OSError:",
+        "        pass",
+    ]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
 # Reads the test labels wherever the grader keeps them and, if that works,
 # answers every test image by a lookup on its pixels: 100% accuracy.
 THIEF = """\
@@ -240,13 +257,10 @@ def resources():
         found["daemon_started"] = daemon.pid > 0
     except OSError as exc:
         found["daemon_started"] = errname(exc)
-    for leftover in PATHS["leftovers"]:
-        try:
-            with open(leftover, "w") as handle:
-                handle.write("left behind")
-            found.setdefault("leftovers_written", []).append(leftover)
-        except OSError:
-            pass
+""" + write_each(
+    'PATHS["leftovers"]', "leftover", "w", '"left behind"',
+    record='found.setdefault("leftovers_written", []).append(leftover)', indent="    ",
+) + """\
     try:
         os.kill(os.getppid(), signal.SIGKILL) if os.getppid() != 1 else None
         found["kill_parent"] = "NOT ATTEMPTED (pid namespace)" if os.getppid() == 1 else "SENT"
@@ -649,20 +663,13 @@ try:
 except Exception as exc:
     found["data_copy"], stash = type(exc).__name__, pickle.dumps(([], []))
 found["stashed"] = []
-for place in PATHS["stashes"]:
-    try:
-        with open(place, "wb") as handle:
-            handle.write(stash)
-        found["stashed"].append(place)
-    except OSError:
-        pass
-for target in ("/autograder/results/results.json", PATHS["results"]):
-    try:
-        with open(target, "w") as handle:
-            handle.write("HACKED")
-        found.setdefault("results_written", []).append(target)
-    except OSError:
-        pass
+"""
+    + write_each('PATHS["stashes"]', "place", "wb", "stash", record='found["stashed"].append(place)')
+    + write_each(
+        '("/autograder/results/results.json", PATHS["results"])', "target", "w", '"HACKED"',
+        record='found.setdefault("results_written", []).append(target)',
+    )
+    + """\
 try:
     socket.create_connection(("1.1.1.1", 443), timeout=3)
     found["network"] = "CONNECTED"

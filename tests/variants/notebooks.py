@@ -198,6 +198,15 @@ def _cells(log: list[nbformat.NotebookNode], samples: bool, confusion: bool) -> 
     return cells
 
 
+# The per-cell timing that JupyterLab ("record timing" on) and Kaggle's papermill run save.
+TIMING = {
+    "iopub.execute_input": "2026-10-02T14:03:11.512Z",
+    "iopub.status.busy": "2026-10-02T14:03:11.511Z",
+    "iopub.status.idle": "2026-10-02T14:03:12.020Z",
+    "shell.execute_reply": "2026-10-02T14:03:12.019Z",
+}
+
+
 def _count(cells: list[nbformat.NotebookNode], start: int = 1) -> None:
     number = start
     for cell in cells:
@@ -218,12 +227,7 @@ def jupyterlab(log=None, samples: bool = False, confusion: bool = False, timing:
     if timing:
         for cell in nb.cells:
             if cell.cell_type == "code":
-                cell.metadata["execution"] = {
-                    "iopub.execute_input": "2026-10-02T14:03:11.512Z",
-                    "iopub.status.busy": "2026-10-02T14:03:11.511Z",
-                    "iopub.status.idle": "2026-10-02T14:03:12.020Z",
-                    "shell.execute_reply": "2026-10-02T14:03:12.019Z",
-                }
+                cell.metadata["execution"] = dict(TIMING)
     return nb
 
 
@@ -274,12 +278,7 @@ def kaggle(log=None):
         cell.pop("id", None)  # nbformat 4.4: no cell ids
         cell.metadata["papermill"] = {"duration": 1.2, "exception": False, "status": "completed"}
         if cell.cell_type == "code":
-            cell.metadata["execution"] = {
-                "iopub.execute_input": "2026-10-02T14:03:11.512Z",
-                "iopub.status.busy": "2026-10-02T14:03:11.511Z",
-                "iopub.status.idle": "2026-10-02T14:03:12.020Z",
-                "shell.execute_reply": "2026-10-02T14:03:12.019Z",
-            }
+            cell.metadata["execution"] = dict(TIMING)
             cell.metadata["trusted"] = True
     return nb
 
