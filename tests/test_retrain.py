@@ -332,7 +332,7 @@ def train_directly(tmp_path, model, n=1024, **options):
         np.save(tmp_path / f"{name}.npy", array, allow_pickle=False)
     recipe = training.Recipe(**{**training.DEFAULTS, "budget": 900.0, **options})
     torch.manual_seed(recipe.seed)
-    images, labels = training.load_split(str(tmp_path / "x.npy"), str(tmp_path / "y.npy"))
+    images, labels = training.staged_split(str(tmp_path / "x.npy"), str(tmp_path / "y.npy"))
     trainer = training.Trainer(
         model, images, labels, 10, [0.5] * 3, [0.25] * 3, None, recipe, "cpu", lambda f, *a: f(*a)
     )

@@ -184,7 +184,7 @@ class Worker:
         self.op_build(f"retrain:{task}", module, cls, num_classes)
         model = self.models.pop(f"retrain:{task}")
         name = os.path.basename(out_name)
-        images, labels = training.load_split(train_images, train_labels)
+        images, labels = training.staged_split(train_images, train_labels)
         trainer = training.Trainer(
             model, images, labels, num_classes, mean, std, resize, plan, device, self.code.call
         )

@@ -476,7 +476,7 @@ class Progress:
         os.replace(tmp, self.path)
 
 
-def load_split(train_images: str, train_labels: str) -> tuple[Any, Any]:
+def staged_split(train_images: str, train_labels: str) -> tuple[Any, Any]:
     """The training split the grader staged: uint8 (N, C, H, W) images, memory-mapped, and int64 labels."""
     import numpy as np
 
