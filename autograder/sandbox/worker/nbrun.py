@@ -31,6 +31,7 @@ MAX_STREAM_CHARS = 100_000  # per output, head and tail kept
 MAX_IMAGE_BYTES = 2 << 20
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 KERNEL_NAME = "autograder-python"
+KERNEL_START_TIMEOUT = 120  # seconds for the kernel to start and answer (within the item's timeout)
 # ipykernel binds its subprocess-output pipe to tcp://127.0.0.1, and libzmq aborts
 # when the seccomp filter refuses the IP socket. Without the pipe, ipykernel runs as
 # it does when that bind fails: output printed by forked children is not captured.
@@ -110,7 +111,7 @@ async def _run(nb: Any, run_dir: str, private: str, cell_timeout: float, total: 
         config=config,
         kernel_name=KERNEL_NAME,
         timeout=int(cell_timeout),
-        startup_timeout=120,
+        startup_timeout=KERNEL_START_TIMEOUT,
         allow_errors=False,
         interrupt_on_timeout=False,
         shutdown_kernel="immediate",
