@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__, demo, gradescope_zip, selfcheck, untrusted
+from . import __version__, calibrate, demo, gradescope_zip, selfcheck, untrusted
 from . import grade as grading
 from . import rubric as rubrics
 from .batch import command as batch_command
@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope_zip.add_arguments(
         sub.add_parser("build-gradescope", help="write the autograder.zip to upload to Gradescope")
     )
+    calibrate.add_arguments(
+        sub.add_parser(
+            "calibrate", help="staff: reference models for a generalisation item's calibrated test"
+        )
+    )
     return parser
 
 
@@ -160,6 +165,11 @@ def cmd_build_gradescope(args: argparse.Namespace) -> int:
     return gradescope_zip.command(args)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    args.data_root = data_root(args.data_root, rubrics.load(args.rubric).dataset)
+    return calibrate.command(args)
+
+
 def _staff_notes(command: str) -> None:
     """A rubric's SelfReportedWarning is for the staff who run the grader: one plain
     ``note:`` line on stderr, not Python's warning format; students (check, demo) do not
@@ -188,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "check": cmd_check,
         "data": cmd_data,
         "build-gradescope": cmd_build_gradescope,
+        "calibrate": cmd_calibrate,
     }
     try:
         return handlers[args.command](args)

@@ -11,8 +11,8 @@ for every submission. The zip holds:
   (a failed download fails the image build);
 * ``run_autograder``: the repository's, unchanged (it reads ``rubric-id``,
   ``data/`` and ``.venv`` next to itself, i.e. in ``/autograder``);
-* ``rubric-id`` and ``grader/``: the package, the rubric, the reference
-  solutions, ``pyproject.toml``, ``constraints.txt`` (the pinned versions), ``setup.sh``.
+* ``rubric-id`` and ``grader/``: the package, the rubric (and the reference files its
+  ``generalisation`` items name, beside it), the reference solutions, ``pyproject.toml``, ``constraints.txt`` (the pinned versions), ``setup.sh``.
 
 Item visibility comes from the rubric (``visibility`` per item, or the kind's
 default), so hidden-test accuracy stays hidden until the due date.
@@ -90,6 +90,12 @@ def _members(rubric: Rubric) -> list[tuple[str, Path]]:
             raise BuildError(f"{REPO / name} is missing: build the zip from a checkout of the autograder")
     # named after its id: run_autograder loads the rubric by the id in rubric-id
     found.append((f"grader/rubrics/{rubric.id}.toml", rubric.path))
+    for item in rubric.items:  # files the rubric names beside itself (generalisation's reference)
+        if item.options.get("reference"):
+            path = rubric.path.parent / item.options["reference"]
+            if not path.is_file():
+                raise BuildError(f"{item.id}: its reference file {path} is missing (run `autograder calibrate`)")
+            found.append((f"grader/rubrics/{item.options['reference']}", path))
     return found
 
 

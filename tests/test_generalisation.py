@@ -9,21 +9,53 @@ training images, as a real one fitted to a public test split does.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import zipfile
 
 import numpy as np
 import pytest
 from helpers import data, grading, labs
 
+from autograder import cli, gradescope_zip
 from autograder.batch.moodle import Student
 from autograder.batch.summary import StudentRow, item_flags, reasons
 from autograder.checks import KINDS
-from autograder.checks.generalisation import accuracy_p_value, compare, membership_auc
+from autograder.checks.context.data import training_sample
+from autograder.checks.generalisation import (
+    accuracy_p_value,
+    calibrated_gain,
+    compare,
+    labels_digest,
+    load_reference,
+    membership_auc,
+)
 from autograder.data.formats import write_idx
-from autograder.rubric import load
+from autograder.result import CheckFailed
+from autograder.rubric import load, resolve
 from reference.lab4.fashion_cnn import NORMALIZE, FashionCNN
 
 ITEM = "task1.generalisation"
+CALIBRATED = "task1.generalisation_calibrated"  # the same comparison, with reference models
+
+
+def calibrated_rubric(folder):
+    """The lab 4 rubric in ``folder`` with a second generalisation item that names a reference
+    file beside it (written by ``autograder calibrate``)."""
+    text = resolve("lab4-cnn-fashion-mnist").read_text()
+    text += f"""
+[[items]]
+id = "{CALIBRATED}"
+kind = "generalisation"
+task = "task1"
+name = "Your CNN against reference models (for the TA)"
+sample = 2000
+reference = "references/task1.npz"
+"""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lab4-calibrated.toml").write_text(text)
+    return folder / "lab4-calibrated.toml"
 
 
 def noisy_root(root, train_split_from_test: bool = False):
@@ -50,8 +82,29 @@ def graded(tmp_path_factory):
     cheat_root = noisy_root(tmp / "cheat-data", train_split_from_test=True)
     honest = labs.fit(FashionCNN(), root, "fashion_mnist", NORMALIZE, steps=60, batch=32, lr=3e-3)
     fitted = labs.fit(FashionCNN(), cheat_root, "fashion_mnist", NORMALIZE, steps=300, batch=32, lr=3e-3)
-    rubric = grading.only(load("lab4-cnn-fashion-mnist"), "task1.accuracy", ITEM)
-    out = {}
+    path = calibrated_rubric(tmp / "course")
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        code = cli.main(
+            [
+                "calibrate",
+                "--rubric",
+                str(path),
+                "--item",
+                CALIBRATED,
+                "--data-root",
+                str(root),
+                "--out",
+                str(tmp / "course" / "references" / "task1.npz"),
+                "--models",
+                "2",
+                "--epochs",
+                "4",
+            ]
+        )
+    assert code == 0, said.getvalue()
+    rubric = grading.only(load(str(path)), "task1.accuracy", ITEM)
+    out = {"calibrate": said.getvalue(), "rubric": path}
     for name, model in (("honest", honest), ("fitted", fitted)):
         folder, _ = labs.lab4_submission(tmp / name, model.state_dict(), root)
         out[name] = grading.run(folder, rubric, root, tmp / f"out-{name}")
@@ -97,7 +150,11 @@ def test_a_model_fitted_to_the_test_split_is_flagged_with_one_sentence(graded):
     assert g.json["score"] == g.test("task1.accuracy")["score"]
     # the batch summary's needs-a-human list takes the same sentence
     student = Student("1001", "Ada Example", "participant", "Ada Example_1001", g.out)
-    assert reasons(StudentRow(student, "x/report.html", g.result, None), []) == [f"{item.name}: {sentence}"]
+    calibrated = g.result.item(CALIBRATED)  # the same comparison against reference models: flagged too
+    assert reasons(StudentRow(student, "x/report.html", g.result, None), []) == [
+        f"{item.name}: {sentence}",
+        f"{calibrated.name}: {calibrated.data['flag']}",
+    ]
 
 
 @pytest.mark.slow  # fits two models and grades both
@@ -148,6 +205,9 @@ def test_compare_flags_lower_test_losses_even_at_equal_accuracy():
         ({"alpha": 0.7}, "alpha must be a probability between 0 and 0.5"),
         ({"seed": "x"}, "seed must be a whole number"),
         ({"sampel": 2000}, "kind generalisation has no option sampel"),
+        ({"reference": "../elsewhere.npz"}, "relative to the rubric's folder"),
+        ({"reference": "/abs/refs.npz"}, "relative to the rubric's folder"),
+        ({"reference": "refs.txt"}, "the path of the .npz `autograder calibrate` wrote"),
     ],
 )
 def test_bad_options_are_explained(options, message):
@@ -164,3 +224,102 @@ def test_without_an_accuracy_item_it_says_what_is_missing(graded, tmp_path):
     assert g.message(ITEM) == (
         "nothing to compare with: task1.accuracy measured no test accuracy (no such item ran before this one)"
     )
+
+
+@pytest.mark.slow  # fits two models, trains two references and grades both
+def test_calibrate_writes_the_reference_file_and_says_how_to_use_it(graded):
+    said = graded["calibrate"]
+    assert (
+        "2 × FashionCNN on 1,700 training images (the split minus the item's 300-image sample, seed 0)"
+        in said
+    )
+    assert re.search(r"references: \d+\.\d% on the training sample, \d+\.\d% on the test split; wrote ", said)
+    assert f'add to item {CALIBRATED} in {graded["rubric"]}: reference = "references/task1.npz"' in said
+    # build-gradescope carries the file beside the rubric it ships
+    zip_path, _, _ = gradescope_zip.build(str(graded["rubric"]), graded["rubric"].parent / "autograder.zip")
+    with zipfile.ZipFile(zip_path) as zf:
+        assert "grader/rubrics/references/task1.npz" in zf.namelist()
+
+
+@pytest.mark.slow  # fits two models, trains two references and grades both
+def test_with_reference_models_the_honest_model_stays_unflagged_and_the_fitted_one_is_flagged(graded):
+    honest, fitted = (
+        graded["honest"].test(CALIBRATED)["extra_data"],
+        graded["fitted"].test(CALIBRATED)["extra_data"],
+    )
+    for extra in (honest, fitted):
+        assert 0 < extra["reference_train_accuracy"] < 1 and 0 < extra["reference_test_accuracy"] < 1
+        # the same models, the same images: the plain numbers are the plain item's
+    assert honest["test_accuracy"] == graded["honest"].test(ITEM)["extra_data"]["test_accuracy"]
+    assert "flag" not in honest and honest["calibrated_p_value"] >= 0.005
+    assert (
+        graded["honest"]
+        .message(CALIBRATED)
+        .endswith(
+            " points against the references: the test split looks no more familiar than the training split"
+        )
+    )
+    sentence = fitted["flag"]
+    assert sentence.startswith("FashionCNN: against reference models that never saw either set (")
+    assert (
+        f"the model gains {100 * fitted['calibrated_gain']:.1f} points more on the 300 test images"
+        in sentence
+    )
+    assert sentence.endswith("p < 0.001: was the test split used for training?")
+    assert fitted["calibrated_gain"] > 0.15
+    section = (graded["fitted"].out / "report.html").read_text()
+    section = section[section.index('id="generalisation-task1"') :]
+    assert "Reference models&#39; accuracy" in section or "Reference models' accuracy" in section
+    assert "Against reference models that never saw either set, the model gains" in section
+
+
+def test_calibration_removes_which_images_happened_to_be_drawn():
+    """The training sample happened to be easier (the references score 80% on it, 70% on the test
+    images): a model 6 points better on the test images than the references and only 2 points
+    better on the training sample was fitted to the test split, though its plain accuracies look
+    honest. The same model with references that score both sets alike is not flagged (control)."""
+    rng = np.random.default_rng(4)
+
+    def right(share, n):
+        return rng.permutation(np.arange(n) < round(share * n))
+
+    train_correct, test_correct = right(0.82, 2000), right(0.76, 10_000)
+    losses = (np.ones(2000), np.ones(10_000))
+    plain = compare(losses[0], train_correct, losses[1], test_correct, 0.01)
+    assert "flag" not in plain and plain["accuracy_p_value"] > 0.99
+    easier_sample = (np.where(right(0.8, 2000), 1.0, 0.0), np.where(right(0.7, 10_000), 1.0, 0.0))
+    found = compare(losses[0], train_correct, losses[1], test_correct, 0.01, easier_sample)
+    assert found["calibrated_gain"] == pytest.approx(0.04, abs=1e-9)
+    assert found["calibrated_p_value"] < 0.005  # alpha / 2: flagged
+    assert found["flag"].startswith("against reference models that never saw either set (80.0% on these ")
+    alike = (np.full(2000, 0.75), np.full(10_000, 0.75))
+    assert "flag" not in compare(losses[0], train_correct, losses[1], test_correct, 0.01, alike)
+    assert calibrated_gain(train_correct, alike[0], test_correct, alike[1])[1] > 0.99
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sample": training_sample(5000, 300, 1)}, "was made for another training sample"),
+        ({"test_labels_sha256": np.array("0" * 64)}, "was made for another test split"),
+        ({"train_rate": np.full(300, 1.5)}, "holds no accuracies in 0..1"),
+        ({"models": None}, "lacks models"),
+        (None, "cannot be read"),
+    ],
+)
+def test_a_reference_file_for_other_data_is_refused_with_a_staff_message(tmp_path, change, message):
+    labels = np.arange(400) % 10
+    sample = training_sample(5000, 300, 0)
+    arrays = {
+        "sample": sample, "train_rate": np.full(300, 0.5), "test_rate": np.full(400, 0.5),
+        "test_labels_sha256": np.array(labels_digest(labels)), "models": np.array(2), "recipe": np.array("x"),
+    }  # fmt: skip
+    path = tmp_path / "references.npz"
+    if change is None:
+        path.write_bytes(b"not a zip")
+    else:
+        arrays.update(change)
+        np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    with pytest.raises(CheckFailed, match=message) as failed:
+        load_reference(path, sample, labels)
+    assert str(failed.value).endswith("this is not your fault: tell the course staff")

@@ -217,7 +217,7 @@ def run(item: Item, ctx: Context) -> Outcome:
             item.timeout, f"evaluating {task.model} on the test split", hidden_inputs=True,
         )  # fmt: skip
     losses, correct = per_image(logits, split.labels[order])
-    ctx.evaluations[item.id] = Evaluation(task, source, norm, batch_size, losses, correct, seconds)
+    ctx.evaluations[item.id] = Evaluation(task, source, norm, batch_size, losses, correct, order, seconds)
     measured = score(logits, order, split.labels, split.spec.classes)
     accuracy = measured["accuracy"]
     tier = next((t for t in item.options["tiers"] if t.reached(accuracy)), None)

@@ -14,6 +14,13 @@ labels; the worker sees the images in a secret order, never a label) and compare
   for an honest model, near or below 0.5 for one fitted to the test split), with the
   one-sided Mann-Whitney p-value of "the test losses are the lower ones".
 
+With a ``reference`` file (``autograder calibrate``: models the grader trained on the
+training split minus the sample, so they never saw either set), the accuracy test is
+calibrated: each image's reference accuracy is subtracted first, so the test compares
+how much better than the references the model does on each set. That removes the part
+of the gap that is only which images happened to be drawn (one set a little easier than
+the other), which the plain test must treat as noise (docs/benchmarks.md measures it).
+
 Either test beyond chance (each at ``alpha``/2) sets ``data["flag"]``: one sentence
 for the TA, shown in the report and the batch summary. It is evidence, never a
 penalty: the item is worth 0 points in the bundled rubrics. What it cannot see: a
@@ -22,7 +29,9 @@ model trained on the training and test images together knows both equally well.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -31,6 +40,7 @@ from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .accuracy import evaluate, per_image
 from .context import Context
+from .context.data import training_sample
 from .registry import Part, Place, allowed, check, hook
 
 HISTOGRAM_BINS = 30
@@ -39,7 +49,7 @@ DEFAULT_ALPHA = 0.01  # flag when p < alpha / 2 in either test; honest models me
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
-    allowed("generalisation", {"accuracy_item", "sample", "seed", "alpha"}, options)
+    allowed("generalisation", {"accuracy_item", "sample", "seed", "alpha", "reference"}, options)
     sample = options.setdefault("sample", DEFAULT_SAMPLE)
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 100:
         raise ValueError("generalisation: sample must be a whole number of training images, at least 100")
@@ -50,7 +60,63 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("generalisation: alpha must be a probability between 0 and 0.5 (0.01 = 1 in 100)")
     if "accuracy_item" in options and not isinstance(options["accuracy_item"], str):
         raise ValueError("generalisation: accuracy_item must be an item id")
+    reference = options.get("reference")
+    if reference is not None and not (
+        isinstance(reference, str)
+        and reference.endswith(".npz")
+        and not PurePosixPath(reference).is_absolute()
+        and ".." not in PurePosixPath(reference).parts
+    ):
+        raise ValueError(
+            "generalisation: reference must be the path of the .npz `autograder calibrate` wrote, "
+            "relative to the rubric's folder (no '..')"
+        )
     return options
+
+
+# --- the reference file (``autograder calibrate`` writes it) ------------------------------------
+REFERENCE_KEYS = ("sample", "train_rate", "test_rate", "test_labels_sha256", "models", "recipe")
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """What ties a reference file to one test split: the SHA-256 of its labels as int64."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
+def load_reference(
+    path: Path, sample: np.ndarray, test_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The references' per-image accuracy on the training sample (in ``sample``'s order) and on
+    the test split, after checking the file was made for this sample and this test split."""
+    staff = "this is not your fault: tell the course staff"
+    try:
+        with np.load(path, allow_pickle=False) as found:
+            missing = [k for k in REFERENCE_KEYS if k not in found.files]
+            if missing:
+                raise CheckFailed(
+                    f"the rubric's reference file {path.name} lacks {', '.join(missing)}; {staff}"
+                )
+            arrays = {k: found[k] for k in REFERENCE_KEYS}
+    except (OSError, ValueError) as exc:
+        raise CheckFailed(
+            f"the rubric's reference file {path.name} cannot be read ({exc}); {staff}"
+        ) from None
+    train_rate, test_rate = arrays["train_rate"].astype(float), arrays["test_rate"].astype(float)
+    if not np.array_equal(arrays["sample"], sample):
+        raise CheckFailed(
+            f"the rubric's reference file {path.name} was made for another training sample (sample size, "
+            f"seed or training split differ: rerun `autograder calibrate`); {staff}"
+        )
+    if str(arrays["test_labels_sha256"]) != labels_digest(test_labels) or len(test_rate) != len(test_labels):
+        raise CheckFailed(
+            f"the rubric's reference file {path.name} was made for another test split "
+            f"(rerun `autograder calibrate` on this data root); {staff}"
+        )
+    rates = np.concatenate([train_rate, test_rate])
+    if len(train_rate) != len(sample) or not np.all((rates >= 0) & (rates <= 1)):
+        raise CheckFailed(f"the rubric's reference file {path.name} holds no accuracies in 0..1; {staff}")
+    about = {"models": int(arrays["models"]), "recipe": str(arrays["recipe"])}
+    return train_rate, test_rate, about
 
 
 def _normal_tail(z: float) -> float:
@@ -67,6 +133,21 @@ def accuracy_p_value(test_correct: int, n_test: int, train_correct: int, n_train
     if spread == 0:
         return 0.5
     return _normal_tail(gap / spread)
+
+
+def calibrated_gain(
+    train_correct: np.ndarray, train_rate: np.ndarray, test_correct: np.ndarray, test_rate: np.ndarray
+) -> tuple[float, float]:
+    """How much more the model beats the references on the test images than on the training
+    sample (accuracy minus the references' accuracy on the same images, test minus training),
+    and the one-sided p-value of a gain this high if the model treated both sets alike
+    (per-image differences, normal approximation with each set's own variance)."""
+    test, train = test_correct - test_rate, train_correct - train_rate
+    gain = float(test.mean() - train.mean())
+    spread = math.sqrt(test.var(ddof=1) / len(test) + train.var(ddof=1) / len(train))
+    if spread == 0:
+        return gain, 0.5
+    return gain, _normal_tail(gain / spread)
 
 
 def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +205,11 @@ def compare(
     test_losses: np.ndarray,
     test_correct: np.ndarray,
     alpha: float,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The whole comparison: accuracies, p-values, AUC, loss summaries, and the flag sentence."""
+    """The whole comparison: accuracies, p-values, AUC, loss summaries, and the flag sentence.
+    ``reference``: the references' per-image accuracy on the two sets (training sample, test
+    split); the accuracy test is then the calibrated one (``calibrated_gain``)."""
     n_train, n_test = len(train_correct), len(test_correct)
     train_acc, test_acc = float(train_correct.mean()), float(test_correct.mean())
     p_acc = accuracy_p_value(int(test_correct.sum()), n_test, int(train_correct.sum()), n_train)
@@ -144,12 +228,28 @@ def compare(
         "histogram": _histogram(train_losses, test_losses),
     }
     images = f"the {n_test:,} test images ({test_acc:.1%}) than on {n_train:,} of its training images"
-    if p_acc < alpha / 2 and test_acc > train_acc:
+    if reference is not None:
+        train_rate, test_rate = reference
+        gain, p_gain = calibrated_gain(train_correct, train_rate, test_correct, test_rate)
+        found.update(
+            reference_train_accuracy=round(float(train_rate.mean()), 5),
+            reference_test_accuracy=round(float(test_rate.mean()), 5),
+            calibrated_gain=round(gain, 5),
+            calibrated_p_value=p_gain,
+        )
+        if p_gain < alpha / 2:
+            found["flag"] = (
+                f"against reference models that never saw either set ({train_rate.mean():.1%} on these "
+                f"training images, {test_rate.mean():.1%} on the test images), the model gains "
+                f"{100 * gain:.1f} points more on {images} ({train_acc:.1%}), {_p(p_gain)}: "
+                "was the test split used for training?"
+            )
+    elif p_acc < alpha / 2 and test_acc > train_acc:
         found["flag"] = (
             f"the model is more accurate on {images} ({train_acc:.1%}), {_p(p_acc)}: "
             "was the test split used for training?"
         )
-    elif p_auc < alpha / 2:
+    if "flag" not in found and p_auc < alpha / 2:
         found["flag"] = (
             f"the model's losses are lower on the {n_test:,} test images than on {n_train:,} of its "
             f"training images (membership AUC {auc:.3f}, {_p(p_auc)}; accuracy {test_acc:.1%} vs "
@@ -185,6 +285,10 @@ def _prepare(item: Item, ctx: Context) -> None:
         "train_loss_median",
         "test_loss_median",
         "seed",
+        "reference_train_accuracy",
+        "reference_test_accuracy",
+        "calibrated_gain",
+        "calibrated_p_value",
     ),
 )
 def run(item: Item, ctx: Context) -> Outcome:
@@ -202,8 +306,15 @@ def run(item: Item, ctx: Context) -> Outcome:
         f"evaluating {task.model} on {len(sample.order):,} training images", hidden_inputs=False,
     )  # fmt: skip
     train_losses, train_correct = per_image(logits, sample.labels[sample.order])
+    reference, about = None, None
+    if item.options.get("reference"):
+        picked = training_sample(sample.split_size, len(sample.order), item.options["seed"])
+        train_rate, test_rate, about = load_reference(
+            ctx.rubric.path.parent / item.options["reference"], picked, ctx.data.split().labels
+        )
+        reference = (train_rate[sample.order], test_rate[evaluation.order])
     found = compare(
-        train_losses, train_correct, evaluation.losses, evaluation.correct, item.options["alpha"]
+        train_losses, train_correct, evaluation.losses, evaluation.correct, item.options["alpha"], reference
     )
     if "flag" in found:
         found["flag"] = f"{task.model}: {found['flag']}"
@@ -222,20 +333,32 @@ def run(item: Item, ctx: Context) -> Outcome:
         f"training sample: {found['train_images']:,} of {sample.split_size:,} training images "
         f"(seed {item.options['seed']}); accuracy {train_acc:.2%}",
         f"test split: {found['test_images']:,} images; accuracy {test_acc:.2%}",
-        f"test accuracy above training accuracy: one-sided {_p(found['accuracy_p_value'])}",
+        f"test accuracy above training accuracy: one-sided {_p(found['accuracy_p_value'])}"
+        + (" (reported; the calibrated test below decides)" if about else ""),
         f"membership AUC (loss tells training from test images; honest models score about 0.5 or above): "
         f"{found['membership_auc']:.3f}, test losses lower: one-sided {_p(found['auc_p_value'])}",
-        "median loss: " + ", ".join(
+        "median loss: "
+        + ", ".join(
             f"{name} {'not finite' if v is None else f'{v:.3g}'}"
             for name, v in (("training", found["train_loss_median"]), ("test", found["test_loss_median"]))
         ),
         f"flagged when either p-value is below {alpha / 2:g} (alpha {alpha:g}, split between the two tests)",
         "a model trained on the training and test images together is not detectable this way",
     ]
+    if about:
+        lines[4:4] = [
+            f"reference models ({about['models']} × {about['recipe']}; trained without these images): "
+            f"{found['reference_train_accuracy']:.2%} on the training sample, "
+            f"{found['reference_test_accuracy']:.2%} on the test split",
+            f"gain over the references, test minus training: {100 * found['calibrated_gain']:+.2f} points; "
+            f"gain this high: one-sided {_p(found['calibrated_p_value'])}",
+        ]
     if seconds is not None and evaluation.seconds:
         lines.append(f"evaluation: {seconds:.1f} s here, {evaluation.seconds:.1f} s for the test split")
     auc = found["membership_auc"]
     summary = f"training sample {train_acc:.1%} vs test {test_acc:.1%}, membership AUC {auc:.2f}"
+    if about:
+        summary += f", {100 * found['calibrated_gain']:+.1f} points against the references"
     if "flag" in found:
         return Outcome(
             False, f"flagged for the TA: {found['flag']}", "\n".join(lines), found, score=item.points

@@ -53,6 +53,7 @@ class Evaluation:
     batch_size: int
     losses: np.ndarray  # cross-entropy per test image; inf where the logits were not finite
     correct: np.ndarray  # bool per test image
+    order: np.ndarray  # row i of losses and correct is test image order[i] (the staged order)
     seconds: float | None
 
 
