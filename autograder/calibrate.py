@@ -71,7 +71,12 @@ def _item(rubric: Rubric, item_id: str | None):
     raise UsageError(f"{rubric.id}: no generalisation item {item_id or ''} (generalisation items: {have})")
 
 
-def _factory(spec: str):
+def reference_recipes(models: int, epochs: int, mirror: bool) -> list[training.Recipe]:
+    """The retrain recipe at its default batch and rate, no time budget, one seed per model."""
+    return [training.Recipe(epochs, BATCH, LR, float("inf"), seed, flip=mirror) for seed in range(models)]
+
+
+def factory(spec: str):
     module, _, name = spec.partition(":")
     try:
         return getattr(importlib.import_module(module), name)
@@ -113,16 +118,16 @@ def share_right(
     return [total / len(recipes) for total in hits]
 
 
-def calibrate(args: argparse.Namespace, say=print) -> Path:
-    """Write the reference file for ``args.item`` of ``args.rubric``; its path."""
+def calibrate(args: argparse.Namespace, rubric: Rubric | None = None, say=print) -> Path:
+    """Write the reference file for ``args.item`` of ``args.rubric`` (already loaded: ``rubric``)."""
     import torch
 
-    rubric = load(args.rubric)
+    rubric = rubric or load(args.rubric)
     item = _item(rubric, args.item)
     spec = dataset_spec(rubric.dataset)
     if args.models < 1 or args.epochs < 1:
         raise UsageError("--models and --epochs must be at least 1")
-    make = _factory(args.model or DEFAULT_MODELS[1 if spec.channels == 1 else 3])
+    make = factory(args.model or DEFAULT_MODELS[1 if spec.channels == 1 else 3])
     train, test = (
         load_split(args.data_root, rubric.dataset, train=True),
         load_split(args.data_root, rubric.dataset),
@@ -132,10 +137,7 @@ def calibrate(args: argparse.Namespace, say=print) -> Path:
     )
     rest = np.setdiff1d(np.arange(len(train.labels)), sample)
     norm = rubric.normalize or {"mean": list(spec.mean), "std": list(spec.std)}
-    recipes = [
-        training.Recipe(args.epochs, BATCH, LR, float("inf"), seed, flip=spec.mirror)
-        for seed in range(args.models)
-    ]  # fmt: skip
+    recipes = reference_recipes(args.models, args.epochs, spec.mirror)
     say(
         f"{rubric.id} {item.id}: {args.models} × {make.__name__} on {len(rest):,} training images (the split "
         f"minus the item's {len(sample):,}-image sample, seed {item.options['seed']}); "
@@ -167,6 +169,6 @@ def calibrate(args: argparse.Namespace, say=print) -> Path:
     return args.out
 
 
-def command(args: argparse.Namespace) -> int:
-    calibrate(args)
+def command(args: argparse.Namespace, rubric: Rubric | None = None) -> int:
+    calibrate(args, rubric)
     return 0

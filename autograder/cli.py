@@ -166,8 +166,9 @@ def cmd_build_gradescope(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    args.data_root = data_root(args.data_root, rubrics.load(args.rubric).dataset)
-    return calibrate.command(args)
+    rubric = rubrics.load(args.rubric)
+    args.data_root = data_root(args.data_root, rubric.dataset)
+    return calibrate.command(args, rubric)
 
 
 def _staff_notes(command: str) -> None:

@@ -12,7 +12,8 @@ for every submission. The zip holds:
 * ``run_autograder``: the repository's, unchanged (it reads ``rubric-id``,
   ``data/`` and ``.venv`` next to itself, i.e. in ``/autograder``);
 * ``rubric-id`` and ``grader/``: the package, the rubric (and the reference files its
-  ``generalisation`` items name, beside it), the reference solutions, ``pyproject.toml``, ``constraints.txt`` (the pinned versions), ``setup.sh``.
+  ``generalisation`` items name, beside it), the reference solutions, ``pyproject.toml``,
+  ``constraints.txt`` (the pinned versions), ``setup.sh``.
 
 Item visibility comes from the rubric (``visibility`` per item, or the kind's
 default), so hidden-test accuracy stays hidden until the due date.
@@ -94,7 +95,7 @@ def _members(rubric: Rubric) -> list[tuple[str, Path]]:
         if item.options.get("reference"):
             path = rubric.path.parent / item.options["reference"]
             if not path.is_file():
-                raise BuildError(f"{item.id}: its reference file {path} is missing (run `autograder calibrate`)")
+                raise BuildError(f"{item.id}: reference file {path} is missing (run `autograder calibrate`)")
             found.append((f"grader/rubrics/{item.options['reference']}", path))
     return found
 

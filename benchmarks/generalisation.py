@@ -95,16 +95,20 @@ def fit(
     aug: bool,
     flip: bool,
     lr: float = 1e-3,
+    after_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
+    """Adam, batches of 128; ``after_epoch(epoch, model)`` sees the model (in eval mode) after each epoch."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         model.train()
         for index in torch.randperm(len(y), generator=generator).split(128):
             batch = augment(x[index], flip, generator) if aug else x[index]
             optimiser.zero_grad()
             nn.functional.cross_entropy(model(batch), y[index]).backward()
             optimiser.step()
+        if after_epoch is not None:
+            after_epoch(epoch, model.eval())
     return model.eval()
 
 

@@ -323,3 +323,24 @@ def test_a_reference_file_for_other_data_is_refused_with_a_staff_message(tmp_pat
     with pytest.raises(CheckFailed, match=message) as failed:
         load_reference(path, sample, labels)
     assert str(failed.value).endswith("this is not your fault: tell the course staff")
+
+
+def test_calibrate_names_the_generalisation_items_when_asked_for_another(tmp_path, capsys):
+    root = noisy_root(tmp_path / "data")
+    args = [
+        "calibrate",
+        "--rubric",
+        "lab4-cnn-fashion-mnist",
+        "--data-root",
+        str(root),
+        "--out",
+        str(tmp_path / "r.npz"),
+    ]
+    assert cli.main([*args, "--item", "task1.accuracy"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "autograder: lab4-cnn-fashion-mnist: no generalisation item task1.accuracy "
+        "(generalisation items: task1.generalisation)"
+    )
+    assert cli.main([*args, "--model", "reference.lab4.fashion_cnn:Nope"]) == 2
+    assert "--model reference.lab4.fashion_cnn:Nope: " in capsys.readouterr().err
+    assert not (tmp_path / "r.npz").exists()
