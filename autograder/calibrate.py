@@ -52,14 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="the .npz to write (beside the rubric)")
     parser.add_argument(
-        "--models", type=int, default=DEFAULT_COUNT, help=f"reference networks ({DEFAULT_COUNT})"
+        "--models", type=int, default=DEFAULT_COUNT, help=f"reference networks (default {DEFAULT_COUNT})"
     )
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs each ({DEFAULT_EPOCHS})")
+    parser.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs each (default {DEFAULT_EPOCHS})"
+    )
     parser.add_argument(
         "--model", help="module:factory of the reference network (default: SimpleCNN for colour "
         "images, FashionCNN for grey ones, from the bundled reference solutions)",
     )  # fmt: skip
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"), help="where to train (default cpu)"
+    )
 
 
 def _item(rubric: Rubric, item_id: str | None):

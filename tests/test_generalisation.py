@@ -304,6 +304,7 @@ def test_calibration_removes_which_images_happened_to_be_drawn():
         ({"test_labels_sha256": np.array("0" * 64)}, "was made for another test split"),
         ({"train_rate": np.full(300, 1.5)}, "holds no accuracies in 0..1"),
         ({"models": None}, "lacks models"),
+        ({"test_rate": np.array(["x"] * 400)}, "cannot be read"),
         (None, "cannot be read"),
     ],
 )

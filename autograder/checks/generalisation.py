@@ -97,11 +97,12 @@ def load_reference(
                     f"the rubric's reference file {path.name} lacks {', '.join(missing)}; {staff}"
                 )
             arrays = {k: found[k] for k in REFERENCE_KEYS}
-    except (OSError, ValueError) as exc:
+        train_rate, test_rate = arrays["train_rate"].astype(float), arrays["test_rate"].astype(float)
+        about = {"models": int(arrays["models"]), "recipe": str(arrays["recipe"])}
+    except (OSError, ValueError, TypeError) as exc:
         raise CheckFailed(
             f"the rubric's reference file {path.name} cannot be read ({exc}); {staff}"
         ) from None
-    train_rate, test_rate = arrays["train_rate"].astype(float), arrays["test_rate"].astype(float)
     if not np.array_equal(arrays["sample"], sample):
         raise CheckFailed(
             f"the rubric's reference file {path.name} was made for another training sample (sample size, "
@@ -115,7 +116,6 @@ def load_reference(
     rates = np.concatenate([train_rate, test_rate])
     if len(train_rate) != len(sample) or not np.all((rates >= 0) & (rates <= 1)):
         raise CheckFailed(f"the rubric's reference file {path.name} holds no accuracies in 0..1; {staff}")
-    about = {"models": int(arrays["models"]), "recipe": str(arrays["recipe"])}
     return train_rate, test_rate, about
 
 
