@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
-from helpers import data, submissions, train  # noqa: E402
+from helpers import data, labs, submissions, train  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,25 +30,30 @@ def cifar_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_simple(cifar_root) -> dict:
-    """The reference SimpleCNN's state_dict alone: tests that need no ResNet skip its training."""
+    """The reference SimpleCNN's state_dict alone: tests that need no ResNet skip its training.
+    Trained on one thread, like every model the tests train (``labs.one_thread``)."""
     import torch
 
     from reference.lab2.simple_cnn import SimpleCNN
 
     torch.manual_seed(0)
-    simple = train.train(SimpleCNN(), cifar_root, "cifar10", submissions.MEAN, submissions.STD, steps=150)
+    with labs.one_thread():
+        simple = train.train(SimpleCNN(), cifar_root, "cifar10", submissions.MEAN, submissions.STD, steps=150)
     return simple.state_dict()
 
 
 @pytest.fixture(scope="session")
 def trained(cifar_root, trained_simple) -> dict[str, dict]:
+    """Both lab 2 references' state_dicts. ResNet-18 trains on one thread too: on a busy
+    2-core runner that took 58 s against 132 s with two (and a third of the CPU time)."""
     import torch
 
     from reference.lab2.resnet18 import ResNet18
 
     mean, std = submissions.MEAN, submissions.STD
     torch.manual_seed(0)
-    resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
+    with labs.one_thread():
+        resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
     return {"simple": trained_simple, "resnet": resnet.state_dict()}
 
 
