@@ -26,8 +26,8 @@ def demo(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo")
     printed = io.StringIO()
-    # --threads 1: on a shared 2-core runner the demo's training and grades take half the time
-    # on one thread; one_thread gives this process its thread count back (the demo sets torch's)
+    # --threads 1: on a shared 2-core runner the demo takes a quarter of the time on one thread
+    # (27 s, not 113 s); one_thread gives this process its thread count back (the demo sets torch's)
     with contextlib.redirect_stdout(printed), labs.one_thread():
         status = main(["demo", "--out", str(out), "--threads", "1"])
     return status, printed.getvalue(), out
