@@ -16,7 +16,7 @@ from torchvision.datasets import MNIST
 
 from autograder.cli import main
 
-pytestmark = pytest.mark.slow  # the demo sets up and grades the bundled examples (~85 s)
+pytestmark = pytest.mark.slow  # the demo sets up and grades the bundled examples (~30 s on one thread)
 
 
 @pytest.fixture(scope="module")
