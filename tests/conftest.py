@@ -1,5 +1,6 @@
 """Shared fixtures: a generated CIFAR-format data root, reference models
-really trained on it (once per session), and lab 2 submissions."""
+really trained on it (once per session), and lab 2 submissions (a complete one
+graded once for every module that reads its results)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
-from helpers import data, submissions, train  # noqa: E402
+from helpers import data, grading, labs, notebooks, submissions, train  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,25 +31,30 @@ def cifar_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_simple(cifar_root) -> dict:
-    """The reference SimpleCNN's state_dict alone: tests that need no ResNet skip its training."""
+    """The reference SimpleCNN's state_dict alone: tests that need no ResNet skip its training.
+    Trained on one thread, like every model the tests train (``labs.one_thread``)."""
     import torch
 
     from reference.lab2.simple_cnn import SimpleCNN
 
     torch.manual_seed(0)
-    simple = train.train(SimpleCNN(), cifar_root, "cifar10", submissions.MEAN, submissions.STD, steps=150)
+    with labs.one_thread():
+        simple = train.train(SimpleCNN(), cifar_root, "cifar10", submissions.MEAN, submissions.STD, steps=150)
     return simple.state_dict()
 
 
 @pytest.fixture(scope="session")
 def trained(cifar_root, trained_simple) -> dict[str, dict]:
+    """Both lab 2 references' state_dicts. ResNet-18 trains on one thread too: on a busy
+    2-core runner that took 58 s against 132 s with two (and a third of the CPU time)."""
     import torch
 
     from reference.lab2.resnet18 import ResNet18
 
     mean, std = submissions.MEAN, submissions.STD
     torch.manual_seed(0)
-    resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
+    with labs.one_thread():
+        resnet = train.train(ResNet18(), cifar_root, "cifar10", mean, std, steps=30, batch=32, lr=1e-3)
     return {"simple": trained_simple, "resnet": resnet.state_dict()}
 
 
@@ -57,6 +63,26 @@ def lab2_rubric():
     from autograder.rubric import load
 
     return load("lab2-resnet18-cifar10")
+
+
+@pytest.fixture(scope="session")
+def lab2_graded(tmp_path_factory, trained, cifar_root, lab2_rubric):
+    """A complete lab 2 hand-in, zipped in its folder as students upload it, graded once with
+    the leaderboard on (test_lab2.py reads its points and provenance, test_report.py its
+    reports): the notebook ran and printed everything the handout asks for; its SimpleCNN
+    claim is true, its ResNet-18 claim 15 points off the measured accuracy.
+    Returns (graded, SimpleCNN's measured accuracy and per class, ResNet-18's, the claim)."""
+    import dataclasses
+
+    tmp = tmp_path_factory.mktemp("lab2-complete")
+    task1 = notebooks.measured(trained["simple"], cifar_root)
+    resnet = notebooks.measured(trained["resnet"], cifar_root, "resnet")
+    claim2 = round(resnet["accuracy"] + (0.15 if resnet["accuracy"] < 0.85 else -0.15), 2)
+    nb = notebooks.executed_lab2(task1, task2_claim=claim2)
+    folder = submissions.write_lab2(tmp / "StudentID_lab2", trained["simple"], trained["resnet"], notebook=nb)
+    archive = submissions.zip_folder(folder, tmp / "StudentID_lab2.zip", prefix="StudentID_lab2/")
+    rubric = dataclasses.replace(lab2_rubric, leaderboard=True)
+    return grading.run(archive, rubric, cifar_root, tmp / "out"), task1, resnet, claim2
 
 
 @pytest.fixture(scope="session")

@@ -15,18 +15,16 @@ pytestmark = pytest.mark.slow  # lab 2 graded with the trained ResNet-18 (its tr
 
 
 @pytest.fixture(scope="module")
-def correct(tmp_path_factory, trained, cifar_root, lab2_rubric):
-    tmp = tmp_path_factory.mktemp("correct")
-    folder = submissions.write_lab2(tmp / "StudentID_lab2", trained["simple"], trained["resnet"])
-    archive = submissions.zip_folder(folder, tmp / "StudentID_lab2.zip", prefix="StudentID_lab2/")
-    return grading.run(archive, lab2_rubric, cifar_root, tmp / "out")
+def correct(lab2_graded):
+    """The complete lab 2 hand-in, zipped (conftest.py; test_report.py reads its reports)."""
+    return lab2_graded[0]
 
 
 def test_correct_submission_gets_all_autograded_points(correct, results_schema, lab2_rubric):
     jsonschema.validate(correct.json, results_schema)
     assert correct.json["score"] == correct.json["extra_data"]["max_score"] == lab2_rubric.autograded_points
-    # Only notebook evidence may fail here: the helper's notebook has no plots or model summary and
-    # claims an arbitrary 97% (tests/test_report.py grades a complete, truthful notebook).
+    # Only notebook evidence may fail here: the notebook's ResNet-18 claim is 15 points off the
+    # measured accuracy (tests/test_report.py asserts the flag); a claim costs no points.
     evidence = ("notebook_outputs", "claims")
     failed = [
         t["name"]

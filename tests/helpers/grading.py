@@ -28,8 +28,13 @@ class Graded:
         return self.test(item_id)["output"].split("\n")[0]
 
 
-def run(submission: Path, rubric: Rubric, data_root: Path, out: Path, **kwargs: Any) -> Graded:
-    result = grade(submission, rubric, data_root, **kwargs)
+def run(
+    submission: Path, rubric: Rubric, data_root: Path, out: Path, threads: int = 1, **kwargs: Any
+) -> Graded:
+    """``submission`` graded and its reports written to ``out``. The worker gets one thread
+    unless told otherwise: the tests' models are small, and on a shared 2-core runner two
+    threads make a grade slower, not faster."""
+    result = grade(submission, rubric, data_root, threads=threads, **kwargs)
     paths = write_all(result, out)
     return Graded(result, json.loads(paths["results"].read_text()), paths["markdown"].read_text(), out)
 
