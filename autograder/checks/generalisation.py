@@ -40,7 +40,6 @@ from ..result import CheckFailed, ItemResult, Outcome
 from ..rubric import Item
 from .accuracy import evaluate, per_image
 from .context import Context
-from .context.data import training_sample
 from .registry import Part, Place, allowed, check, hook
 
 HISTOGRAM_BINS = 30
@@ -308,9 +307,8 @@ def run(item: Item, ctx: Context) -> Outcome:
     train_losses, train_correct = per_image(logits, sample.labels[sample.order])
     reference, about = None, None
     if item.options.get("reference"):
-        picked = training_sample(sample.split_size, len(sample.order), item.options["seed"])
         train_rate, test_rate, about = load_reference(
-            ctx.rubric.path.parent / item.options["reference"], picked, ctx.data.split().labels
+            ctx.rubric.path.parent / item.options["reference"], sample.indices, ctx.data.split().labels
         )
         reference = (train_rate[sample.order], test_rate[evaluation.order])
     found = compare(

@@ -30,6 +30,7 @@ class TrainSample:
     order: np.ndarray  # row i of the worker's answer is sample image order[i]
     labels: np.ndarray  # the sample's labels, in sample order (the grader's only)
     split_size: int
+    indices: np.ndarray  # the sample's images in the training split (sorted; sample order)
     provenance: dict[str, Any]
 
 
@@ -96,7 +97,8 @@ class Data:
             )
             picked = training_sample(len(split.labels), min(size, len(self.split().labels)), seed)
             path, order = self._stage("train_sample.npy", split.images[picked])
-            return TrainSample(path, order, split.labels[picked], len(split.labels), split.provenance())
+            labels, provenance = split.labels[picked], split.provenance()
+            return TrainSample(path, order, labels, len(split.labels), picked, provenance)
 
         return self._memo(("train_sample", size, seed), write)
 
