@@ -275,6 +275,9 @@ class Models:
                 cls=name,
                 num_classes=task.num_classes,
                 input_shape=task.input_shape,  # lazy layers (d2l style) get their shapes from it
+                other_shapes=[  # or from another size the lab accepts (a LazyLinear AlexNet at 224)
+                    [task.input_shape[0], s, s] for s in task.input_sizes if s != task.input_shape[-1]
+                ],
             )
         except WorkerFailure as exc:
             raise CheckFailed(
