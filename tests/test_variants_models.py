@@ -209,6 +209,9 @@ VARIANTS: dict[str, Variant] = {
         lambda folder, _: labs.write(folder, {"vgg.py": m.VGG_CFG, "googlenet.py": m.INCEPTION_FIXED_INPUT}),
     ),
     "resnet_static_make_layer": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.RESNET_STATIC)),
+    "resnet_colab_export": Variant(
+        "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.RESNET_COLAB)
+    ),
     "lab7_modulelist_dataclass": Variant(
         "lab7-resnet18-cifar10",
         ("task1.residual", "task1.forward", "task1.counts"),
@@ -432,6 +435,15 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "layer4: 2 x BasicBlock, output (1, 512, 4, 4), projection yes",
         )
     ),
+    # File > Download > .py: !pip, %matplotlib, drive.mount, cuda hard-coded, training at the top
+    "resnet_colab_export": {
+        "task2.make_layer": (
+            "pass",
+            "make_layer builds layer1, layer2, layer3, layer4",
+            "note: resnet18.py was saved from a notebook (it has ! and % lines): graded on its definitions",
+        ),
+        "task2.forward": ("pass", "output (8, 10)"),
+    },
     "lab7_modulelist_dataclass": {
         "task1.residual": ("pass", "ResNet18 is residual: 8 skip connections (5 identity, 3 projection)"),
         "task1.forward": ("pass", "output (8, 10)"),
@@ -595,6 +607,28 @@ def test_a_block_may_leave_out_what_lazy_layers_infer(got, left_out):
     }
     lecture = next((w for k, w in want.items() if got and k in got), want["num_convs"])
     assert _left_out(got, lecture) == left_out
+
+
+@pytest.mark.parametrize(
+    ("text", "exported"),
+    [
+        (m.RESNET_COLAB, True),
+        ("!pip install thop\n%matplotlib inline\nimport torch\n", True),
+        (m.RESNET_STATIC, False),  # plain Python: imported as it is
+        (m.BROKEN_SYNTAX, False),  # a syntax error no magic explains: said as such
+        ("!pip install thop\ndef f(:\n", False),
+        ("x = 1  # !pip install thop\n", False),
+    ],
+)
+def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
+    from autograder.notebook.extract import extract, notebook_export, parse
+
+    nb = notebook_export(text)
+    assert (nb is not None) == exported
+    if exported and "class ResNet18" in text:
+        code = extract(parse(nb))
+        assert "class ResNet18" in code.text and "drive.mount" not in code.text
+        assert "for epoch" not in code.text and "!pip" not in code.text
 
 
 @pytest.mark.parametrize(
