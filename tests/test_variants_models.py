@@ -178,6 +178,50 @@ VARIANTS: dict[str, Variant] = {
         ("alexnet.spec", "alexnet.forward"),
         lambda folder, _: labs.write(folder, {"alexnet.py": m.ALEXNET_227}),
     ),
+    # one grade, five files: LeNet with F.avg_pool2d/F.max_pool2d, torch.flatten and x.view;
+    # torchvision's AlexNet (one ReLU module reused, nn.LazyLinear, num_classes required,
+    # print(model) at import); the d2l book's current lazy blocks (no input-channel argument)
+    "lecture15_book_styles": Variant(
+        "lecture15-classic-cnns",
+        (
+            "lenet.spec",
+            "lenet.forward",
+            "lenet_max.spec",
+            "alexnet.spec",
+            "alexnet.forward",
+            "vgg.block",
+            "googlenet.block",
+            "resnet.block",
+            "resnet.counts",
+        ),
+        lambda folder, _: labs.write(
+            folder,
+            {
+                "lenet.py": m.LENET_FUNCTIONAL,
+                "alexnet.py": m.ALEXNET_TORCHVISION,
+                **{f"{net}.py": m.D2L_BLOCKS for net in ("vgg", "googlenet", "resnet")},
+            },
+        ),
+    ),
+    "vgg_cfg_and_fixed_inception": Variant(
+        "lecture15-classic-cnns",
+        ("vgg.block", "vgg.forward", "googlenet.block"),
+        lambda folder, _: labs.write(folder, {"vgg.py": m.VGG_CFG, "googlenet.py": m.INCEPTION_FIXED_INPUT}),
+    ),
+    "resnet_static_make_layer": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.RESNET_STATIC)),
+    "resnet_colab_export": Variant(
+        "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.RESNET_COLAB)
+    ),
+    "lab7_modulelist_dataclass": Variant(
+        "lab7-resnet18-cifar10",
+        ("task1.residual", "task1.forward", "task1.counts"),
+        lambda folder, _: labs.write(folder, {"resnet18.py": m.RESNET_MODULELIST}),
+    ),
+    "fashion_typed_config": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec", "task1.forward"),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.FASHION_TYPED}),
+    ),
 }
 
 
@@ -339,6 +383,76 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         ),
         "alexnet.forward": ("fail", "AlexNet maps none of the accepted input sizes to (N, 10) logits"),
     },
+    "lecture15_book_styles": {
+        "lenet.spec": (
+            "pass",
+            "LeNet (lenet.py) has the required 6-layer stack in order",
+            "AvgPool2d(kernel_size=2) [functional]",
+        ),
+        "lenet.forward": ("pass", "output (8, 10)"),
+        "lenet_max.spec": (
+            "pass",
+            "LeNetMaxPool (lenet.py) has the required 6-layer stack in order",
+            "MaxPool2d(kernel_size=2) [functional]",
+        ),
+        # its LazyLinear takes its size from the accepted 224x224, not from the dataset's 28x28
+        "alexnet.spec": ("pass", "AlexNet (alexnet.py) has the required 7-layer stack in order"),
+        "alexnet.forward": ("pass", "input (8, 1, 224, 224) -> output (8, 10)"),
+        "vgg.block": (
+            "pass",
+            "vgg_block (vgg.py) builds what the lecture describes for all 2 probe calls",
+            "without in_channels (the d2l book's lazy-layer style): probed without it",
+            "vgg_block(2, 16) on (1, 28, 28) -> (16, 14, 14), 2,480 parameters",
+        ),
+        "googlenet.block": (
+            "pass",
+            "Inception (googlenet.py) builds what the lecture describes",
+            "163,696 parameters, 4 branches concatenated",
+        ),
+        "resnet.block": (
+            "pass",
+            "Residual (resnet.py) builds what the lecture describes for all 2 probe calls, in the basic",
+            "Residual(6, True, 2) on (3, 6, 6) -> (6, 3, 3), 546 parameters, skips: projection",
+        ),
+        "resnet.counts": ("pass", "params 175,338"),
+    },
+    "vgg_cfg_and_fixed_inception": {
+        "vgg.block": ("pass", "vgg_block (vgg.py) builds what the lecture describes for all 2 probe calls"),
+        "vgg.forward": ("pass", "output (8, 10)"),
+        # the book's signature without its lazy layers: it runs on 64-channel input only
+        "googlenet.block": (
+            "fail",
+            "Inception(64, [96, 128], [16, 32], 32) running it on an input of shape (2, 192, 12, 12) failed",
+            "without in_channels (the d2l book's lazy-layer style)",
+        ),
+    },
+    # the template's signature is make_layer(block, channels, num_blocks, stride)
+    "resnet_static_make_layer": task2_verdicts(
+        (
+            "fail",
+            "make_layer takes (block, in_channels, out_channels, num_blocks, stride); "
+            "expected (block, channels, num_blocks, stride)",
+            "layer4: 2 x BasicBlock, output (1, 512, 4, 4), projection yes",
+        )
+    ),
+    # File > Download > .py: !pip, %matplotlib, drive.mount, cuda hard-coded, training at the top
+    "resnet_colab_export": {
+        "task2.make_layer": (
+            "pass",
+            "make_layer builds layer1, layer2, layer3, layer4",
+            "note: resnet18.py was saved from a notebook (it has ! and % lines): graded on its definitions",
+        ),
+        "task2.forward": ("pass", "output (8, 10)"),
+    },
+    "lab7_modulelist_dataclass": {
+        "task1.residual": ("pass", "ResNet18 is residual: 8 skip connections (5 identity, 3 projection)"),
+        "task1.forward": ("pass", "output (8, 10)"),
+        "task1.counts": ("pass", f"params {CIFAR_STEM:,}"),
+    },
+    "fashion_typed_config": {
+        "task1.spec": ("pass", "FashionCNN (fashion_cnn.py) runs Conv2d(in_channels=1)"),
+        "task1.forward": ("pass", "output (8, 10)"),
+    },
 }
 
 FLAGGED = {"pickled_model": "task1.accuracy", "truncated": "task1.accuracy"}
@@ -368,7 +482,8 @@ def graded(tmp_path_factory, request):
         if name not in done:
             variant = VARIANTS[name]
             lab2 = variant.rubric.startswith("lab2")
-            root = request.getfixturevalue("cifar_root" if lab2 else "fashion_root")
+            cifar = variant.rubric.startswith(("lab2", "lab7"))  # the CIFAR-10 labs
+            root = request.getfixturevalue("cifar_root" if cifar else "fashion_root")
             state = request.getfixturevalue("trained_simple") if lab2 else {}
             tmp = tmp_path_factory.mktemp(name)
             folder = variant.build(tmp / "submission", state)
@@ -468,6 +583,52 @@ def test_a_notebook_imports_another_student_file_only_when_its_definitions_use_i
     assert "from resnet18 import ResNet18" not in kept and "import resnet18 as r" in kept
     # without knowing which files are the student's, every import stays (the control)
     assert "from resnet18 import ResNet18" in extract(nb).text
+
+
+@pytest.mark.parametrize(
+    ("got", "left_out"),
+    [
+        (["num_convs", "out_channels"], ["in_channels"]),  # d2l 1.0's vgg_block
+        (["c1", "c2", "c3", "c4"], ["in_channels"]),  # d2l 1.0's Inception
+        (["num_channels", "use_1x1conv", "strides"], ["input_channels"]),  # d2l 1.0's Residual
+        (["num_convs", "in_channels", "out_channels"], []),  # the lecture's own
+        (["n", "cout"], []),  # renamed: not the lecture's parameters, its own failure
+        (["out_channels", "num_convs"], []),  # reordered: the arguments would land wrong
+        (None, []),
+    ],
+)
+def test_a_block_may_leave_out_what_lazy_layers_infer(got, left_out):
+    from autograder.checks.block import _left_out
+
+    want = {
+        "num_convs": ["num_convs", "in_channels", "out_channels"],
+        "c1": ["in_channels", "c1", "c2", "c3", "c4"],
+        "num_channels": ["input_channels", "num_channels", "use_1x1conv", "strides"],
+    }
+    lecture = next((w for k, w in want.items() if got and k in got), want["num_convs"])
+    assert _left_out(got, lecture) == left_out
+
+
+@pytest.mark.parametrize(
+    ("text", "exported"),
+    [
+        (m.RESNET_COLAB, True),
+        ("!pip install thop\n%matplotlib inline\nimport torch\n", True),
+        (m.RESNET_STATIC, False),  # plain Python: imported as it is
+        (m.BROKEN_SYNTAX, False),  # a syntax error no magic explains: said as such
+        ("!pip install thop\ndef f(:\n", False),
+        ("x = 1  # !pip install thop\n", False),
+    ],
+)
+def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
+    from autograder.notebook.extract import extract, notebook_export, parse
+
+    nb = notebook_export(text)
+    assert (nb is not None) == exported
+    if exported and "class ResNet18" in text:
+        code = extract(parse(nb))
+        assert "class ResNet18" in code.text and "drive.mount" not in code.text
+        assert "for epoch" not in code.text and "!pip" not in code.text
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,23 @@ def _signature_problem(got: list[str] | None, required: int | None, want: list[s
     return None
 
 
+def _left_out(got: list[str] | None, want: list[str]) -> list[str]:
+    """The lecture's parameters a block leaves out while taking the others, by name and in
+    order (the d2l book's lazy-layer blocks take no input channels: ``vgg_block(num_convs,
+    out_channels)``, ``Residual(num_channels, use_1x1conv, strides)``); [] otherwise."""
+    if got is None or len(got) >= len(want):
+        return []
+    rest = iter(want)
+    if not all(name in rest for name in got):  # ``in`` consumes ``rest``: a subsequence test
+        return []
+    return [name for name in want if name not in got]
+
+
+def _without(probes: list[dict[str, Any]], positions: list[int]) -> list[dict[str, Any]]:
+    """The probe calls with the arguments at ``positions`` left out."""
+    return [{**p, "args": [a for k, a in enumerate(p["args"]) if k not in positions]} for p in probes]
+
+
 def _order(orders: list[str] | None, got: dict[str, Any]) -> tuple[str | None, list[str]]:
     """The residual order the probe's block has (by name), or what differs from the handout's."""
     if not orders or "error" in got:
@@ -127,17 +144,38 @@ def run(item: Item, ctx: Context) -> Outcome:
     name = item.options["block"]
     source = ctx.models.defining(item.task, name)
     probes = [{"args": p["args"], "kwargs": p["kwargs"], "input": p["input"]} for p in item.options["probes"]]
-    facts = ask(
-        ctx, source, f"probing {name}", "block", item.timeout, module=source.module, name=name, probes=probes
-    )
+
+    def probed(calls: list[dict[str, Any]]) -> dict[str, Any]:
+        return ask(
+            ctx,
+            source,
+            f"probing {name}",
+            "block",
+            item.timeout,
+            module=source.module,
+            name=name,
+            probes=calls,
+        )
+
+    facts = probed(probes)
     problems: list[str] = []
     lines: list[str] = []
-    signature = facts.get("signature")
-    sig_problem = _signature_problem(signature, facts.get("required"), item.options["signature"])
+    signature, want = facts.get("signature"), item.options["signature"]
+    left_out = _left_out(signature, want)
+    if left_out:  # probed again without them: what it builds decides
+        positions = [want.index(n) for n in left_out]
+        facts = probed(_without(probes, positions))
+        lines.append(
+            f"note: {name} takes ({', '.join(signature or [])}), without {', '.join(left_out)} "
+            "(the d2l book's lazy-layer style): probed without "
+            f"{'it' if len(left_out) == 1 else 'them'}"
+        )
+    sig_problem = None if left_out else _signature_problem(signature, facts.get("required"), want)
     if sig_problem:
         problems.append(f"{name} {sig_problem}")
     elif (
         signature is not None
+        and not left_out
         and item.options["signature"]
         and signature[: len(item.options["signature"])] != item.options["signature"]
     ):

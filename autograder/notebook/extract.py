@@ -56,15 +56,18 @@ class ExtractedCode:
     line_map: list[tuple[int, int, int]] = field(default_factory=list)  # (start, cell, cell_line)
     syntax_errors: list[str] = field(default_factory=list)
     cells: int = 0
+    script: bool = False  # from a .py file saved from a notebook (``notebook_export``): no cells
 
     def locate(self, line: int | None) -> str:
-        """'cell 4, line 2' for a line of the extracted module."""
+        """'cell 4, line 2' for a line of the extracted module ('line 2' in a script)."""
         if line is None:
             return "the notebook"
         best = None
         for start, cell, cell_line in self.line_map:
             if start <= line:
                 best = (cell, cell_line + line - start)
+        if best and self.script:
+            return f"line {best[1]}"
         return f"cell {best[0]}, line {best[1]}" if best else f"line {line}"
 
 
@@ -135,6 +138,26 @@ def _clean(source: str) -> str:
     if lines and lines[0].lstrip().startswith("%%"):
         return ""
     return "\n".join("" if line.lstrip().startswith(("%", "!", "?")) else line for line in lines)
+
+
+def notebook_export(text: str) -> nbformat.NotebookNode | None:
+    """A .py file saved from a notebook with its shell escapes and magics as typed
+    (Colab's File > Download > .py keeps ``!pip install thop``, ``%matplotlib inline``),
+    as the one-cell notebook it is: Python cannot import it, and its top level is the
+    notebook's (Drive mounted, training). None for a file Python parses, or one the
+    magics do not explain."""
+
+    def parses(source: str) -> bool:
+        try:
+            ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+        return True
+
+    cleaned = _clean(text)
+    if cleaned == text or not cleaned.strip() or parses(text) or not parses(cleaned):
+        return None
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text)])
 
 
 def _dotted(node: ast.AST) -> str:

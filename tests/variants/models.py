@@ -424,3 +424,494 @@ class AlexNet(nn.Module):
         x = torch.flatten(x, 1)
         return self.classifier(x)
 """
+
+
+# --- lecture 15, lab 4 and lab 7 in more styles (issue: real student model code) ---
+# LeNet with super(LeNet, self), functional pooling and torch.flatten; the max-pool
+# variant with F.max_pool2d(kernel_size=..., stride=...) and x.view(x.size(0), -1).
+LENET_FUNCTIONAL = """import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super(LeNet, self).__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.sigmoid(self.conv1(x)), 2)
+        x = F.avg_pool2d(torch.sigmoid(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = torch.sigmoid(self.fc1(x))
+        x = torch.sigmoid(self.fc2(x))
+        return self.fc3(x)
+
+
+class LeNetMaxPool(LeNet):
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), kernel_size=2, stride=2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), kernel_size=2, stride=2)
+        x = x.view(x.size(0), -1)
+        x = F.dropout(F.relu(self.fc1(x)), 0.2, training=self.training)
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+"""
+
+# torchvision's AlexNet layout (features / avgpool / classifier), one ReLU module reused
+# for every activation, num_classes a required argument, nn.LazyLinear for the first FC.
+ALEXNET_TORCHVISION = """import torch
+from torch import nn
+
+
+class AlexNet(nn.Module):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.conv1 = nn.Conv2d(1, 64, kernel_size=11, stride=4, padding=2)
+        self.conv2 = nn.Conv2d(64, 192, kernel_size=5, padding=2)
+        self.conv3 = nn.Conv2d(192, 384, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(384, 256, kernel_size=3, padding=1)
+        self.conv5 = nn.Conv2d(256, 256, kernel_size=3, padding=1)
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=0.5),
+            nn.LazyLinear(4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu(self.conv1(x)))
+        x = self.pool(self.relu(self.conv2(x)))
+        x = self.relu(self.conv3(x))
+        x = self.relu(self.conv4(x))
+        x = self.pool(self.relu(self.conv5(x)))
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.classifier(x)
+
+
+model = AlexNet(num_classes=10)
+print(model)
+"""
+
+# The book's current (d2l 1.0) blocks: lazy layers, no input-channel argument.
+D2L_BLOCKS = """import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def vgg_block(num_convs, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.LazyConv2d(out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+class VGG(nn.Module):
+    def __init__(self, arch=((1, 16), (1, 32), (2, 64)), num_classes=10):
+        super().__init__()
+        conv_blks = [vgg_block(*b) for b in arch]
+        self.net = nn.Sequential(
+            *conv_blks, nn.Flatten(),
+            nn.LazyLinear(128), nn.ReLU(), nn.Dropout(0.5),
+            nn.LazyLinear(num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Inception(nn.Module):
+    # c1--c4 are the number of output channels for each branch
+    def __init__(self, c1, c2, c3, c4, **kwargs):
+        super(Inception, self).__init__(**kwargs)
+        self.b1_1 = nn.LazyConv2d(c1, kernel_size=1)
+        self.b2_1 = nn.LazyConv2d(c2[0], kernel_size=1)
+        self.b2_2 = nn.LazyConv2d(c2[1], kernel_size=3, padding=1)
+        self.b3_1 = nn.LazyConv2d(c3[0], kernel_size=1)
+        self.b3_2 = nn.LazyConv2d(c3[1], kernel_size=5, padding=2)
+        self.b4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.b4_2 = nn.LazyConv2d(c4, kernel_size=1)
+
+    def forward(self, x):
+        b1 = F.relu(self.b1_1(x))
+        b2 = F.relu(self.b2_2(F.relu(self.b2_1(x))))
+        b3 = F.relu(self.b3_2(F.relu(self.b3_1(x))))
+        b4 = F.relu(self.b4_2(self.b4_1(x)))
+        return torch.cat((b1, b2, b3, b4), dim=1)
+
+
+class GoogLeNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LazyConv2d(16, kernel_size=3, padding=1), nn.ReLU(),
+            Inception(8, (8, 16), (4, 8), 8),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+            Inception(16, (16, 32), (8, 16), 16),
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Residual(nn.Module):
+    \"\"\"The Residual block of ResNet models.\"\"\"
+    def __init__(self, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
+        if use_1x1conv:
+            self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+        else:
+            self.conv3 = None
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+class ResNet(nn.Module):
+    def __init__(self, arch=((2, 16), (2, 32), (2, 64)), num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(nn.LazyConv2d(16, kernel_size=3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU())
+        for i, b in enumerate(arch):
+            self.net.add_module(f'b{i+2}', self.block(*b, first_block=(i == 0)))
+        self.net.add_module('last', nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+
+    def block(self, num_residuals, num_channels, first_block=False):
+        blk = []
+        for i in range(num_residuals):
+            if i == 0 and not first_block:
+                blk.append(Residual(num_channels, use_1x1conv=True, strides=2))
+            else:
+                blk.append(Residual(num_channels))
+        return nn.Sequential(*blk)
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+# VGG from a cfg list, as torchvision's make_layers builds it; vgg_block as the lecture asks.
+VGG_CFG = """import torch
+import torch.nn as nn
+
+cfg = [64, 'M', 128, 'M', 256, 256, 'M']
+
+
+def vgg_block(num_convs, in_channels, out_channels):
+    layers = []
+    for _ in range(num_convs):
+        layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+class VGG(nn.Module):
+    def __init__(self, cfg=cfg, num_classes=10):
+        super(VGG, self).__init__()
+        blocks, in_channels, convs = [], 1, 0
+        for v in cfg:
+            if v == 'M':
+                blocks.append(vgg_block(convs, in_channels, out))
+                in_channels, convs = out, 0
+            else:
+                out, convs = v, convs + 1
+        self.features = nn.Sequential(*blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(256, 256), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(256, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.avgpool(self.features(x)))
+"""
+
+# --- lab 2: ResNet-18 -----------------------------------------------------------
+# make_layer a @staticmethod taking the input channels; the stages built with a list
+# comprehension; BasicBlock.expansion; one ReLU module reused.
+RESNET_STATIC = """import torch
+import torch.nn as nn
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super(BasicBlock, self).__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != out_channels * BasicBlock.expansion:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels * BasicBlock.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels * BasicBlock.expansion))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes=10):
+        super(ResNet18, self).__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self.make_layer(BasicBlock, 64, 64, 2, 1)
+        self.layer2 = self.make_layer(BasicBlock, 64, 128, 2, 2)
+        self.layer3 = self.make_layer(BasicBlock, 128, 256, 2, 2)
+        self.layer4 = self.make_layer(BasicBlock, 256, 512, 2, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * BasicBlock.expansion, num_classes)
+
+    @staticmethod
+    def make_layer(block, in_channels, out_channels, num_blocks, stride):
+        strides = [stride] + [1] * (num_blocks - 1)
+        return nn.Sequential(*[
+            block(in_channels if i == 0 else out_channels, out_channels, s) for i, s in enumerate(strides)
+        ])
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+"""
+
+# The handout's make_layer, in a file downloaded from Colab (File > Download > .py):
+# shell escapes and magics as they were typed, Drive mounted, a GPU hard-coded,
+# training at the top level without a __main__ guard.
+RESNET_COLAB = '''# -*- coding: utf-8 -*-
+"""Lab2_ResNet18.ipynb
+
+Automatically generated by Colab.
+
+Original file is located at
+    https://colab.research.google.com/drive/1AbCdEfGhIjKlMnOpQrStUvWxYz
+"""
+
+!pip install thop
+%matplotlib inline
+
+from google.colab import drive
+drive.mount('/content/drive')
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as transforms
+
+device = torch.device('cuda')
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_channels != channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.in_channels = 64
+        self.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self.make_layer(BasicBlock, 64, 2, stride=1)
+        self.layer2 = self.make_layer(BasicBlock, 128, 2, stride=2)
+        self.layer3 = self.make_layer(BasicBlock, 256, 2, stride=2)
+        self.layer4 = self.make_layer(BasicBlock, 512, 2, stride=2)
+        self.fc = nn.Linear(512, num_classes)
+
+    def make_layer(self, block, channels, num_blocks, stride):
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_channels, channels, s))
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(x.view(x.size(0), -1))
+
+
+transform = transforms.Compose([transforms.ToTensor(),
+                                transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))])
+trainset = torchvision.datasets.CIFAR10(root='/content/drive/MyDrive/data', train=True, download=True,
+                                        transform=transform)
+trainloader = torch.utils.data.DataLoader(trainset, batch_size=128, shuffle=True)
+
+model = ResNet18().to(device)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+for epoch in range(30):
+    for images, labels in trainloader:
+        images, labels = images.to(device), labels.to(device)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+torch.save(model.state_dict(), '/content/drive/MyDrive/resnet18.pth')
+'''
+
+# --- lab 7: stages in an nn.ModuleList, blocks by a module-level helper ---------
+RESNET_MODULELIST = """from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Config:
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    depths: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    num_classes: int = 10
+
+
+class BasicBlock(nn.Module):
+    expansion: int = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+def make_layer(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    layers = [BasicBlock(in_planes, planes, stride)]
+    layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes: int, cfg: Config = Config()) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
+        stages, in_planes = [], 64
+        for i, (w, d) in enumerate(zip(cfg.widths, cfg.depths)):
+            stages.append(make_layer(in_planes, w, d, 1 if i == 0 else 2))
+            in_planes = w
+        self.stages = nn.ModuleList(stages)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+model = ResNet18(num_classes=10).to(device)
+print(model)
+"""
+
+# --- lab 4: a dataclass config, type hints, F.dropout(training=...), LazyLinear -----
+FASHION_TYPED = """from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NORMALIZE = {"mean": (0.2860,), "std": (0.3530,)}
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    channels: tuple[int, int] = (32, 64)
+    hidden: int = 128
+    dropout: float = 0.25
+
+
+class FashionCNN(nn.Module):
+    def __init__(self, num_classes: int, config: CNNConfig = CNNConfig()) -> None:
+        super(FashionCNN, self).__init__()
+        c1, c2 = config.channels
+        self.conv1 = nn.Conv2d(1, c1, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=3, padding=1)
+        self.fc1 = nn.LazyLinear(config.hidden)
+        self.fc2 = nn.Linear(config.hidden, num_classes)
+        self.p = config.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, start_dim=1)
+        x = F.dropout(F.relu(self.fc1(x)), p=self.p, training=self.training)
+        return self.fc2(x)
+
+
+if __name__ == "__main__":
+    from torchsummary import summary
+    summary(FashionCNN(10), (1, 28, 28))
+"""
+
+# Inception without the input channels but with ordinary layers: the d2l signature
+# without the lazy layers that make it work (it runs only on 64-channel input).
+INCEPTION_FIXED_INPUT = """import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Inception(nn.Module):
+    def __init__(self, c1, c2, c3, c4):
+        super().__init__()
+        self.p1 = nn.Conv2d(64, c1, kernel_size=1)
+        self.p2 = nn.Sequential(nn.Conv2d(64, c2[0], 1), nn.ReLU(), nn.Conv2d(c2[0], c2[1], 3, padding=1))
+        self.p3 = nn.Sequential(nn.Conv2d(64, c3[0], 1), nn.ReLU(), nn.Conv2d(c3[0], c3[1], 5, padding=2))
+        self.p4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(64, c4, 1))
+
+    def forward(self, x):
+        return torch.cat([F.relu(self.p1(x)), F.relu(self.p2(x)), F.relu(self.p3(x)), F.relu(self.p4(x))], 1)
+"""

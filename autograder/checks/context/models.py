@@ -18,6 +18,8 @@ from ...notebook.extract import (
     extract,
     loose_name,
     model_candidates,
+    notebook_export,
+    parse,
 )
 from ...result import CheckFailed
 from ...rubric import Rubric, Task
@@ -155,33 +157,38 @@ class Models:
                     )
                     continue
                 text = path.read_text(encoding="utf-8", errors="replace")
+                exported = notebook_export(text)
+                if exported is not None:  # graded as the notebook it was saved from
+                    code = extract(parse(exported), self._local_modules(), self._roots(task))
+                    code = dataclasses.replace(code, script=True)
+                    found.sources.append(self._extracted(task, rel, code, len(found.sources)))
+                    continue
                 module = "py_" + "_".join(rel.with_suffix("").parts)
                 found.sources.append(
                     Source(rel.as_posix(), module, in_sandbox(self.sandbox, "submission", rel), text)
                 )
             elif rel.suffix.lower() == ".ipynb":
                 try:
-                    roots = frozenset(loose_name(n) for n in [task.model, *task.model_aliases])
-                    code = self._extract(rel, roots)
+                    code = self._extract(rel, self._roots(task))
                 except (CheckFailed, NotebookError) as exc:
                     found.problems.append(str(exc))
                     continue
-                # one module per task: each keeps only the imports its model needs
-                module = f"nb_{re.sub(r'[^0-9A-Za-z_]', '_', task.id)}_{len(found.sources)}"
-                name = f"{module}.py"
-                target = self.sandbox.job.extracted / name
-                target.write_text(code.text, encoding="utf-8")
-                target.chmod(0o644)
-                found.sources.append(
-                    Source(
-                        rel.as_posix(),
-                        module,
-                        in_sandbox(self.sandbox, "extracted", name),
-                        code.text,
-                        code,
-                    )
-                )
+                found.sources.append(self._extracted(task, rel, code, len(found.sources)))
         return found
+
+    @staticmethod
+    def _roots(task: Task) -> frozenset[str]:
+        return frozenset(loose_name(n) for n in [task.model, *task.model_aliases])
+
+    def _extracted(self, task: Task, rel: Path, code: ExtractedCode, n: int) -> Source:
+        """A notebook's definitions (or a notebook export's) written as a module of their
+        own: one module per task, each keeping only the imports its model needs."""
+        module = f"nb_{re.sub(r'[^0-9A-Za-z_]', '_', task.id)}_{n}"
+        name = f"{module}.py"
+        target = self.sandbox.job.extracted / name
+        target.write_text(code.text, encoding="utf-8")
+        target.chmod(0o644)
+        return Source(rel.as_posix(), module, in_sandbox(self.sandbox, "extracted", name), code.text, code)
 
     def _local_modules(self) -> frozenset[str]:
         """Names under which the student's own .py files can be imported."""
@@ -199,7 +206,7 @@ class Models:
     def full_text(self, source: Source) -> tuple[str, Callable[[int], str]]:
         """Source text and a line -> place function. For notebooks: every code
         cell, since the test transform usually sits in a data cell."""
-        if source.extracted is None:
+        if source.extracted is None or source.extracted.script:
             return source.text, lambda line: f"{source.label}, line {line}"
         try:
             nb = self.notebooks.read()
@@ -264,6 +271,12 @@ class Models:
                 f"no class or function named {task.model} found (looked in "
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}{note}"
             )
+        if source.extracted is not None and source.extracted.script:
+            exported = (
+                f"{source.label} was saved from a notebook (it has ! and % lines): "
+                "graded on its definitions, like a notebook"
+            )
+            note = f"{note}; {exported}" if note else exported
         source.model, source.note = name, note or None
         self._import(source, hint=True)
         try:
@@ -275,6 +288,9 @@ class Models:
                 cls=name,
                 num_classes=task.num_classes,
                 input_shape=task.input_shape,  # lazy layers (d2l style) get their shapes from it
+                other_shapes=[  # or from another size the lab accepts (a LazyLinear AlexNet at 224)
+                    [task.input_shape[0], s, s] for s in task.input_sizes if s != task.input_shape[-1]
+                ],
             )
         except WorkerFailure as exc:
             raise CheckFailed(

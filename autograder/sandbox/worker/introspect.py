@@ -64,20 +64,31 @@ def probe_input(shape: list[int], batch: int = 2, seed: int = 0) -> Any:
     return torch.rand((batch, *shape), generator=generator)
 
 
-def materialize(model: Any, input_shape: list[int], call: Any) -> bool:
+def materialize(model: Any, input_shapes: list[list[int]], call: Any) -> list[int] | None:
     """Give lazy layers (``nn.LazyConv2d``, ``nn.LazyLinear``: the d2l book's style) their
-    shapes with one dry forward pass, as the book's ``apply_init`` does; True if it ran."""
+    shapes with one dry forward pass, as the book's ``apply_init`` does, at the first of
+    ``input_shapes`` the model runs at (AlexNet's ``nn.LazyLinear`` is sized by the input:
+    a lab accepting 28x28 or 224x224 tries both). The shape used, None if nothing was lazy;
+    if no shape runs, the first one's error."""
     import torch
     from torch.nn.modules.lazy import LazyModuleMixin
 
     if not any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()):
-        return False
+        return None
     training = model.training
     model.eval()
-    with torch.no_grad():
-        call(model, probe_input(input_shape, batch=1))
-    model.train(training)
-    return True
+    failures: list[WorkerError] = []
+    try:
+        for shape in input_shapes:
+            try:
+                with torch.no_grad():
+                    call(model, probe_input(shape, batch=1))
+                return shape
+            except WorkerError as exc:
+                failures.append(exc)
+        raise failures[0]
+    finally:
+        model.train(training)
 
 
 FUNCTIONAL = {

@@ -58,7 +58,13 @@ class Worker:
         return self.code.load(name, path)
 
     def op_build(
-        self, task: str, module: str, cls: str, num_classes: int, input_shape: list[int] | None = None
+        self,
+        task: str,
+        module: str,
+        cls: str,
+        num_classes: int,
+        input_shape: list[int] | None = None,
+        other_shapes: list[list[int]] | None = None,
     ) -> dict[str, Any]:
         from torch import nn
 
@@ -67,7 +73,8 @@ class Worker:
         model = self.code.call(factory, **kwargs)
         if not isinstance(model, nn.Module):
             raise WorkerError(Failure.BUILD, f"{cls}() returned a {type(model).__name__}, not an nn.Module")
-        lazy = bool(input_shape) and introspect.materialize(model, input_shape, self.code.call)
+        shapes = [input_shape, *(other_shapes or [])] if input_shape else []
+        lazy = introspect.materialize(model, shapes, self.code.call) if shapes else None
         self.models[task] = model
         return {"params": sum(p.numel() for p in model.parameters()), "kwargs": sorted(kwargs), "lazy": lazy}
 

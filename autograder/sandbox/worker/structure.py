@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from .errors import WorkerError
-from .introspect import probe_input
+from .introspect import materialize, probe_input
 
 ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
 CONCATS = {"cat", "concat", "concatenate"}
@@ -222,16 +222,18 @@ def block(factory: Any, name: str, probes: list[dict[str, Any]], call: Any) -> d
         if not isinstance(built, nn.Module):
             entry["error"] = f"returned a {type(built).__name__}, not an nn.Module"
             continue
-        entry["params"] = sum(p.numel() for p in built.parameters())
-        entry["layers"] = dict(Counter(type(m).__name__ for m in built.modules() if not list(m.children())))
         built.eval()
         x = probe_input(probe["input"], batch=2, seed=k)
         try:
+            materialize(built, [probe["input"]], call)  # lazy layers: before the trace, which they break
             graph, out = trace(built, x, call)
         except WorkerError as exc:
             entry["error"] = f"running it on an input of shape {tuple(x.shape)} failed: {exc.message}"
             entry["line"] = exc.details.get("line")
             continue
+        # counted after the probe ran: lazy layers (the d2l book's blocks) take their shapes from it
+        entry["params"] = sum(p.numel() for p in built.parameters())
+        entry["layers"] = dict(Counter(type(m).__name__ for m in built.modules() if not list(m.children())))
         if not isinstance(out, torch.Tensor):
             entry["error"] = f"its forward returned a {type(out).__name__}, not a tensor"
             continue
