@@ -15,12 +15,11 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import provenance
+from . import provenance, untrusted
 from .checks import KINDS
 from .checks.context import Context
 from .machine import usable_cpus
@@ -186,7 +185,7 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
     except (WorkerFailure, SandboxError) as exc:  # a request the check did not word itself
         outcome = Outcome(False, failure_line("the check", exc))
     except Exception as exc:  # noqa: BLE001 - a grader bug must not cost other items
-        traceback.print_exc(file=sys.stderr)
+        print(untrusted.traceback_text(), file=sys.stderr, end="")
         outcome = Outcome(
             False,
             f"internal grader error in this check ({type(exc).__name__}: "

@@ -20,6 +20,7 @@ functions, one per form:
   leading ``'`` before ``= + - @`` tab, CR);
 - ``file_name``: one path component within the file system's 255 bytes;
   ``short``: a name cut to its start and end for a one-line message;
+- tracebacks the grader prints: ``traceback_text``;
 - Gradescope ``output`` is plain text (``output_format = "text"``), the
   ``terminal`` form with newlines kept.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import traceback
 from typing import Any
 
 import jinja2
@@ -78,6 +80,12 @@ def rich_text(text: Any, one_line: bool = True) -> str:
 def text_block(text: Any) -> str:
     """Plain text of several lines (Gradescope ``text`` output, ``<pre>`` blocks)."""
     return _plain(text, one_line=False)
+
+
+def traceback_text() -> str:
+    """The exception being handled, as a traceback for stderr or a log: its message may
+    carry student bytes (a key, a file name) that would otherwise reach the terminal raw."""
+    return text_block(traceback.format_exc())
 
 
 def markdown(text: Any) -> markupsafe.Markup:

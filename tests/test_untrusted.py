@@ -15,12 +15,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import traceback
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -37,6 +39,7 @@ from autograder.batch import gradebook as gb
 from autograder.batch import moodle as batch_moodle
 from autograder.batch import runner, summary
 from autograder.batch.grades import FinalGrade
+from autograder.checks import KINDS
 from autograder.grade import grade
 from autograder.notebook import extract, outputs
 from autograder.notebook.extract import NotebookError, parse_notebook
@@ -572,3 +575,47 @@ def test_an_exception_name_of_30_kb_costs_a_line_not_30_kb():
     assert len(error["ename"]) == 30_000  # control: the bytes reach the grader whole
     line = outputs.error_line(cell, error)
     assert len(line) < 160 and line.endswith("EEEE: boom") and "…" in line
+
+
+def test_a_student_key_in_a_grader_error_traceback_reaches_stderr_inert(tmp_path, capsys, monkeypatch):
+    """A check that fails on student bytes (here: a layer name from the submission) prints
+    its traceback for the staff; the exception's text is the student's."""
+    rubric = tmp_path / "one.toml"
+    rubric.write_text(
+        'id = "one"\ntitle = "One"\ndataset = "cifar10"\n\n[[items]]\nid = "files"\nkind = "files"\n'
+        'name = "Files"\nrequired = [{ pattern = "*.py", what = "code" }]\n'
+    )
+    key = f"layer{CLEAR}{TITLE}{FAKE}"
+
+    def crash(item, ctx):
+        raise ValueError(f"no layer named {key}")
+
+    monkeypatch.setitem(KINDS, "files", dataclasses.replace(KINDS["files"], run=crash))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.py").write_text("x = 1\n")
+    result = grade(tmp_path / "sub", load(rubric), None, allow_unsandboxed=True)
+    err = capsys.readouterr().err
+    assert result.item("files").message.startswith("internal grader error in this check (ValueError:")
+    assert "ValueError: no layer named layer" in err and not CONTROL_BYTES.search(err)
+    # control: the traceback as Python prints it carries the escapes and the fake line
+    try:
+        crash(None, None)
+    except ValueError:
+        raw = traceback.format_exc()
+    assert CLEAR in raw and TITLE in raw
+
+
+def test_a_moodle_folder_named_in_latin1_still_gets_its_student_json(tmp_path):
+    folder = tmp_path / "download" / os.fsdecode(b"Ren\xe9 Roy_101_assignsubmission_file")
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text("x = 1\n")
+    (student,) = batch_moodle.discover(tmp_path / "download", tmp_path / "stage").students
+    with pytest.raises(UnicodeEncodeError):  # control: the folder's name as Python holds it
+        json.dumps({"source": student.source.name}, ensure_ascii=False).encode()
+    record = {"key": "k", "error": f"RuntimeError: {CLEAR}{TITLE}worker died"}  # a grader error
+    runner._write_student(tmp_path / "out", student.folder, student, record)
+    written = tmp_path / "out" / "students" / student.folder
+    info = json.loads((written / "student.json").read_bytes().decode("utf-8"))
+    assert info["name"] == "Ren\ufffd Roy" and info["source"] == "Ren\ufffd Roy_101_assignsubmission_file"
+    failure = (written / "error.txt").read_text()
+    assert failure == "The grader failed on this submission: RuntimeError: worker died\n"
