@@ -49,7 +49,7 @@ from autograder.rubric import load
 from autograder.sandbox import launcher
 from autograder.selfcheck import CheckRow, SelfCheck
 from autograder.selfcheck import render as check_render
-from autograder.submission import intake
+from autograder.submission import SubmissionError, intake
 
 CHROMIUM = shutil.which("chromium")
 RUBRIC = Path(__file__).parent / "rubrics" / "hostile-text.toml"
@@ -619,3 +619,19 @@ def test_a_moodle_folder_named_in_latin1_still_gets_its_student_json(tmp_path):
     assert info["name"] == "Ren\ufffd Roy" and info["source"] == "Ren\ufffd Roy_101_assignsubmission_file"
     failure = (written / "error.txt").read_text()
     assert failure == "The grader failed on this submission: RuntimeError: worker died\n"
+
+
+def test_a_zip_listing_100000_files_is_refused_before_its_directory_is_parsed(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # 9 MB: every entry empty
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        for n in range(100_000):
+            zf.writestr(f"data/{n}", b"")
+    with zipfile.ZipFile(archive) as zf:  # control: zipfile builds an object for every entry first
+        assert len(zf.infolist()) == 100_001
+    with pytest.raises(SubmissionError) as refused:
+        intake(archive, tmp_path / "job")
+    assert str(refused.value) == (
+        "StudentID_lab2.zip lists far more than 5000 files (its directory alone is over 4 MiB): "
+        "zip only your lab folder and upload that"
+    )
