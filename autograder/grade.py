@@ -39,6 +39,8 @@ from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
+MESSAGE_LIMIT = 4_000  # characters of an item's one-line message (start and end kept)
+DETAILS_LIMIT = 50_000  # characters of its details
 TIME_BUDGET_ENV = "AUTOGRADER_TIME_BUDGET"  # seconds; overrides the rubric's time_budget
 STOPPED = "not run: the grader was stopped (SIGTERM: the platform's time limit?) before this item finished"
 
@@ -223,7 +225,11 @@ def _not_run(item: Item, number: str, message: str) -> ItemResult:
 
 
 def _result(item: Item, number: str, **found: Any) -> ItemResult:
-    """An item's result: what the rubric says of the item, and what grading ``found``."""
+    """An item's result: what the rubric says of the item, and what grading ``found``, its
+    message and details cut to their start and end (they quote student names, which may be
+    megabytes long: a checkpoint key, an exception's text)."""
+    found["message"] = untrusted.short(found["message"], MESSAGE_LIMIT)
+    found["details"] = untrusted.short(found.get("details", ""), DETAILS_LIMIT)
     return ItemResult(
         id=item.id,
         number=number,

@@ -45,6 +45,7 @@ from autograder.notebook import extract, outputs
 from autograder.notebook.extract import NotebookError, parse_notebook
 from autograder.report import write
 from autograder.report.gradescope import results_json
+from autograder.result import Outcome
 from autograder.rubric import load
 from autograder.sandbox import launcher
 from autograder.selfcheck import CheckRow, SelfCheck
@@ -635,3 +636,21 @@ def test_a_zip_listing_100000_files_is_refused_before_its_directory_is_parsed(tm
         "StudentID_lab2.zip lists far more than 5000 files (its directory alone is over 4 MiB): "
         "zip only your lab folder and upload that"
     )
+
+
+def test_a_message_quoting_a_megabyte_name_is_cut_to_its_start_and_end(tmp_path, monkeypatch):
+    rubric = tmp_path / "one.toml"
+    rubric.write_text(
+        'id = "one"\ntitle = "One"\ndataset = "cifar10"\n\n[[items]]\nid = "files"\nkind = "files"\n'
+        'name = "Files"\nrequired = [{ pattern = "*.py", what = "code" }]\n'
+    )
+    name = "conv" * 250_000  # a checkpoint key, a class name: whatever the check quotes
+    outcome = Outcome(False, f"it holds weights of layers the checked forward pass never ran: {name}", name)
+    assert len(outcome.message) > 1_000_000  # control: the check's own message, whole
+    monkeypatch.setitem(KINDS, "files", dataclasses.replace(KINDS["files"], run=lambda item, ctx: outcome))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.py").write_text("x = 1\n")
+    item = grade(tmp_path / "sub", load(rubric), None, allow_unsandboxed=True).item("files")
+    assert len(item.message) <= 4_000 and len(item.details) <= 50_000
+    assert item.message.startswith("it holds weights of layers the checked forward pass never ran: conv")
+    assert item.message.endswith("conv") and "…" in item.message
