@@ -24,6 +24,7 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_FILE_BYTES = 1 << 30
 MAX_FILES = 5000
 MAX_ZIP_DEPTH = 2
+MAX_NOTES = 20  # intake notes kept (each output shows them all); the rest are counted
 MAX_DEPTH = 32  # folders inside the submission; Python's own walkers recurse per level
 # A zip's central directory, parsed whole by zipfile before any entry is read: ~1.1 KB of
 # memory per entry (300,000 empty entries, a 27 MB zip: 330 MB). 4 MiB lists well over
@@ -116,6 +117,8 @@ def intake(source: Path, dest: Path) -> Submission:
         raise SubmissionError(
             f"{untrusted.terminal(source.name)} could not be taken in: {exc.strerror or exc}"
         ) from None
+    if len(sub.notes) > MAX_NOTES:
+        sub.notes[MAX_NOTES:] = [f"… and {len(sub.notes) - MAX_NOTES} more notes like these"]
     sub.files = sorted(p.relative_to(dest) for p in walk(dest) if p.is_file())
     if not sub.files:
         raise SubmissionError(f"{source.name} contains no files")

@@ -654,3 +654,16 @@ def test_a_message_quoting_a_megabyte_name_is_cut_to_its_start_and_end(tmp_path,
     assert len(item.message) <= 4_000 and len(item.details) <= 50_000
     assert item.message.startswith("it holds weights of layers the checked forward pass never ran: conv")
     assert item.message.endswith("conv") and "…" in item.message
+
+
+def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        for n in range(1000):  # entries that never count as files: each one a note
+            zf.writestr(f"../escape{n}.py", "x = 1\n")
+    sub = intake(archive, tmp_path / "job")
+    assert len(sub.notes) == 21 and sub.notes[-1] == "… and 980 more notes like these"
+    assert sub.notes[0] == (
+        "skipped '../escape0.py' in StudentID_lab2.zip: its path leaves the submission folder"
+    )
