@@ -149,15 +149,10 @@ def notebook_export(text: str) -> nbformat.NotebookNode | None:
     notebook's (Drive mounted, training). None for a file Python parses, or one the
     magics do not explain."""
 
-    def parses(source: str) -> bool:
-        try:
-            ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return False
-        return True
-
     cleaned = _clean(text)
-    if cleaned == text or not cleaned.strip() or parses(text) or not parses(cleaned):
+    if cleaned == text or not cleaned.strip() or parse_python(text) is not None:
+        return None
+    if parse_python(cleaned) is None:
         return None
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text)])
 
