@@ -15,12 +15,11 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import provenance
+from . import provenance, untrusted
 from .checks import KINDS
 from .checks.context import Context
 from .machine import usable_cpus
@@ -40,6 +39,8 @@ from .sandbox.launcher import Job, JobFolder, Limits
 from .submission import Submission, SubmissionError, intake
 
 DEFAULT_MEMORY = 8 << 30
+MESSAGE_LIMIT = 4_000  # characters of an item's one-line message (start and end kept)
+DETAILS_LIMIT = 50_000  # characters of its details
 TIME_BUDGET_ENV = "AUTOGRADER_TIME_BUDGET"  # seconds; overrides the rubric's time_budget
 STOPPED = "not run: the grader was stopped (SIGTERM: the platform's time limit?) before this item finished"
 
@@ -186,7 +187,7 @@ def _run_item(item: Item, ctx: Context, number: str) -> ItemResult:
     except (WorkerFailure, SandboxError) as exc:  # a request the check did not word itself
         outcome = Outcome(False, failure_line("the check", exc))
     except Exception as exc:  # noqa: BLE001 - a grader bug must not cost other items
-        traceback.print_exc(file=sys.stderr)
+        print(untrusted.traceback_text(), file=sys.stderr, end="")
         outcome = Outcome(
             False,
             f"internal grader error in this check ({type(exc).__name__}: "
@@ -224,7 +225,11 @@ def _not_run(item: Item, number: str, message: str) -> ItemResult:
 
 
 def _result(item: Item, number: str, **found: Any) -> ItemResult:
-    """An item's result: what the rubric says of the item, and what grading ``found``."""
+    """An item's result: what the rubric says of the item, and what grading ``found``, its
+    message and details cut to their start and end (they quote student names, which may be
+    megabytes long: a checkpoint key, an exception's text)."""
+    found["message"] = untrusted.short(found["message"], MESSAGE_LIMIT)
+    found["details"] = untrusted.short(found.get("details", ""), DETAILS_LIMIT)
     return ItemResult(
         id=item.id,
         number=number,

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from . import untrusted
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:  # the image's setup (rubric, data, sandbox), not a bug: one line
         message = str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a valid file
-        traceback.print_exc()
+        print(untrusted.traceback_text(), file=sys.stderr, end="")
         message = f"{type(exc).__name__}: {exc}"
     print(f"run_autograder: {message}", file=sys.stderr)
     write_atomic(results_dir / "results.json", json.dumps(failure_results(message), indent=2))

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .notebook.extract import parse_python
 from .notebook.outputs import NOTEBOOK_TEXT_CAP, TEXT_CAP
 
 NUMBER = r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
@@ -65,9 +66,8 @@ def from_code(text: str, locate: Callable[[int], str]) -> Normalization | None:
 
     ``locate`` turns a line of ``text`` into what the student knows ('lab2.ipynb
     cell 3, line 4')."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = parse_python(text)
+    if tree is None:
         return None
     constants: dict[str, object] = {}
     for node in tree.body:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import shutil
 import stat
 import zipfile
@@ -23,6 +24,12 @@ MAX_TOTAL_BYTES = 2 << 30
 MAX_FILE_BYTES = 1 << 30
 MAX_FILES = 5000
 MAX_ZIP_DEPTH = 2
+MAX_NOTES = 20  # intake notes kept (each output shows them all); the rest are counted
+MAX_DEPTH = 32  # folders inside the submission; Python's own walkers recurse per level
+# A zip's central directory, parsed whole by zipfile before any entry is read: ~1.1 KB of
+# memory per entry (300,000 empty entries, a 27 MB zip: 330 MB). 4 MiB lists well over
+# MAX_FILES entries with long paths.
+MAX_ZIP_DIRECTORY = 4 << 20
 JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "__pycache__", ".git")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".safetensors")
 
@@ -110,7 +117,9 @@ def intake(source: Path, dest: Path) -> Submission:
         raise SubmissionError(
             f"{untrusted.terminal(source.name)} could not be taken in: {exc.strerror or exc}"
         ) from None
-    sub.files = sorted(p.relative_to(dest) for p in dest.rglob("*") if p.is_file())
+    if len(sub.notes) > MAX_NOTES:
+        sub.notes[MAX_NOTES:] = [f"… and {len(sub.notes) - MAX_NOTES} more notes like these"]
+    sub.files = sorted(p.relative_to(dest) for p in walk(dest) if p.is_file())
     if not sub.files:
         raise SubmissionError(f"{source.name} contains no files")
     return sub
@@ -173,25 +182,70 @@ def _write(budget: _Budget, reader, target: Path, label: str, sub: Submission) -
     try:
         budget.copy(reader, target, label)
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
-        sub.notes.append(f"skipped {label!r}: a file and a folder of the submission have the same name")
+        sub.notes.append(
+            f"skipped {untrusted.short(label)!r}: a file and a folder of the submission have the same name"
+        )
     except OSError as exc:
-        sub.notes.append(f"skipped {label!r}: it cannot be written here ({exc.strerror or exc})")
+        why = exc.strerror or exc
+        sub.notes.append(f"skipped {untrusted.short(label)!r}: it cannot be written here ({why})")
+
+
+def walk(root: Path, too_deep: list[str] | None = None) -> list[Path]:
+    """Every entry under ``root`` but folders, sorted, at most ``MAX_DEPTH`` folders down,
+    without recursion (``Path.rglob`` and ``os.walk`` recurse once per level, so a tree a
+    thousand folders deep raises RecursionError). Folders deeper than that are listed in
+    ``too_deep`` and not entered."""
+    found: list[Path] = []
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if not entry.is_dir(follow_symlinks=False):
+                found.append(path)
+            elif depth + 1 < MAX_DEPTH:
+                stack.append((path, depth + 1))
+            elif too_deep is not None:
+                too_deep.append(untrusted.utf8(path.relative_to(root).as_posix()))
+    return sorted(found)
+
+
+def _too_deep(label: str) -> str:
+    return f"skipped {untrusted.short(label)}: folders nested more than {MAX_DEPTH} deep"
 
 
 def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> None:
-    for path in sorted(source.rglob("*")):
+    too_deep: list[str] = []
+    for path in walk(source, too_deep):
         rel = path.relative_to(source)
         if _junk(rel.parts):
             continue
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
-            sub.notes.append(f"skipped the symbolic link {untrusted.utf8(rel.as_posix())}")
+            sub.notes.append(f"skipped the symbolic link {untrusted.short(rel.as_posix())}")
         elif stat.S_ISREG(info.st_mode):
             target = dest.joinpath(*(_fit(p, sub) for p in rel.parts))
             _write(budget, path.open("rb"), target, untrusted.utf8(rel.as_posix()), sub)
+    sub.notes.extend(_too_deep(folder) for folder in too_deep if not _junk(Path(folder).parts))
+
+
+def _directory_bytes(archive: Path) -> int:
+    """The size of a zip's central directory, from its end record (zip64 too), unparsed."""
+    with open(archive, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # the stdlib's own reader of that record
+    return int(end[zipfile._ECD_SIZE]) if end else 0
 
 
 def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:
+    if _directory_bytes(archive) > MAX_ZIP_DIRECTORY:
+        raise SubmissionError(
+            f"{untrusted.short(archive.name)} lists far more than {MAX_FILES} files (its directory alone "
+            f"is over {MAX_ZIP_DIRECTORY >> 20} MiB): zip only your lab folder and upload that"
+        )
     try:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -201,14 +255,18 @@ def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth:
                     continue
                 if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
                     sub.notes.append(
-                        f"skipped {name!r} in {archive.name}: its path leaves the submission folder"
+                        f"skipped {untrusted.short(name)!r} in {archive.name}: "
+                        "its path leaves the submission folder"
                     )
                     continue
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    sub.notes.append(f"skipped the symbolic link {name} in {archive.name}")
+                    sub.notes.append(f"skipped the symbolic link {untrusted.short(name)} in {archive.name}")
+                    continue
+                if len(parts) > MAX_DEPTH:
+                    sub.notes.append(f"{_too_deep(name)} in {archive.name}")
                     continue
                 if info.flag_bits & 0x1:
-                    sub.notes.append(f"skipped {name} in {archive.name}: it is encrypted")
+                    sub.notes.append(f"skipped {untrusted.short(name)} in {archive.name}: it is encrypted")
                     continue
                 target = dest.joinpath(*(_fit(p, sub) for p in parts))
                 _write(budget, zf.open(info), target, name, sub)

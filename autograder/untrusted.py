@@ -6,7 +6,8 @@ shown to a TA or a student. It leaves the grader only through these
 functions, one per form:
 
 - HTML: ``&<>"'`` as entities, by Jinja2's autoescape in every template of
-  ``jinja_env`` (whatever the template's name); ``moodle_feedback`` for the
+  ``jinja_env`` (whatever the template's name), after the ``text_block`` clean-up
+  (no escape sequences, controls, bidi overrides); ``moodle_feedback`` for the
   feedback comments Moodle shows as HTML;
 - ``markdown``: one line of inert text (``report.md``): no raw HTML, links,
   images, autolinks, emphasis or table breaks; ``md_code`` and ``md_fence``
@@ -18,6 +19,8 @@ functions, one per form:
 - ``csv_cell``: a cell a spreadsheet never runs as a formula (OWASP: a
   leading ``'`` before ``= + - @`` tab, CR);
 - ``file_name``: one path component within the file system's 255 bytes;
+  ``short``: a name cut to its start and end for a one-line message;
+- tracebacks the grader prints: ``traceback_text``;
 - Gradescope ``output`` is plain text (``output_format = "text"``), the
   ``terminal`` form with newlines kept.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import traceback
 from typing import Any
 
 import jinja2
@@ -43,7 +47,12 @@ _ESCAPES = re.compile(
 _NEWLINES = re.compile(r"\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
 # C0 and C1 controls except tab and newline (newlines are decided by the caller), DEL,
 # and the bidirectional formatting characters that reorder what a reader sees.
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Invisible characters that hide or smuggle text go too: zero-width space, word joiner and
+# invisible operators, BOM, interlinear annotations, Unicode tag characters (U+E0000 block).
+_CONTROLS = re.compile(
+    r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+    r"\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
 NEWLINE_MARK = "⏎"
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!#&{}])")
@@ -73,6 +82,12 @@ def text_block(text: Any) -> str:
     return _plain(text, one_line=False)
 
 
+def traceback_text() -> str:
+    """The exception being handled, as a traceback for stderr or a log: its message may
+    carry student bytes (a key, a file name) that would otherwise reach the terminal raw."""
+    return text_block(traceback.format_exc())
+
+
 def markdown(text: Any) -> markupsafe.Markup:
     """One line of Markdown that renders exactly as ``text``, inert."""
     line = _plain(text, one_line=True)
@@ -92,6 +107,15 @@ def md_fence(text: Any) -> markupsafe.Markup:
     return markupsafe.Markup(re.sub(r"`{3,}|~{3,}", "'''", text_block(text)))
 
 
+def _html_finalize(value: Any) -> Any:
+    """Every ``{{ }}`` of an HTML template, before autoescape: no escape sequences, C0/C1
+    controls or bidi overrides (``report\u202efdp.exe`` would read as ``reportexe.pdf``);
+    line breaks kept for ``<pre>`` blocks."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return text_block(value)
+    return value
+
+
 def _md_finalize(value: Any) -> Any:
     """Every ``{{ }}`` of a Markdown template: escaped unless a filter already did."""
     if value is None or isinstance(value, (markupsafe.Markup, int, float)):
@@ -108,7 +132,9 @@ def jinja_env(loader: jinja2.BaseLoader, markdown: bool = False, **filters: Any)
             loader=loader, autoescape=False, keep_trailing_newline=True, finalize=_md_finalize
         )
     else:
-        env = jinja2.Environment(loader=loader, autoescape=True, keep_trailing_newline=True)
+        env = jinja2.Environment(
+            loader=loader, autoescape=True, keep_trailing_newline=True, finalize=_html_finalize
+        )
     env.filters.update({"md_code": md_code, "md_fence": md_fence, **filters})
     return env
 
@@ -132,6 +158,16 @@ def utf8(text: str) -> str:
     except UnicodeEncodeError:
         raw = text.encode("utf-8", "replace")
     return raw.decode("utf-8", "replace")
+
+
+def short(name: Any, limit: int = 160) -> str:
+    """A student's name or path for a one-line message: its start and end around ``…``
+    when longer than ``limit`` characters (a 10 KB file name is not worth 10 KB of note)."""
+    text = utf8(str(name))
+    if len(text) <= limit:
+        return text
+    half = (limit - 1) // 2
+    return f"{text[:half]}…{text[-half:]}"
 
 
 def file_name(name: str, limit: int = NAME_BYTES) -> str:

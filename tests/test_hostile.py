@@ -370,6 +370,22 @@ def test_exit_at_import_fails_the_model_items_with_why(
 
 @pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
 @by_tier
+def test_folders_nested_1500_deep_by_student_code_cost_nothing(
+    tier, tmp_path, private_root, rubric, honest, trained_simple, results_schema
+):
+    graded, _ = attack(corpus.deep_folders, tmp_path, rubric, private_root, trained_simple)
+    contained(graded.json, tier, results_schema)
+    # the trees were made where the worker writes (Python's rmtree raises on them:
+    # tests/test_untrusted.py shows it), and the grader removed them and graded on
+    made = hostile_report(graded.result.worker_output)["deep"]
+    assert max(made.values()) == 1500, made
+    assert graded.json["score"] == honest.json["score"]
+    for item in ("task1.spec", "task1.forward", "task1.accuracy"):
+        assert graded.test(item)["status"] == honest.test(item)["status"]
+
+
+@pytest.mark.slow  # a graded attack on the trained SimpleCNN, in the sandbox
+@by_tier
 def test_infinite_loop_at_import_costs_only_the_time_limit(
     tier, tmp_path, private_root, rubric, trained_simple, results_schema
 ):

@@ -12,13 +12,17 @@ it did."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
+import dataclasses
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
+import traceback
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -30,18 +34,23 @@ import pytest
 from nbformat import v4
 from rich.console import Console
 
-from autograder import cli, untrusted
+from autograder import cli, preprocess, untrusted
 from autograder.batch import gradebook as gb
 from autograder.batch import moodle as batch_moodle
 from autograder.batch import runner, summary
 from autograder.batch.grades import FinalGrade
+from autograder.checks import KINDS
 from autograder.grade import grade
+from autograder.notebook import extract, outputs
+from autograder.notebook.extract import NotebookError, parse_notebook
 from autograder.report import write
 from autograder.report.gradescope import results_json
+from autograder.result import Outcome
 from autograder.rubric import load
+from autograder.sandbox import launcher
 from autograder.selfcheck import CheckRow, SelfCheck
 from autograder.selfcheck import render as check_render
-from autograder.submission import intake
+from autograder.submission import SubmissionError, intake
 
 CHROMIUM = shutil.which("chromium")
 RUBRIC = Path(__file__).parent / "rubrics" / "hostile-text.toml"
@@ -436,3 +445,225 @@ def test_names_that_are_not_utf8_are_renamed_and_printable(tmp_path):
     assert sorted(f.as_posix() for f in sub.files) == ["model.py", "report\ufffd.pdf"]
     assert sub.notes == ["renamed a file whose name is not UTF-8 to report\ufffd.pdf"]
     assert untrusted.terminal(f"skipped {bad}").encode() == "skipped report\ufffd.pdf".encode()
+
+
+# --- bounds: what no real submission holds, each costing one line -------------------------
+
+
+def deep_folder(root: Path, depth: int) -> Path:
+    """``root/a/a/…/model.py``, ``depth`` folders down, made one level at a time (no path
+    gets near PATH_MAX, so nothing but the depth stops a walker)."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("a", dir_fd=fd)
+        inner = os.open("a", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    with open(os.open("model.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as handle:
+        handle.write("x = 1\n")
+    os.close(fd)
+    return root
+
+
+@pytest.fixture
+def deep_tmp(tmp_path):
+    """``tmp_path``, emptied with the remover under test: pytest's own clean-up is
+    Python's rmtree, which the deep trees below defeat."""
+    yield tmp_path
+    for entry in tmp_path.iterdir():
+        launcher.remove_tree(entry)
+
+
+def test_a_folder_tree_a_thousand_deep_left_by_student_code_is_removed(deep_tmp):
+    tmp_path = deep_tmp
+    # control: Python's rmtree recurses once per level and gives up, leaving the tree
+    deep = deep_folder(tmp_path / "out", 1200)
+    with pytest.raises(RecursionError):
+        shutil.rmtree(deep, ignore_errors=True)
+    assert deep.exists()
+    launcher.remove_tree(deep)  # what the sandbox's forget() and the job folder's removal use
+    assert not deep.exists()
+
+
+def test_a_submission_folder_nested_1200_deep_is_taken_in_with_a_note(deep_tmp):
+    tmp_path = deep_tmp
+    source = deep_folder(tmp_path / "lab", 1200)
+    (source / "simple_cnn.py").write_text("x = 1\n")
+    with pytest.raises(RecursionError):  # control: the walker intake used recursed once per level
+        sorted(source.rglob("*"))
+    sub = intake(source, tmp_path / "job")
+    assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
+    (note,) = sub.notes
+    assert note.startswith("skipped a/a/a/") and note.endswith(": folders nested more than 32 deep")
+    assert len(note) < 250
+
+
+def test_a_zip_entry_1500_folders_deep_is_skipped_with_a_short_note(deep_tmp):
+    tmp_path = deep_tmp
+    deep = "a/" * 1500 + "model.py"
+    with pytest.raises(RecursionError):  # control: creating its folders recurses once per level
+        (tmp_path / "control" / deep).parent.mkdir(parents=True)
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        zf.writestr(deep, "x = 1\n")
+        zf.writestr("../" + "x" * 10_000, "x = 1\n")
+    sub = intake(archive, tmp_path / "job")
+    assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
+    assert len(sub.notes) == 2 and all(len(n) < 250 for n in sub.notes)
+    assert sub.notes[0].endswith("a/model.py: folders nested more than 32 deep in StudentID_lab2.zip")
+    assert sub.notes[1].endswith("xxxx' in StudentID_lab2.zip: its path leaves the submission folder")
+    assert sub.notes[1].startswith("skipped '../xxx") and "…" in sub.notes[1]
+
+
+def test_a_moodle_download_with_a_folder_1500_deep_is_still_read(deep_tmp):
+    tmp_path = deep_tmp
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w") as zf:
+        zf.writestr("Ann Lee_101_assignsubmission_file/model.py", "x = 1\n")
+        zf.writestr("Bob Lin_102_assignsubmission_file/" + "a/" * 1500 + "model.py", "x = 1\n")
+        zf.writestr("Bob Lin_102_assignsubmission_file/model.py", "x = 1\n")
+    found = batch_moodle.discover(download, tmp_path / "stage")
+    assert [s.key for s in found.students] == ["101", "102"]
+    (note,) = [n for n in found.notes if "nested" in n]
+    assert note.endswith("folders nested more than 32 deep") and len(note) < 250
+
+
+def test_a_notebook_number_too_long_to_read_is_one_line(tmp_path):
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_code_cell("x = 1", execution_count=1)]
+    raw = nbformat.writes(nb).replace('"execution_count": 1', '"execution_count": ' + "9" * 5000)
+    with pytest.raises(ValueError) as control:  # control: json's own error is not a JSONDecodeError
+        json.loads(raw)
+    assert not isinstance(control.value, json.JSONDecodeError)
+    with pytest.raises(NotebookError, match=r"^lab\.ipynb is not a notebook: it holds a number too long"):
+        parse_notebook(raw.encode(), "lab.ipynb")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "class SimpleCNN:\n    pass\n\x00",
+        "x = " + "+".join(["1"] * 100_000) + "\n",
+        "x = " + "-" * 50_000 + "1\n",
+    ],
+    ids=["nul-byte", "100000-term-sum", "50000-unary-minus"],
+)
+def test_python_the_parser_refuses_is_no_definitions_not_a_grader_error(source):
+    with pytest.raises((ValueError, RecursionError, MemoryError)):  # control: not a SyntaxError
+        ast.parse(source)
+    assert extract.defined_names(source) == {} and extract.model_candidates(source) == []
+    assert preprocess.from_code(source, str) is None
+
+
+def test_html_and_terminals_drop_bidi_overrides_and_invisible_characters():
+    spoof = "report\u202efdp.exe\u200b\U000e0041\x1b[2J"
+    page = untrusted.jinja_env(jinja2.DictLoader({"t.html": "<td>{{ x }}</td>"})).get_template("t.html")
+    assert page.render(x=spoof) == "<td>reportfdp.exe</td>"
+    assert untrusted.terminal(spoof) == "reportfdp.exe"
+    # control: autoescape alone keeps them, so the name reads "reportexe.pdf"
+    raw = bypass(jinja2.DictLoader({"t.html": "<td>{{ x }}</td>"})).get_template("t.html")
+    assert "\u202e" in raw.render(x=spoof)
+
+
+def test_an_exception_name_of_30_kb_costs_a_line_not_30_kb():
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_code_cell("train()", execution_count=1)]
+    nb.cells[0].outputs = [v4.new_output("error", ename="E" * 30_000, evalue="boom", traceback=[])]
+    (cell,) = outputs.cells(nb)
+    (error,) = cell.errors()
+    assert len(error["ename"]) == 30_000  # control: the bytes reach the grader whole
+    line = outputs.error_line(cell, error)
+    assert len(line) < 160 and line.endswith("EEEE: boom") and "…" in line
+
+
+def test_a_student_key_in_a_grader_error_traceback_reaches_stderr_inert(tmp_path, capsys, monkeypatch):
+    """A check that fails on student bytes (here: a layer name from the submission) prints
+    its traceback for the staff; the exception's text is the student's."""
+    rubric = tmp_path / "one.toml"
+    rubric.write_text(
+        'id = "one"\ntitle = "One"\ndataset = "cifar10"\n\n[[items]]\nid = "files"\nkind = "files"\n'
+        'name = "Files"\nrequired = [{ pattern = "*.py", what = "code" }]\n'
+    )
+    key = f"layer{CLEAR}{TITLE}{FAKE}"
+
+    def crash(item, ctx):
+        raise ValueError(f"no layer named {key}")
+
+    monkeypatch.setitem(KINDS, "files", dataclasses.replace(KINDS["files"], run=crash))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.py").write_text("x = 1\n")
+    result = grade(tmp_path / "sub", load(rubric), None, allow_unsandboxed=True)
+    err = capsys.readouterr().err
+    assert result.item("files").message.startswith("internal grader error in this check (ValueError:")
+    assert "ValueError: no layer named layer" in err and not CONTROL_BYTES.search(err)
+    # control: the traceback as Python prints it carries the escapes and the fake line
+    try:
+        crash(None, None)
+    except ValueError:
+        raw = traceback.format_exc()
+    assert CLEAR in raw and TITLE in raw
+
+
+def test_a_moodle_folder_named_in_latin1_still_gets_its_student_json(tmp_path):
+    folder = tmp_path / "download" / os.fsdecode(b"Ren\xe9 Roy_101_assignsubmission_file")
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text("x = 1\n")
+    (student,) = batch_moodle.discover(tmp_path / "download", tmp_path / "stage").students
+    with pytest.raises(UnicodeEncodeError):  # control: the folder's name as Python holds it
+        json.dumps({"source": student.source.name}, ensure_ascii=False).encode()
+    record = {"key": "k", "error": f"RuntimeError: {CLEAR}{TITLE}worker died"}  # a grader error
+    runner._write_student(tmp_path / "out", student.folder, student, record)
+    written = tmp_path / "out" / "students" / student.folder
+    info = json.loads((written / "student.json").read_bytes().decode("utf-8"))
+    assert info["name"] == "Ren\ufffd Roy" and info["source"] == "Ren\ufffd Roy_101_assignsubmission_file"
+    failure = (written / "error.txt").read_text()
+    assert failure == "The grader failed on this submission: RuntimeError: worker died\n"
+
+
+def test_a_zip_listing_100000_files_is_refused_before_its_directory_is_parsed(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # 9 MB: every entry empty
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        for n in range(100_000):
+            zf.writestr(f"data/{n}", b"")
+    with zipfile.ZipFile(archive) as zf:  # control: zipfile builds an object for every entry first
+        assert len(zf.infolist()) == 100_001
+    with pytest.raises(SubmissionError) as refused:
+        intake(archive, tmp_path / "job")
+    assert str(refused.value) == (
+        "StudentID_lab2.zip lists far more than 5000 files (its directory alone is over 4 MiB): "
+        "zip only your lab folder and upload that"
+    )
+
+
+def test_a_message_quoting_a_megabyte_name_is_cut_to_its_start_and_end(tmp_path, monkeypatch):
+    rubric = tmp_path / "one.toml"
+    rubric.write_text(
+        'id = "one"\ntitle = "One"\ndataset = "cifar10"\n\n[[items]]\nid = "files"\nkind = "files"\n'
+        'name = "Files"\nrequired = [{ pattern = "*.py", what = "code" }]\n'
+    )
+    name = "conv" * 250_000  # a checkpoint key, a class name: whatever the check quotes
+    outcome = Outcome(False, f"it holds weights of layers the checked forward pass never ran: {name}", name)
+    assert len(outcome.message) > 1_000_000  # control: the check's own message, whole
+    monkeypatch.setitem(KINDS, "files", dataclasses.replace(KINDS["files"], run=lambda item, ctx: outcome))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.py").write_text("x = 1\n")
+    item = grade(tmp_path / "sub", load(rubric), None, allow_unsandboxed=True).item("files")
+    assert len(item.message) <= 4_000 and len(item.details) <= 50_000
+    assert item.message.startswith("it holds weights of layers the checked forward pass never ran: conv")
+    assert item.message.endswith("conv") and "…" in item.message
+
+
+def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        for n in range(1000):  # entries that never count as files: each one a note
+            zf.writestr(f"../escape{n}.py", "x = 1\n")
+    sub = intake(archive, tmp_path / "job")
+    assert len(sub.notes) == 21 and sub.notes[-1] == "… and 980 more notes like these"
+    assert sub.notes[0] == (
+        "skipped '../escape0.py' in StudentID_lab2.zip: its path leaves the submission folder"
+    )

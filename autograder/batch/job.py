@@ -11,13 +11,13 @@ from __future__ import annotations
 import socket
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..grade import grade
 from ..rubric import Rubric
+from ..untrusted import traceback_text
 from .cache import ResultCache, result_to_dict
 from .integrity import fingerprints
 
@@ -67,7 +67,7 @@ def grade_entry(entry: Entry, settings: Settings) -> dict[str, Any]:
         )
         prints = fingerprints(entry.source)
     except Exception as exc:  # noqa: BLE001 - one submission must never stop the batch
-        traceback.print_exc(file=sys.stderr)
+        print(traceback_text(), file=sys.stderr, end="")
         return {"key": entry.key, "error": f"{type(exc).__name__}: {exc}", "host": socket.gethostname()}
     record = {
         "result": result_to_dict(result),

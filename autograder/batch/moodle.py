@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import UsageError
-from ..untrusted import file_name, utf8
+from ..submission import MAX_DEPTH, walk
+from ..untrusted import file_name, short, utf8
 
 MOODLE_NAME = re.compile(
     r"^(?P<name>[^_]+?)(?:_(?P<id>\d+))?_assignsubmission_(?P<plugin>[a-z]+)(?P<sep>_?)(?P<rest>.*)$",
@@ -286,21 +287,27 @@ def _extract_all(archive: Path, dest: Path) -> list[str]:
                 if info.is_dir() or not parts:
                     continue
                 if name.startswith("/") or ".." in parts or ":" in parts[0]:
-                    skipped.append(f"skipped {name!r}: its path leaves the download folder")
+                    skipped.append(f"skipped {short(name)!r}: its path leaves the download folder")
                     continue
                 if any(p in JUNK or p.startswith("._") for p in parts):
                     continue
                 if stat.S_ISLNK(info.external_attr >> 16):
-                    skipped.append(f"skipped the symbolic link {name}")
+                    skipped.append(f"skipped the symbolic link {short(name)}")
+                    continue
+                if len(parts) > MAX_DEPTH + 1:  # the student's folder, then theirs
+                    skipped.append(f"skipped {short(name)!r}: folders nested more than {MAX_DEPTH} deep")
                     continue
                 fitted = [file_name(p) for p in parts]
                 try:
                     total += _copy_capped(zf, info, dest.joinpath(*fitted), total)
                 except OSError as exc:  # what the file system refuses costs this file only
-                    skipped.append(f"skipped {name!r}: it cannot be written here ({exc.strerror or exc})")
+                    why = exc.strerror or exc
+                    skipped.append(f"skipped {short(name)!r}: it cannot be written here ({why})")
                     continue
                 if fitted != list(parts):
-                    skipped.append(f"shortened a name over 255 bytes: {name!r} -> {'/'.join(fitted)!r}")
+                    skipped.append(
+                        f"shortened a name over 255 bytes: {short(name)!r} -> {short('/'.join(fitted))!r}"
+                    )
     except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
     return skipped
@@ -330,7 +337,7 @@ def content_hash(source: Path) -> str:
         digest.update(b"file\0")
         _hash_file(source, digest)
         return digest.hexdigest()
-    for path in sorted(source.rglob("*")):
+    for path in walk(source):
         if path.is_symlink() or not path.is_file() or path.name == STAGE_MARK:
             continue
         digest.update(path.relative_to(source).as_posix().encode("utf-8", "surrogateescape") + b"\0")

@@ -26,7 +26,7 @@ from ..grade import resolve_device
 from ..report import write_all
 from ..report.write import write_atomic
 from ..rubric import Rubric
-from ..untrusted import rich_text, terminal
+from ..untrusted import rich_text, terminal, text_block
 from . import gradebook as gb
 from . import summary
 from .cache import (
@@ -241,7 +241,8 @@ def _write_student(out: Path, folder: str, student: Student, record: dict[str, A
         write_all(result_from_dict(record["result"]), target)
         (target / "error.txt").unlink(missing_ok=True)
     else:
-        write_atomic(target / "error.txt", f"The grader failed on this submission: {record['error']}\n")
+        failure = text_block(record["error"])  # a TA may cat it in a terminal
+        write_atomic(target / "error.txt", f"The grader failed on this submission: {failure}\n")
         info["error"] = record["error"]
     write_atomic(target / "student.json", json.dumps(info, indent=2, ensure_ascii=False))
 

@@ -21,6 +21,7 @@ from ..rubric import Item
 from .context import Context
 from .registry import RUN_SECTION, Part, Place, allowed, check, hook
 
+MAX_ERRORS_KEPT = 50  # error outputs listed in results.json; the message counts them all
 RERUN = "run Kernel → Restart & Run All, then save the notebook before submitting"
 
 
@@ -125,8 +126,8 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         "unrecorded": [c.number for c in order.unrecorded],
         "out_of_order": [[a.number, b.number] for a, b in order.out_of_order],
         "errors": [
-            {"cell": c.number, "ename": str(e.get("ename", "")), "evalue": str(e.get("evalue", ""))[:300]}
-            for c, e in order.errors
+            {"cell": c.number, "ename": outputs.error_name(e), "evalue": str(e.get("evalue", ""))[:300]}
+            for c, e in order.errors[:MAX_ERRORS_KEPT]
         ],
         "claims": found.claims.summary(),
     }

@@ -110,6 +110,8 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
         ) from None
     except RecursionError:
         raise NotebookError(f"{name} is not a notebook: its JSON is nested too deeply") from None
+    except ValueError:  # an integer of over 4,300 digits (int_max_str_digits), not a JSON error
+        raise NotebookError(f"{name} is not a notebook: it holds a number too long to read") from None
     del raw
     cells = data.get("cells") if isinstance(data, dict) else None
     if isinstance(cells, list) and len(cells) > MAX_CELLS:  # refused before nbformat copies them all
@@ -147,15 +149,10 @@ def notebook_export(text: str) -> nbformat.NotebookNode | None:
     notebook's (Drive mounted, training). None for a file Python parses, or one the
     magics do not explain."""
 
-    def parses(source: str) -> bool:
-        try:
-            ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return False
-        return True
-
     cleaned = _clean(text)
-    if cleaned == text or not cleaned.strip() or parses(text) or not parses(cleaned):
+    if cleaned == text or not cleaned.strip() or parse_python(text) is not None:
+        return None
+    if parse_python(cleaned) is None:
         return None
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text)])
 
@@ -355,11 +352,20 @@ def extract(
     return result
 
 
+def parse_python(text: str) -> ast.Module | None:
+    """Student Python source as a tree, None when it cannot be one: a syntax error, a NUL
+    byte (ValueError), expressions nested or chained too deep for the parser
+    (RecursionError, MemoryError). The student hears of it when the sandbox imports it."""
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def defined_names(text: str) -> dict[str, int]:
     """Top-level classes and functions in Python source, with their lines (no execution)."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = parse_python(text)
+    if tree is None:
         return {}
     return {
         n.name: n.lineno
@@ -376,9 +382,8 @@ def model_candidates(text: str) -> list[tuple[str, int, str]]:
     """Top-level things that look like a model, as (name, line, what): classes,
     factory-like functions, and module-level ``net = nn.Sequential(...)`` (which a
     grader cannot build by name, but a student should be told it was seen)."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    tree = parse_python(text)
+    if tree is None:
         return []
     found: list[tuple[str, int, str]] = []
     for node in tree.body:

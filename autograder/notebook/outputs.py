@@ -33,6 +33,8 @@ import nbformat
 import numpy as np
 from PIL import Image
 
+from .. import untrusted
+
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
 LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
@@ -228,7 +230,12 @@ def run_order(nb: nbformat.NotebookNode) -> RunOrder:
 def error_line(cell: Cell, error: dict[str, Any]) -> str:
     """'cell 7 (In [7]) raised ZeroDivisionError: division by zero'."""
     value = str(error.get("evalue", "")).strip().splitlines()
-    return f"{cell.label} raised {error.get('ename', 'an error')}" + (f": {value[0][:200]}" if value else "")
+    return f"{cell.label} raised {error_name(error)}" + (f": {value[0][:200]}" if value else "")
+
+
+def error_name(error: dict[str, Any]) -> str:
+    """An error output's exception name, as long as a class name can sensibly be."""
+    return untrusted.short(error.get("ename", "an error"), 100)
 
 
 # --- figures ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import nbformat
 from nbformat import v4
 
+from .extract import parse_python
 from .outputs import text_of
 
 EPOCH_NAMES = ("EPOCHS", "NUM_EPOCHS", "N_EPOCHS", "num_epochs", "n_epochs", "epochs", "EPOCH", "max_epochs")
@@ -58,9 +59,8 @@ def _names(nb: nbformat.NotebookNode) -> set[str]:
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
-        try:
-            tree = ast.parse(_parseable(text_of(cell.get("source", ""))))
-        except SyntaxError:
+        tree = parse_python(_parseable(text_of(cell.get("source", ""))))
+        if tree is None:
             continue
         used |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     return used
@@ -78,9 +78,8 @@ def _skip(source: str, patterns: list[re.Pattern[str]]) -> tuple[str, list[str]]
 
 def _rewrite(source: str, values: dict[str, int | float], epochs: int) -> tuple[str, list[str]]:
     """Top-level ``NAME = <number>`` of an overridden name, and literal epoch loops."""
-    try:
-        tree = ast.parse(_parseable(source))
-    except SyntaxError:
+    tree = parse_python(_parseable(source))
+    if tree is None:
         return source, []
     lines = source.split("\n")
     edits: list[tuple[int, int, int, str, str]] = []  # (line, start col, end col, new text, note)

@@ -26,10 +26,12 @@ def environment(template: str) -> jinja2.Environment:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """``text`` as UTF-8, replacing what is not (a name's undecodable bytes, which Python keeps
+    as lone surrogates, as in ``student.json`` of a Moodle folder named in Latin-1)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(untrusted.utf8(text))
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 

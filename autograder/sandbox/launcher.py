@@ -18,6 +18,7 @@ import resource
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -268,8 +269,24 @@ class JobFolder:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_tree(self.path)
         os.close(self._fd)
+
+
+def remove_tree(path: str | Path) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` for folders student code wrote: it may
+    nest folders thousands deep, where Python's rmtree (recursive) raises RecursionError
+    and leaves them; ``rm -rf`` (coreutils walks iteratively) then removes the rest."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(
+            ["rm", "-rf", "--", os.fspath(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
 
 
 def sweep_stale_jobs(parent: Path) -> None:
@@ -289,7 +306,7 @@ def sweep_stale_jobs(parent: Path) -> None:
         except BlockingIOError:
             continue  # a live grader's
         else:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
         finally:
             os.close(fd)
 
@@ -329,7 +346,7 @@ def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_TMP) -> list[str]:
             if info.st_uid == uid:
                 with contextlib.suppress(OSError):
                     if stat.S_ISDIR(info.st_mode):
-                        shutil.rmtree(entry.path)
+                        remove_tree(entry.path)
                     else:
                         os.unlink(entry.path)
                     removed.append(entry.path)

@@ -428,7 +428,7 @@ class Sandbox:
         a fresh worker and replays the set-up steps."""
         self.close()
         for folder in (self.job.out, self.job.home):
-            shutil.rmtree(folder, ignore_errors=True)
+            launcher.remove_tree(folder)
 
     def close(self) -> None:
         if self._worker is not None:

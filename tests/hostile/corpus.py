@@ -406,6 +406,36 @@ def import_exit(folder: Path, state: dict, how: str) -> Path:
     return write(folder, _module(attack), state)
 
 
+# Folders nested 1,500 deep wherever the worker may write (its out/ folder, its HOME and
+# TMPDIR in tier B, /tmp), made one level at a time so no path nears PATH_MAX: Python's
+# rmtree recurses once per level and raised RecursionError in the grader's clean-up.
+DEEP_FOLDERS = """\
+def nest(base, depth=1500):
+    fd = os.open(base, os.O_RDONLY)
+    made = 0
+    try:
+        os.mkdir("nest", dir_fd=fd)
+        for made in range(1, depth + 1):
+            inner = os.open("nest" if made == 1 else "a", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+            os.mkdir("a", dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return made
+
+
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out")  # beside submission/
+report(deep={place: nest(place) for place in dict.fromkeys([OUT, os.environ.get("HOME", "/tmp"), "/tmp"])})
+"""
+
+
+def deep_folders(folder: Path, state: dict) -> Path:
+    return write(folder, _module(DEEP_FOLDERS), state)
+
+
 # Harmless networked code at import, as students write it: a dataset download in
 # try/except, a probe of a local visdom/TensorBoard server that expects "connection
 # refused" offline, and (the leak) a POST of "labels" to the grader machine's listener.
