@@ -6,7 +6,15 @@ from pathlib import Path
 
 import nbformat
 
-from ...notebook.extract import NotebookError, Parsed, parse, read_notebook
+from ...notebook.extract import (
+    CELL_MARKS,
+    HAND_IN,
+    NotebookError,
+    Parsed,
+    not_a_notebook,
+    parse,
+    read_notebook,
+)
 from ...result import CheckFailed
 from ...submission import Submission
 from .memo import Memo
@@ -34,10 +42,26 @@ class Notebooks:
             if path is None:
                 raise CheckFailed(
                     f"no .ipynb notebook in the submission (found: {self.submission.listing()})"
+                    + self._exports()
                 )
             return self._read(path)
 
         return self._memo("notebook", load)
+
+    def _exports(self) -> str:
+        """'; lab2.html is an HTML page (an export), not a notebook: hand in ...' for the
+        first export of a notebook handed in instead of it: an HTML page, or a script
+        with a notebook's cell marks (jupytext's ``# %%``, nbconvert's ``# In[1]:``)."""
+        for rel in self.submission.files:
+            suffix = rel.suffix.lower()
+            if suffix not in (".html", ".htm", ".py"):
+                continue
+            with (self.submission.root / rel).open("rb") as handle:
+                head = handle.read(4096)
+            what = not_a_notebook(head)
+            if what and (suffix != ".py" or CELL_MARKS.search(head)):
+                return f"; {rel.as_posix()} is {what}, not a notebook: {HAND_IN}"
+        return ""
 
     def parsed(self, rel: Path) -> Parsed:
         """A notebook's definitions, parsed once per notebook (tasks assemble their code from it)."""
