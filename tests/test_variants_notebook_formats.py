@@ -94,6 +94,16 @@ def _savefig(with_file: bool):
     return files
 
 
+def _untitled():
+    """What Colab's File → New notebook saves: one empty code cell."""
+    kernel = {"name": "python3", "display_name": "Python 3"}
+    nb = v4.new_notebook(metadata={"colab": {"provenance": []}, "kernelspec": kernel})
+    nb.nbformat_minor = 0
+    nb.cells = [v4.new_code_cell("")]
+    nb.cells[0].pop("id")
+    return nb
+
+
 def _pandas_log():
     nb = nbv.jupyterlab(log=[nbv.pandas_log()])
     train = next(c for c in nb.cells if c.source == nbv.TRAIN)
@@ -232,6 +242,25 @@ CASES = {
         },
         4,
     ),
+    # Several notebooks: the TA opens the one with the work in it, whatever sorts first.
+    # Colab's empty Untitled0.ipynb beside the lab's notebook.
+    "untitled-beside": (
+        lambda: {"lab2_cnn.ipynb": nbv.write(nbv.jupyterlab()), "Untitled0.ipynb": nbv.write(_untitled())},
+        PASSES,
+        10,
+    ),
+    # The work done in Untitled1.ipynb, the handout's template handed in unrun beside it.
+    "work-in-untitled": (
+        lambda: {"Untitled1.ipynb": nbv.write(nbv.colab()), NAME: nbv.write(nbv.colab(ran=False))},
+        PASSES,
+        10,
+    ),
+    # An unrun "Copy of ..." (Colab's File → Save a copy) beside the worked notebook.
+    "unrun-copy-beside": (
+        lambda: _file(nbv.jupyterlab()) | {f"Copy of {NAME}": nbv.write(nbv.colab(ran=False))},
+        PASSES,
+        10,
+    ),
     # Exports handed in under the notebook's name, and an upload that failed.
     "jupytext-script": (
         lambda: {NAME: JUPYTEXT},
@@ -297,6 +326,13 @@ def test_a_figure_saved_to_a_file_is_named_with_its_file(tmp_path, notebook_rubr
         "figure: training curve (cell 6: plot() of loss/accuracy values; saved as curves.png, not shown)"
         in details
     )
+
+
+def test_the_notebooks_not_graded_are_named(tmp_path, notebook_rubric, cifar_root):
+    files = _file(nbv.jupyterlab()) | {f"Copy of {NAME}": nbv.write(nbv.colab(ran=False))}
+    graded = grade(files, tmp_path, notebook_rubric, cifar_root)
+    assert graded.message("notebook.run") == f"{NAME}: all 6 code cells ran in order, no errors"
+    assert f"other notebooks, not graded: Copy of {NAME}" in graded.test("notebook.run")["output"]
 
 
 def test_plotly_and_svg_figures_are_told_apart_from_pictures(tmp_path, notebook_rubric, cifar_root):

@@ -122,8 +122,10 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         problems.append(
             error_lines[0] + (f" (+{len(error_lines) - 1} more errors)" if len(error_lines) > 1 else "")
         )
+    others = [p.as_posix() for p in ctx.notebooks.others()]
     details = [
         f"notebook: {found.name}",
+        *([f"other notebooks, not graded: {', '.join(others[:10])}"] if others else []),
         f"code cells: {order.code}, executed: {order.executed}",
         *(f"never run: cell {c.number}" for c in order.unexecuted[:20]),
         *(

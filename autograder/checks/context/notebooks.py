@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -19,19 +20,53 @@ from ...result import CheckFailed
 from ...submission import Submission
 from .memo import Memo
 
+UNTITLED = re.compile(r"untitled\d*\.ipynb$", re.I)  # Jupyter's and Colab's name for a new notebook
+MAX_CANDIDATES = 8  # notebooks read to choose the one graded
+
 
 class Notebooks:
-    """The first ``*.ipynb`` of a submission is *the* notebook (the notebook checks read
-    it); any notebook may define a task's model (``parsed``)."""
+    """One ``*.ipynb`` of a submission is *the* notebook (``path``: the notebook checks
+    read it); any notebook may define a task's model (``parsed``)."""
 
     def __init__(self, submission: Submission) -> None:
         self.submission = submission
         self._memo = Memo()
+        self._chosen: nbformat.NotebookNode | None = None
 
     def path(self) -> Path | None:
-        """The notebook, relative to the submission (None: the submission has none)."""
-        notebooks = self.submission.notebooks
-        return notebooks[0] if notebooks else None
+        """The notebook, relative to the submission (None: the submission has none).
+
+        With several, the one a TA would open: one that shows outputs (not the handout's
+        template handed in unrun beside it), not an editor's default name
+        (``Untitled.ipynb``, Colab's ``Untitled0.ipynb``), the one with the most code cells
+        showing outputs, then the shallowest, then by name. Only the first
+        ``MAX_CANDIDATES`` in that name order are read."""
+
+        def pick() -> Path | None:
+            notebooks = sorted(
+                self.submission.notebooks, key=lambda p: (bool(UNTITLED.match(p.name)), len(p.parts), p)
+            )
+            if len(notebooks) <= 1:
+                return notebooks[0] if notebooks else None
+            read = {rel: self._candidate(rel) for rel in notebooks[:MAX_CANDIDATES]}
+            ran = {rel: _ran(nb) for rel, nb in read.items()}
+            chosen = min(  # the first of equals
+                ran, key=lambda rel: (ran[rel] <= 0, bool(UNTITLED.match(rel.name)), -ran[rel])
+            )
+            self._chosen = read[chosen]  # read once: read() takes it
+            return chosen
+
+        return self._memo("path", pick)
+
+    def _candidate(self, rel: Path) -> nbformat.NotebookNode | None:
+        try:
+            return read_notebook(self.submission.root / rel)
+        except NotebookError:
+            return None
+
+    def others(self) -> list[Path]:
+        """The submission's other notebooks (not read by the notebook checks)."""
+        return [p for p in self.submission.notebooks if p != self.path()]
 
     def read(self) -> nbformat.NotebookNode:
         """The notebook, read once (size and cell caps checked first); CheckFailed when
@@ -44,7 +79,8 @@ class Notebooks:
                     f"no .ipynb notebook in the submission (found: {self.submission.listing()})"
                     + self._exports()
                 )
-            return self._read(path)
+            chosen, self._chosen = self._chosen, None
+            return chosen if chosen is not None else self._read(path)
 
         return self._memo("notebook", load)
 
@@ -76,3 +112,10 @@ class Notebooks:
             return read_notebook(self.submission.root / rel)
         except NotebookError as exc:
             raise CheckFailed(str(exc)) from None
+
+
+def _ran(nb: nbformat.NotebookNode | None) -> int:
+    """Code cells showing outputs (-1: not a readable notebook)."""
+    if nb is None:
+        return -1
+    return sum(1 for c in nb.cells if c.get("cell_type") == "code" and c.get("outputs"))
