@@ -136,6 +136,34 @@ def test_per_class_lines_and_best_worst_classes():
     assert [c.value for c in found.worst_class] == ["airplane"]
 
 
+CLASSIFICATION_REPORT = """              precision    recall  f1-score   support
+
+    airplane     0.8404    0.8229    0.8316        96
+  automobile     0.8485    0.8485    0.8485        99
+        bird     0.7912    0.8571    0.8229        84
+         cat     0.8333    0.7812    0.8065        96
+        deer     0.7609    0.7955    0.7778        88
+         dog     0.8333    0.8547    0.8439       117
+        frog     0.8544    0.8627    0.8585       102
+       horse     0.7931    0.8598    0.8251       107
+        ship     0.9158    0.8286    0.8700       105
+       truck     0.8100    0.7642    0.7864       106
+
+    accuracy                         0.8280      1000
+   macro avg     0.8281    0.8275    0.8271      1000
+weighted avg     0.8296    0.8280    0.8281      1000
+"""
+
+
+def test_a_classification_report_gives_each_class_its_recall():
+    """sklearn's report, the usual per-class print: a class's accuracy is its recall (the
+    second column), not the precision its row starts with."""
+    (table,) = claims.read(cells_of(CLASSIFICATION_REPORT), CIFAR10_CLASSES).per_class
+    recall = [0.8229, 0.8485, 0.8571, 0.7812, 0.7955, 0.8547, 0.8627, 0.8598, 0.8286, 0.7642]
+    expected = dict(zip(CIFAR10_CLASSES, recall, strict=True))
+    assert {k: c.value for k, c in table.items()} == pytest.approx(expected)
+
+
 def test_fashion_class_names_with_slashes_and_shared_words():
     text = "T-shirt/top: 85.0%\nShirt: 40.1%\nAnkle boot : 97 %\nSandal: 90.0%\nBag: 0.95\nCoat: 0.7\n"
     (table,) = claims.read(cells_of(text), FASHION_CLASSES).per_class
