@@ -164,6 +164,31 @@ def test_a_classification_report_gives_each_class_its_recall():
     assert {k: c.value for k, c in table.items()} == pytest.approx(expected)
 
 
+def test_fastai_training_table_is_read_from_its_html():
+    """fastai's fit shows the epochs as an HTML table only (its text form is
+    '<IPython.core.display.HTML object>'), with a 'time' column that is not a number."""
+    rows = "".join(
+        f"<tr><td>{e}</td><td>{1 / (e + 1):.6f}</td><td>{1.5 / (e + 1):.6f}</td><td>{0.51 + e / 100:.6f}</td>"
+        f"<td>00:1{e}</td></tr>"
+        for e in range(3)
+    )
+    html = (
+        '<table border="1" class="dataframe">\n  <thead>\n    <tr style="text-align: left;">\n'
+        "      <th>epoch</th>\n      <th>train_loss</th>\n      <th>valid_loss</th>\n"
+        "      <th>accuracy</th>\n      <th>time</th>\n    </tr>\n  </thead>\n"
+        f"  <tbody>{rows}</tbody>\n</table>"
+    )
+    nb = v4.new_notebook()
+    shown = v4.new_output(
+        "display_data", data={"text/html": html, "text/plain": "<IPython.core.display.HTML object>"}
+    )
+    nb.cells = [v4.new_code_cell("learn.fit_one_cycle(3)", execution_count=1, outputs=[shown])]
+    (run,) = history.runs(outputs.cells(nb))
+    assert run.epochs == [0, 1, 2]
+    assert run.series["train_loss"] == pytest.approx([1.0, 0.5, 0.333333])
+    assert run.series["val_loss"] == pytest.approx([1.5, 0.75, 0.5])
+
+
 def test_fashion_class_names_with_slashes_and_shared_words():
     text = "T-shirt/top: 85.0%\nShirt: 40.1%\nAnkle boot : 97 %\nSandal: 90.0%\nBag: 0.95\nCoat: 0.7\n"
     (table,) = claims.read(cells_of(text), FASHION_CLASSES).per_class
