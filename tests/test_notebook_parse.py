@@ -245,6 +245,26 @@ def test_smoke_mode_shortens_a_literal_epoch_loop_and_keeps_other_loops():
     assert out.changes == ["cell 1: range(..100) → 1", "cell 1: range(..51) → 2"]
 
 
+def test_kaggle_dataset_paths_point_at_the_sandboxs_copy():
+    """A Kaggle notebook reads its dataset from /kaggle/input/<dataset> and saves to
+    /kaggle/working; in the sandbox the dataset is ./data and the working folder is '.'."""
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_code_cell(
+            "trainset = torchvision.datasets.CIFAR10(root='/kaggle/input/cifar10-python', train=True)\n"
+            'DATA = "/kaggle/input/cifar10-python/cifar-10-batches-py"\n'
+            "torch.save(model.state_dict(), '/kaggle/working/simple_cnn.pth')"
+        )
+    ]
+    out = smoke.prepare(nb, smoke=False)
+    assert out.nb.cells[0].source.splitlines() == [
+        "trainset = torchvision.datasets.CIFAR10(root='data', train=True)",
+        'DATA = "data/cifar-10-batches-py"',
+        "torch.save(model.state_dict(), './simple_cnn.pth')",
+    ]
+    assert out.changes == ["cell 1: /kaggle/input/cifar10-python → data", "cell 1: /kaggle/working → ."]
+
+
 def test_without_smoke_mode_only_unrunnable_lines_change():
     out = smoke.prepare(notebooks.runnable(), smoke=False)
     assert "EPOCHS = 100" in out.nb.cells[2].source and not out.overridden and out.injected_at is None
