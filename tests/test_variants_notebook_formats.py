@@ -104,6 +104,13 @@ def _untitled():
     return nb
 
 
+def _test_shown(source: str, data: dict[str, str]):
+    nb = nbv.jupyterlab()
+    test = next(c for c in nb.cells if c.source == nbv.TEST)
+    test.source, test.outputs = source, [v4.new_output("display_data", data=data)]
+    return nb
+
+
 def _pandas_log():
     nb = nbv.jupyterlab(log=[nbv.pandas_log()])
     train = next(c for c in nb.cells if c.source == nbv.TRAIN)
@@ -208,6 +215,34 @@ CASES = {
     ),
     # The training log shown as a DataFrame whose column names have spaces ("Train Loss").
     "pandas-log": (_pandas_log, PASSES, 10),
+    # The test accuracy shown with display(Markdown(...)) or display(HTML(...)): the text
+    # form Jupyter saves beside it is only '<IPython.core.display.Markdown object>'.
+    "markdown-result": (
+        lambda: _file(
+            _test_shown(
+                "display(Markdown(f'**Test accuracy:** {100 * correct / total:.2f}%'))",
+                {
+                    "text/markdown": "**Test accuracy:** 71.23%",
+                    "text/plain": "<IPython.core.display.Markdown object>",
+                },
+            )
+        ),
+        PASSES,
+        10,
+    ),
+    "html-result": (
+        lambda: _file(
+            _test_shown(
+                "display(HTML(f'<h3>Results</h3><p><b>Test accuracy</b>: {acc:.2%}</p>'))",
+                {
+                    "text/html": "<h3>Results</h3><p><b>Test accuracy</b>: 71.23%</p>",
+                    "text/plain": "<IPython.core.display.HTML object>",
+                },
+            )
+        ),
+        PASSES,
+        10,
+    ),
     # Kaggle, data from /kaggle/input, weights to /kaggle/working: nothing to object to.
     "kaggle-paths": (lambda: _file(nbv.kaggle_paths()), PASSES, 10),
     # VS Code wrote cell ids into a 4.2 notebook: the editor's doing, not the student's.

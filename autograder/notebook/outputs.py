@@ -41,7 +41,7 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
 LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
 NOTEBOOK_TEXT_CAP = 2_000_000  # all outputs of a notebook together; later outputs are not read
-NOTEBOOK_TABLE_CAP = 400_000  # HTML of the tables parsed (html.parser: ~1.6 µs a character at worst)
+NOTEBOOK_HTML_CAP = 400_000  # HTML outputs parsed (html.parser: ~1.6 µs a character at worst)
 
 
 def text_of(value: Any) -> str:
@@ -107,36 +107,51 @@ class Cell:
         return isinstance(paper, dict) and paper.get("status") == "completed"
 
 
-class _TableText(HTMLParser):
-    """The first HTML table of an output as pipe-separated lines (``| epoch | train loss |``).
+class _HtmlText(HTMLParser):
+    """An HTML output as the lines it shows: tables as pipe-separated rows
+    (``| epoch | train loss |``), other text a line per block (``<p>``, ``<br>``, ...);
+    ``<style>`` and ``<script>`` left out.
 
     pandas shows a DataFrame as HTML and as text; the text wraps wide frames, elides
     columns and splits multi-word column names into several, the HTML keeps one cell per
-    column. Header rows are merged column by column (pandas puts the index name, such as
-    ``epoch``, on a second header row)."""
+    column. A table's header rows are merged column by column (pandas puts the index
+    name, such as ``epoch``, on a second header row)."""
+
+    BLOCKS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "pre"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.text: list[str] = []
         self.head: list[list[str]] = []
         self.rows: list[list[str]] = []
         self.row: list[str] | None = None
         self.cell: list[str] | None = None
-        self.in_head = self.done = False
+        self.in_head = False
+        self.hidden = 0  # inside <style> or <script>
+
+    def _flush(self) -> None:
+        line = " ".join("".join(self.text).split())
+        if line:
+            self.lines.append(line)
+        self.text = []
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if self.done:
-            return
-        if tag == "thead":
+        if tag in ("style", "script"):
+            self.hidden += 1
+        elif tag == "thead":
             self.in_head = True
         elif tag == "tr":
             self.row = []
         elif tag in ("td", "th") and self.row is not None:
             self.cell = []
+        if tag in self.BLOCKS and self.row is None:
+            self._flush()
 
     def handle_endtag(self, tag: str) -> None:
-        if self.done:
-            return
-        if tag in ("td", "th") and self.row is not None and self.cell is not None:
+        if tag in ("style", "script"):
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in ("td", "th") and self.row is not None and self.cell is not None:
             self.row.append(" ".join("".join(self.cell).split()))
             self.cell = None
         elif tag == "tr" and self.row is not None:
@@ -145,47 +160,68 @@ class _TableText(HTMLParser):
         elif tag == "thead":
             self.in_head = False
         elif tag == "table":
-            self.done = True
+            self._table()
+        elif tag in self.BLOCKS:
+            self._flush()
 
     def handle_data(self, data: str) -> None:
-        if self.cell is not None and not self.done:
-            self.cell.append(data)
+        if self.hidden:
+            return
+        (self.cell if self.cell is not None else self.text).append(data)
 
-    def text(self) -> str:
+    def _table(self) -> None:
         width = max((len(r) for r in self.head + self.rows), default=0)
         names = [""] * width
         for row in self.head:
             for k, name in enumerate(row):
                 names[k] = f"{names[k]} {name}".strip()
-        lines = [names] if self.head else []
-        return "\n".join("| " + " | ".join(r) + " |" for r in lines + self.rows)
+        self._flush()
+        self.lines += ["| " + " | ".join(r) + " |" for r in ([names] if self.head else []) + self.rows]
+        self.head, self.rows, self.row, self.cell = [], [], None, None
+
+    def result(self) -> str:
+        if self.row:  # a table never closed
+            self.rows.append(self.row)
+        if self.head or self.rows:
+            self._table()
+        self._flush()
+        return "\n".join(self.lines)
 
 
-def table_html(output: dict[str, Any]) -> str:
-    """The output's HTML, capped at ``TEXT_CAP``, when it holds a table; else ''."""
+HTML_OBJECT = "<IPython.core.display.HTML object>"  # the text form of display(HTML(...))
+
+
+def parsed_html(output: dict[str, Any]) -> str:
+    """The output's HTML, capped at ``TEXT_CAP``, when the grader reads it instead of its
+    text form: it holds a table, or its text form is only ``HTML_OBJECT``; else ''."""
     data = output.get("data")
-    html = text_of(data.get("text/html", ""))[:TEXT_CAP] if isinstance(data, dict) else ""
-    return html if "<table" in html else ""
+    if not isinstance(data, dict):
+        return ""
+    html = text_of(data.get("text/html", ""))[:TEXT_CAP]
+    return html if "<table" in html or text_of(data.get("text/plain", "")).strip() == HTML_OBJECT else ""
 
 
-def html_table(html: str) -> str | None:
-    """An HTML table (a pandas DataFrame as Jupyter shows it) as text lines, else None."""
-    if "<table" not in html:
-        return None
-    parser = _TableText()
+def html_text(html: str) -> str:
+    """The lines an HTML output shows (tables as pipe-separated rows)."""
+    parser = _HtmlText()
     parser.feed(html[:TEXT_CAP])
     parser.close()
-    return parser.text() if parser.rows else None
+    return parser.result()
 
 
-def output_text(output: dict[str, Any], tables: bool = True) -> str:
-    """What an output shows as text; ``tables``: an HTML table is read from its HTML."""
+def output_text(output: dict[str, Any], html: bool = True) -> str:
+    """What an output shows as text: a stream's text, an error's name and value, a
+    display's Markdown (``display(Markdown(...))``), else (``html``) its HTML when
+    ``parsed_html`` picks it, else its text form."""
     kind = output.get("output_type")
     if kind == "stream":
         return text_of(output.get("text", ""))
     if kind in ("execute_result", "display_data"):
-        table = html_table(table_html(output)) if tables else None
-        return table if table is not None else text_of((output.get("data") or {}).get("text/plain", ""))
+        data = output.get("data") or {}
+        if "text/markdown" in data:
+            return text_of(data["text/markdown"])
+        shown = parsed_html(output) if html else ""
+        return (html_text(shown) if shown else "") or text_of(data.get("text/plain", ""))
     if kind == "error":
         return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
     return ""
@@ -195,7 +231,7 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
     """The cells, each with its output lines; once the notebook's outputs pass
     ``NOTEBOOK_TEXT_CAP`` characters the rest is not read (``Cell.unread``)."""
     found = []
-    budget, tables_left = NOTEBOOK_TEXT_CAP, NOTEBOOK_TABLE_CAP
+    budget, html_left = NOTEBOOK_TEXT_CAP, NOTEBOOK_HTML_CAP
     for number, cell in enumerate(nb.get("cells", []), start=1):
         if not isinstance(cell, dict):
             continue
@@ -214,10 +250,10 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
             metadata=metadata,
         )
         for output in item.outputs:
-            html = len(table_html(output))
-            tables = 0 < html <= tables_left  # past the cap, tables are read from their text form
-            tables_left -= html if tables else 0
-            text = output_text(output, tables)
+            html = len(parsed_html(output))
+            read_html = 0 < html <= html_left  # past the cap, outputs are read from their text form
+            html_left -= html if read_html else 0
+            text = output_text(output, read_html)
             cost = min(len(text), TEXT_CAP)  # terminal_lines reads no more of one output
             if cost > budget:
                 item.unread, budget = True, -1
