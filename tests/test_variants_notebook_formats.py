@@ -104,6 +104,11 @@ def _untitled():
     return nb
 
 
+def _extra_cell(nb, source: str):
+    nb.cells.append(v4.new_code_cell(source))
+    return nb
+
+
 def _test_shown(source: str, data: dict[str, str]):
     nb = nbv.jupyterlab()
     test = next(c for c in nb.cells if c.source == nbv.TEST)
@@ -256,6 +261,13 @@ CASES = {
     "ipython3-v3": (lambda: {NAME: nbv.v3_text()}, PASSES, 10),
     # Saved by a Windows editor with a byte-order mark.
     "byte-order-mark": (lambda: {NAME: b"\xef\xbb\xbf" + nbv.write(nbv.jupyterlab()).encode()}, PASSES, 10),
+    # A cell holding only comments (the handout's "# your experiments here"), never run:
+    # there is nothing in it to run.
+    "comment-only-cell": (
+        lambda: _file(_extra_cell(nbv.jupyterlab(), "# Optional: your own experiments here\n# TODO")),
+        PASSES,
+        10,
+    ),
     # Training re-run at the end after the later cells: the TA asks for a clean run.
     "partial-rerun": (
         lambda: _file(_counts(nbv.jupyterlab(), [1, 2, 9, 10, 4, 5])),

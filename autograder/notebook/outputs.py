@@ -326,6 +326,9 @@ def is_colab(nb: nbformat.NotebookNode) -> bool:
     return "colab" in meta
 
 
+COMMENT_ONLY = re.compile(r"^\s*#.*$", re.M)
+
+
 def run_order(nb: nbformat.NotebookNode) -> RunOrder:
     """Order judged on the counts that were recorded; a cell without one is "never run"
     only when nothing else shows it ran (and, in a Colab export, only when no cell has a count)."""
@@ -333,7 +336,7 @@ def run_order(nb: nbformat.NotebookNode) -> RunOrder:
     previous: Cell | None = None
     for cell in code_cells(nb):
         errors += [(cell, e) for e in cell.errors()]
-        if not cell.source.strip():
+        if not COMMENT_ONLY.sub("", cell.source).strip():  # nothing to run: blank or comments only
             continue
         if cell.execution_count is None:
             if cell.outputs or cell.ran_by_metadata():
