@@ -112,6 +112,9 @@ def test_a_run_continued_in_the_next_cell_is_joined():
         ("Accuracy on test set: 84.3", 0.843),
         ("Epoch 3: test acc 80%", None),  # a per-epoch line, read as a curve
         ("Test accuracy of cat: 50%", None),  # a per-class line
+        # a tqdm bar over the test loader: 100% is its progress, not an accuracy
+        ("Computing test accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s]", None),
+        ("Testing accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s, acc=84.3]", 0.843),
     ],
 )
 def test_test_accuracy_claims(line, value):

@@ -27,6 +27,9 @@ TEST_ACC = re.compile(
 BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b", re.I)
 WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b", re.I)
 EPOCH_WORD = re.compile(r"\bepoch\b", re.I)
+PROGRESS_BAR = re.compile(  # tqdm: '100%|██████████| 79/79 [00:02<00:00, 35.10it/s' (its postfix kept)
+    r"\d{1,3}%\|[^|\n]{0,100}\|\s*\d+/\d+(?:\s*\[[\d:]{1,12}<[\d:?]{1,12}(?:,\s*[\d.?]{1,12}\s*(?:it/s|s/it))?)?"
+)
 REPORT_HEADER = re.compile(r"precision\s+recall\s+f1-score\s+support\s*$")  # sklearn's classification_report
 ALIASES = {"airplane": ("plane", "aeroplane"), "automobile": ("car",), "T-shirt/top": ("t-shirt", "tshirt")}
 
@@ -128,6 +131,7 @@ def accuracy_in(line: str, start: int = 0, loose: bool = True, end: int | None =
 
 
 def _test_accuracy(line: str, classes: ClassNames) -> float | None:
+    line = PROGRESS_BAR.sub(" ", line)  # 'Testing accuracy: 100%|████| 79/79': progress, not accuracy
     match = TEST_ACC.search(line)
     if not match or EPOCH_WORD.search(line) or classes.find(line):
         return None
