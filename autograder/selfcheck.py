@@ -130,8 +130,8 @@ def notebook_hint(staged: Path, rubric: Rubric) -> str | None:
         )
     if os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
         return (
-            "no notebook in this folder: Kaggle does not keep it on disk; download it (File → "
-            "Download notebook), upload it beside your files and check again"
+            "no notebook in this folder: on Kaggle, download it (File → Download notebook), "
+            "upload it beside your files and check again"
         )
     return None
 
