@@ -77,6 +77,15 @@ def _vscode_ids():
     return {NAME: json.dumps(data, indent=1)}
 
 
+def _vscode_45():
+    nb = nbv.vscode()
+    nb.nbformat_minor = 5
+    for k, cell in enumerate(nb.cells):
+        cell.id = f"{k:08x}"
+        cell.metadata["vscode"] = {"languageId": "python" if cell.cell_type == "code" else "markdown"}
+    return nb
+
+
 def _keyboard_interrupt():
     four_epochs = "".join(nbv.handout_log(10).splitlines(keepends=True)[:4])
     nb = nbv.jupyterlab(log=[nbv.stream(four_epochs), nbv.keyboard_interrupt()])
@@ -252,6 +261,8 @@ CASES = {
     "kaggle-paths": (lambda: _file(nbv.kaggle_paths()), PASSES, 10),
     # VS Code wrote cell ids into a 4.2 notebook: the editor's doing, not the student's.
     "vscode-ids-in-4.2": (_vscode_ids, PASSES, 10),
+    # Current VS Code: nbformat 4.5 with cell ids and its per-cell language metadata.
+    "vscode-4.5": (lambda: _file(_vscode_45()), PASSES, 10),
     # JupyterLab with two cells sharing an id (copied between notebooks).
     "duplicate-cell-ids": (_duplicate_ids, PASSES, 10),
     # Classic Jupyter Notebook 4.0 and 4.4 with ExecuteTime metadata.
