@@ -302,7 +302,20 @@ def schema_problem(nb: nbformat.NotebookNode) -> str | None:
             )
         first = text.strip().splitlines()[0][:200] if text.strip() else "invalid"
         return f"{place}: {first}" if place else first
+    except Exception:  # noqa: BLE001 - nbformat's own error reporting breaks on some wrong types
+        return _wrong_type(nb)
     return None
+
+
+def _wrong_type(nb: nbformat.NotebookNode) -> str:
+    """Where a value of the wrong type is, for what nbformat could not even report."""
+    for k, cell in enumerate(nb.get("cells") or [], start=1):
+        if not isinstance(cell, dict):
+            return f"cell {k}: not a cell"
+        for key in ("cell_type", "id"):
+            if key in cell and not isinstance(cell[key], str):
+                return f"cell {k} field {key}: {str(cell[key])[:40]!r} is not a string"
+    return "a field holds a value of the wrong type"
 
 
 @dataclass
