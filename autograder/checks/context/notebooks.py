@@ -10,6 +10,7 @@ import nbformat
 from ...notebook.extract import (
     CELL_MARKS,
     HAND_IN,
+    MAX_NOTEBOOK_BYTES,
     NotebookError,
     Parsed,
     not_a_notebook,
@@ -21,7 +22,7 @@ from ...submission import Submission
 from .memo import Memo
 
 UNTITLED = re.compile(r"untitled\d*\.ipynb$", re.I)  # Jupyter's and Colab's name for a new notebook
-MAX_CANDIDATES = 8  # notebooks read to choose the one graded
+MAX_CANDIDATES = 8  # notebooks looked at to choose the one graded
 
 
 class Notebooks:
@@ -31,16 +32,15 @@ class Notebooks:
     def __init__(self, submission: Submission) -> None:
         self.submission = submission
         self._memo = Memo()
-        self._chosen: nbformat.NotebookNode | None = None
 
     def path(self) -> Path | None:
         """The notebook, relative to the submission (None: the submission has none).
 
         With several, the one a TA would open: one that shows outputs (not the handout's
         template handed in unrun beside it), not an editor's default name
-        (``Untitled.ipynb``, Colab's ``Untitled0.ipynb``), the one with the most code cells
-        showing outputs, then the shallowest, then by name. Only the first
-        ``MAX_CANDIDATES`` in that name order are read."""
+        (``Untitled.ipynb``, Colab's ``Untitled0.ipynb``), the one with the most outputs
+        (counted in its bytes, not parsed), then the shallowest, then by name.
+        Only the first ``MAX_CANDIDATES`` in that name order are looked at."""
 
         def pick() -> Path | None:
             notebooks = sorted(
@@ -48,21 +48,20 @@ class Notebooks:
             )
             if len(notebooks) <= 1:
                 return notebooks[0] if notebooks else None
-            read = {rel: self._candidate(rel) for rel in notebooks[:MAX_CANDIDATES]}
-            ran = {rel: _ran(nb) for rel, nb in read.items()}
-            chosen = min(  # the first of equals
+            ran = {rel: self._outputs(rel) for rel in notebooks[:MAX_CANDIDATES]}
+            return min(  # the first of equals
                 ran, key=lambda rel: (ran[rel] <= 0, bool(UNTITLED.match(rel.name)), -ran[rel])
             )
-            self._chosen = read[chosen]  # read once: read() takes it
-            return chosen
 
         return self._memo("path", pick)
 
-    def _candidate(self, rel: Path) -> nbformat.NotebookNode | None:
-        try:
-            return read_notebook(self.submission.root / rel)
-        except NotebookError:
-            return None
+    def _outputs(self, rel: Path) -> int:
+        """How many outputs a notebook holds, counted in its bytes without parsing it
+        (-1: over the size cap): choosing costs no parse, whatever the candidates hold."""
+        path = self.submission.root / rel
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            return -1
+        return path.read_bytes().count(b'"output_type"')
 
     def others(self) -> list[Path]:
         """The submission's other notebooks (not read by the notebook checks)."""
@@ -79,8 +78,7 @@ class Notebooks:
                     f"no .ipynb notebook in the submission (found: {self.submission.listing()})"
                     + self._exports()
                 )
-            chosen, self._chosen = self._chosen, None
-            return chosen if chosen is not None else self._read(path)
+            return self._read(path)
 
         return self._memo("notebook", load)
 
@@ -112,10 +110,3 @@ class Notebooks:
             return read_notebook(self.submission.root / rel)
         except NotebookError as exc:
             raise CheckFailed(str(exc)) from None
-
-
-def _ran(nb: nbformat.NotebookNode | None) -> int:
-    """Code cells showing outputs (-1: not a readable notebook)."""
-    if nb is None:
-        return -1
-    return sum(1 for c in nb.cells if c.get("cell_type") == "code" and c.get("outputs"))
