@@ -95,7 +95,7 @@ def _keyboard_interrupt():
 def _savefig(with_file: bool):
     source = (
         "plt.plot(history['train_loss']); plt.plot(history['val_loss'])\n"
-        "plt.savefig('curves.png')\nplt.close()"
+        "plt.savefig(os.path.join(FIG_DIR, 'curves.png'), dpi=150)\nplt.close()"
     )
     files = _file(_curves(nbv.jupyterlab(), source, []))
     if with_file:

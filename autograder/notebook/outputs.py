@@ -492,7 +492,10 @@ def solid_fraction(png_base64: Any) -> float | None:
     return float(solid.sum() / ink.size)
 
 
-SAVEFIG = re.compile(r"""savefig\(\s*[rR]?['"]([^'"\n{}]{1,200}?\.(png|jpe?g|svg))['"]""", re.I)
+# savefig('curves.png'), savefig(os.path.join(OUT, 'curves.png')), savefig(f'{OUT}/curves.png'):
+# the file name is the last path part of a string literal among its arguments
+SAVEFIG = re.compile(r"savefig\(([^)\n]{0,300})")
+LITERAL = re.compile(r"""['"]([^'"\n]{1,300})['"]""")
 SAVED_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
 DEFINES = re.compile(r"^\s*def\s", re.M)
 
@@ -504,12 +507,19 @@ def saved_figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[tuple
     if cell.images() or DEFINES.search(cell.source):
         return []
     found = []
-    for m in SAVEFIG.finditer(cell.source):
-        name = m.group(1).replace("\\", "/").rsplit("/", 1)[-1]
-        raw = read(name)
-        if raw is None or any(f[0] == name for f in found):
+    names = [
+        literal.group(1).replace("\\", "/").rsplit("/", 1)[-1]
+        for call in SAVEFIG.finditer(cell.source)
+        for literal in LITERAL.finditer(call.group(1))
+    ]
+    for name in names:
+        suffix = name.rsplit(".", 1)[-1].lower()
+        if suffix not in SAVED_TYPES or "{" in name or any(f[0] == name for f in found):
             continue
-        kind = SAVED_TYPES[m.group(2).lower()]
+        raw = read(name)
+        if raw is None:
+            continue
+        kind = SAVED_TYPES[suffix]
         value = raw.decode("utf-8", "replace") if kind == "image/svg+xml" else base64.b64encode(raw).decode()
         found.append((name, kind, value))
     return found
