@@ -36,7 +36,8 @@ from .untrusted import rich_text
 RUBRIC_FILE = ".rubric"
 VAL_SIZE = 5000  # the templates' VALIDATION split: the last 5,000 training images
 VAL_IMAGES = 500  # measured by default (ResNet-18 on a laptop CPU: about 10 s)
-SKIPPED_FOLDERS = {".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "wandb", "runs"}
+SKIPPED_FOLDERS = {"venv", "__pycache__", "wandb", "runs"}  # and every hidden folder (.git, .venv, ...)
+COLAB_SAMPLES = "anscombe.json"  # in the sample_data folder Colab puts beside a notebook
 
 
 class SelfCheckError(UsageError):
@@ -83,21 +84,56 @@ def find_rubric(folder: Path, given: str | None) -> Rubric:
 
 
 def stage(folder: Path, target: Path, exclude: list[Path]) -> list[str]:
-    """Copy what the student would hand in: no data root, caches or virtual environments."""
+    """Copy what the student would hand in: no data root, caches, virtual environments,
+    hidden folders (Colab's ``.config``), mounted drives (Colab's ``/content/drive``: the
+    whole Google Drive) or Colab's ``sample_data``; what was left out, and why."""
     skipped: list[str] = []
     excluded = [p.resolve() for p in exclude]
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in SKIPPED_FOLDERS for part in rel.parts) or rel.as_posix() == RUBRIC_FILE:
-            continue
-        if any(path.resolve() == e or e in path.resolve().parents for e in excluded):
-            if path.resolve() in excluded:
-                skipped.append(rel.as_posix() + "/")
-            continue
-        if path.is_file() and not path.is_symlink():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target / rel)
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        kept = []
+        for name in sorted(dirs):
+            path = here / name
+            rel = path.relative_to(folder).as_posix()
+            resolved = path.resolve()
+            if name in SKIPPED_FOLDERS or name.startswith("."):
+                continue
+            if os.path.ismount(path):
+                skipped.append(f"{rel}/ (a mounted drive)")
+            elif name == "sample_data" and (path / COLAB_SAMPLES).is_file():
+                skipped.append(f"{rel}/ (Colab's sample data)")
+            elif resolved in excluded:
+                skipped.append(f"{rel}/ (the dataset)")
+            elif not any(e in resolved.parents for e in excluded):
+                kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = here / name
+            rel = path.relative_to(folder)
+            if rel.as_posix() != RUBRIC_FILE and path.is_file() and not path.is_symlink():
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / rel)
     return skipped
+
+
+def notebook_hint(staged: Path, rubric: Rubric) -> str | None:
+    """On Colab or Kaggle, where the notebook is not in the working folder, how to put it
+    there; None elsewhere, or when the folder has one or the rubric reads none."""
+    reads = any(i.kind.startswith("notebook") or i.kind == "claims" for i in rubric.items)
+    if not reads or any(p.suffix.lower() == ".ipynb" for p in staged.rglob("*")):
+        return None
+    if os.environ.get("COLAB_RELEASE_TAG"):
+        return (
+            "no notebook in this folder: Colab keeps it in your Google Drive; put a copy here "
+            "(File → Download → Download .ipynb, then upload it, or !cp '/content/drive/MyDrive/Colab "
+            "Notebooks/NAME.ipynb' FOLDER/ with the drive mounted) and check again"
+        )
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE"):
+        return (
+            "no notebook in this folder: on Kaggle, download it (File → Download notebook), "
+            "upload it beside your files and check again"
+        )
+    return None
 
 
 def validation_root(data_root: Path, dataset: str, target: Path, images: int) -> tuple[Path, str]:
@@ -141,7 +177,10 @@ def run(
         staged.mkdir()
         skipped = stage(folder, staged, [data_root] if data_root else [])
         if skipped:
-            notes.append(f"left out (the dataset, not a submission file): {', '.join(skipped)}")
+            notes.append(f"left out (not submission files): {', '.join(skipped)}")
+        hint = notebook_hint(staged, rubric)
+        if hint:
+            notes.append(hint)
         val_root, val_what = None, ""
         if data_root is not None:
             try:

@@ -4,6 +4,7 @@ graded end to end and the test reads what the student would see."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -110,4 +111,18 @@ def test_a_notebook_breaking_the_format_is_named_by_cell(tmp_path, rubric, cifar
     assert g.message("notebook.run").startswith(
         "StudentID_lab2.ipynb does not follow the notebook format (cell 2 field execution_count: "
         "'two' is not of type 'integer', 'null'); re-save it from Jupyter"
+    )
+
+
+def test_a_value_nbformat_cannot_even_report_is_named_by_cell(tmp_path, rubric, cifar_root):
+    """A hand-edited cell whose cell_type is null: nbformat's own error report raises
+    TypeError on it; the student still gets the cell and field."""
+    nb = notebooks.executed_lab2(TASK1)
+    data = json.loads(nbformat.writes(nb))
+    data["cells"][2]["cell_type"] = None
+    g = graded(tmp_path, rubric, cifar_root, raw=json.dumps(data))
+    assert g.test("notebook.run")["status"] == "failed"
+    assert g.message("notebook.run").startswith(
+        "StudentID_lab2.ipynb does not follow the notebook format (cell 3 field cell_type: 'None' is not a "
+        "string); re-save it from Jupyter"
     )

@@ -142,3 +142,16 @@ def test_the_notebook_never_sees_the_hidden_test_labels(tmp_path, cifar_root):
     pixels = np.array(seen["first_pixels"])
     assert (pixels == train.images[:500].reshape(500, -1)[:, :8]).all()
     assert not (pixels == test.images.reshape(500, -1)[:, :8]).all(axis=1).any()
+
+
+@pytest.mark.slow  # executes a notebook in the sandbox, a kernel per run
+def test_a_kaggle_notebook_reads_its_dataset_from_the_sandboxs_copy(tmp_path, cifar_root):
+    """Kaggle's /kaggle/input/<dataset> and /kaggle/working, written as Kaggle needs them."""
+    nb = notebooks.runnable("torch.save(model.state_dict(), '/kaggle/working/simple_cnn.pth')")
+    kaggle = notebooks.LOAD_DATA.replace("./data/", "/kaggle/input/cifar10-python/")
+    nb.cells = [nbformat.v4.new_code_cell(kaggle) if c.source == notebooks.LOAD_DATA else c for c in nb.cells]
+    g = run(tmp_path, cifar_root, nb, "notebook")
+    item = g.test("notebook.execute")
+    assert item["status"] == "passed", item["output"]
+    assert "cell 4: /kaggle/input/cifar10-python → data" in item["output"]
+    assert "cell 6: /kaggle/working → ." in item["output"]

@@ -112,6 +112,9 @@ def test_a_run_continued_in_the_next_cell_is_joined():
         ("Accuracy on test set: 84.3", 0.843),
         ("Epoch 3: test acc 80%", None),  # a per-epoch line, read as a curve
         ("Test accuracy of cat: 50%", None),  # a per-class line
+        # a tqdm bar over the test loader: 100% is its progress, not an accuracy
+        ("Computing test accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s]", None),
+        ("Testing accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s, acc=84.3]", 0.843),
     ],
 )
 def test_test_accuracy_claims(line, value):
@@ -134,6 +137,59 @@ def test_per_class_lines_and_best_worst_classes():
     )
     assert [c.value for c in found.best_class] == ["truck"]
     assert [c.value for c in found.worst_class] == ["airplane"]
+
+
+CLASSIFICATION_REPORT = """              precision    recall  f1-score   support
+
+    airplane     0.8404    0.8229    0.8316        96
+  automobile     0.8485    0.8485    0.8485        99
+        bird     0.7912    0.8571    0.8229        84
+         cat     0.8333    0.7812    0.8065        96
+        deer     0.7609    0.7955    0.7778        88
+         dog     0.8333    0.8547    0.8439       117
+        frog     0.8544    0.8627    0.8585       102
+       horse     0.7931    0.8598    0.8251       107
+        ship     0.9158    0.8286    0.8700       105
+       truck     0.8100    0.7642    0.7864       106
+
+    accuracy                         0.8280      1000
+   macro avg     0.8281    0.8275    0.8271      1000
+weighted avg     0.8296    0.8280    0.8281      1000
+"""
+
+
+def test_a_classification_report_gives_each_class_its_recall():
+    """sklearn's report, the usual per-class print: a class's accuracy is its recall (the
+    second column), not the precision its row starts with."""
+    (table,) = claims.read(cells_of(CLASSIFICATION_REPORT), CIFAR10_CLASSES).per_class
+    recall = [0.8229, 0.8485, 0.8571, 0.7812, 0.7955, 0.8547, 0.8627, 0.8598, 0.8286, 0.7642]
+    expected = dict(zip(CIFAR10_CLASSES, recall, strict=True))
+    assert {k: c.value for k, c in table.items()} == pytest.approx(expected)
+
+
+def test_fastai_training_table_is_read_from_its_html():
+    """fastai's fit shows the epochs as an HTML table only (its text form is
+    '<IPython.core.display.HTML object>'), with a 'time' column that is not a number."""
+    rows = "".join(
+        f"<tr><td>{e}</td><td>{1 / (e + 1):.6f}</td><td>{1.5 / (e + 1):.6f}</td><td>{0.51 + e / 100:.6f}</td>"
+        f"<td>00:1{e}</td></tr>"
+        for e in range(3)
+    )
+    html = (
+        '<table border="1" class="dataframe">\n  <thead>\n    <tr style="text-align: left;">\n'
+        "      <th>epoch</th>\n      <th>train_loss</th>\n      <th>valid_loss</th>\n"
+        "      <th>accuracy</th>\n      <th>time</th>\n    </tr>\n  </thead>\n"
+        f"  <tbody>{rows}</tbody>\n</table>"
+    )
+    nb = v4.new_notebook()
+    shown = v4.new_output(
+        "display_data", data={"text/html": html, "text/plain": "<IPython.core.display.HTML object>"}
+    )
+    nb.cells = [v4.new_code_cell("learn.fit_one_cycle(3)", execution_count=1, outputs=[shown])]
+    (run,) = history.runs(outputs.cells(nb))
+    assert run.epochs == [0, 1, 2]
+    assert run.series["train_loss"] == pytest.approx([1.0, 0.5, 0.333333])
+    assert run.series["val_loss"] == pytest.approx([1.5, 0.75, 0.5])
 
 
 def test_fashion_class_names_with_slashes_and_shared_words():
@@ -190,6 +246,26 @@ def test_smoke_mode_shortens_a_literal_epoch_loop_and_keeps_other_loops():
         "    pass",
     ]
     assert out.changes == ["cell 1: range(..100) → 1", "cell 1: range(..51) → 2"]
+
+
+def test_kaggle_dataset_paths_point_at_the_sandboxs_copy():
+    """A Kaggle notebook reads its dataset from /kaggle/input/<dataset> and saves to
+    /kaggle/working; in the sandbox the dataset is ./data and the working folder is '.'."""
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_code_cell(
+            "trainset = torchvision.datasets.CIFAR10(root='/kaggle/input/cifar10-python', train=True)\n"
+            'DATA = "/kaggle/input/cifar10-python/cifar-10-batches-py"\n'
+            "torch.save(model.state_dict(), '/kaggle/working/simple_cnn.pth')"
+        )
+    ]
+    out = smoke.prepare(nb, smoke=False)
+    assert out.nb.cells[0].source.splitlines() == [
+        "trainset = torchvision.datasets.CIFAR10(root='data', train=True)",
+        'DATA = "data/cifar-10-batches-py"',
+        "torch.save(model.state_dict(), './simple_cnn.pth')",
+    ]
+    assert out.changes == ["cell 1: /kaggle/input/cifar10-python → data", "cell 1: /kaggle/working → ."]
 
 
 def test_without_smoke_mode_only_unrunnable_lines_change():

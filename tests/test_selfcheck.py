@@ -133,3 +133,57 @@ def test_errors_in_a_notebook_cell_point_at_that_cell():
     code = extract(read_notebook(template))
     line = next(n for n, text in enumerate(code.text.splitlines(), 1) if "SimpleCNN is not written" in text)
     assert code.locate(line) == "cell 3, line 8"
+
+
+def test_staging_on_colab_leaves_out_the_drive_sample_data_and_hidden_folders(tmp_path, monkeypatch):
+    """``autograder.check()`` in Colab's /content: the mounted Google Drive (the whole drive),
+    Colab's sample_data and its .config folder are not the student's submission."""
+    content = tmp_path / "content"
+    for rel, text in {
+        "StudentID_lab2.ipynb": "{}",
+        "simple_cnn.py": "import torch\n",
+        "sample_data/anscombe.json": "[]",
+        "sample_data/mnist_test.csv": "7,0,0\n",
+        ".config/gcloud/configurations/config_default": "[core]\n",
+        "drive/MyDrive/Colab Notebooks/other_course.ipynb": "{}",
+        "data/cifar-10-batches-py/test_batch": "x",
+    }.items():
+        (content / rel).parent.mkdir(parents=True, exist_ok=True)
+        (content / rel).write_text(text)
+    drive = content / "drive"
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == drive or real_ismount(p))
+    target = tmp_path / "staged"
+    target.mkdir()
+    skipped = selfcheck.stage(content, target, [content / "data"])
+    assert skipped == [
+        "data/ (the dataset)",
+        "drive/ (a mounted drive)",
+        "sample_data/ (Colab's sample data)",
+    ]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
+        "StudentID_lab2.ipynb",
+        "simple_cnn.py",
+    ]
+
+
+def test_on_colab_a_folder_without_the_notebook_says_where_it_is(tmp_path, monkeypatch):
+    from helpers import rubrics
+
+    rubric = rubrics.load_notebook_only(tmp_path)
+    folder = tmp_path / "lab2"
+    folder.mkdir()
+    (folder / "simple_cnn.py").write_text("import torch\n")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    elsewhere = selfcheck.run(folder, rubric, None)  # the control: a laptop's folder
+    assert not [n for n in elsewhere.notes if "Google Drive" in n]
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20261001-060115_RC00")
+    report = selfcheck.run(folder, rubric, None)
+    rows = {r.id: r for r in report.rows}
+    assert rows["notebook.run"].why.startswith("no .ipynb notebook in the submission (found: simple_cnn.py)")
+    assert (
+        "no notebook in this folder: Colab keeps it in your Google Drive; put a copy here (File → Download "
+        "→ Download .ipynb, then upload it, or !cp '/content/drive/MyDrive/Colab Notebooks/NAME.ipynb' "
+        "FOLDER/ with the drive mounted) and check again"
+    ) in report.notes

@@ -10,6 +10,7 @@ plots, per-class lines, ...). Both record the numbers the outputs claim
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,26 @@ def facts(ctx: Context) -> Facts:
         cells = outputs.cells(nb)
         owners = nbclaims.attribute(cells, nbclaims.task_headings(ctx.rubric.tasks))
         found = nbclaims.read(cells, DATASETS[ctx.rubric.dataset].classes, owners)
-        figures = [f for c in cells if c.kind == "code" for f in outputs.figures(c)]
+        read = _reader(ctx)
+        figures = [f for c in cells if c.kind == "code" for f in outputs.figures(c, read)]
         return Facts(ctx.notebooks.path().as_posix(), cells, found, owners, figures)
 
     return ctx.memo("notebook_facts", read)
+
+
+def _reader(ctx: Context) -> Callable[[str], bytes | None]:
+    """A submitted figure file's bytes by name (any folder, any case), for figures a
+    notebook saved with ``savefig`` instead of showing them; None when absent or too large."""
+    submission = ctx.notebooks.submission
+    files = {f.name.lower(): f for f in sorted(submission.files, key=lambda p: len(p.parts), reverse=True)}
+
+    def read(name: str) -> bytes | None:
+        rel = files.get(name.lower())
+        if rel is None or (submission.root / rel).stat().st_size > outputs.MAX_PNG_BYTES:
+            return None
+        return (submission.root / rel).read_bytes()
+
+    return read
 
 
 def cell_list(numbers: list[int]) -> str:
@@ -105,8 +122,10 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         problems.append(
             error_lines[0] + (f" (+{len(error_lines) - 1} more errors)" if len(error_lines) > 1 else "")
         )
+    others = [p.as_posix() for p in ctx.notebooks.others()]
     details = [
         f"notebook: {found.name}",
+        *([f"other notebooks, not graded: {', '.join(others[:10])}"] if others else []),
         f"code cells: {order.code}, executed: {order.executed}",
         *(f"never run: cell {c.number}" for c in order.unexecuted[:20]),
         *(
@@ -116,7 +135,7 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
         ),
         *(f"out of order: {b.label} after {a.label}" for a, b in order.out_of_order[:20]),
         *(f"error: {line}" for line in error_lines[:20]),
-        f"images (image/png outputs): {sum(c.images() for c in found.cells)}",
+        f"figures (PNG, JPEG, SVG or Plotly outputs, files saved by savefig): {len(found.figures)}",
     ]
     data = {
         "notebook": found.name,
@@ -232,7 +251,7 @@ def _count(entry: dict[str, Any], found: Facts) -> tuple[int, list[int]]:
         best, worst = [c.cell for c in claims.best_class], [c.cell for c in claims.worst_class]
         return min(len(best), len(worst)), sorted(set(best + worst))
     elif what == "plots":
-        cells = [c.number for c in found.cells for _ in range(c.images())]
+        cells = [f.cell for f in found.figures]
     elif what == "curve_plots":
         cells = [f.cell for f in found.figures if f.kind == "curve"]
     elif what == "curves":

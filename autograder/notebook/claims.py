@@ -2,7 +2,8 @@
 
 Test accuracy (``Test Accuracy: 84.31%``, ``Accuracy of the network on the
 10000 test images: 54 %``, ``test acc = 0.8431``), per-class accuracy (one
-line per class name, or a table), the best and worst class, and the training
+line per class name, or a table; in sklearn's ``classification_report``, the
+recall column), the best and worst class, and the training
 curves (``history.py``). Each claim keeps its cell, so a message can point at
 it, and an owner: the rubric task whose model the notebook was working on
 when it printed the line (the last cell, at or before it, that mentions the
@@ -26,6 +27,10 @@ TEST_ACC = re.compile(
 BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b", re.I)
 WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b", re.I)
 EPOCH_WORD = re.compile(r"\bepoch\b", re.I)
+PROGRESS_BAR = re.compile(  # tqdm: '100%|██████████| 79/79 [00:02<00:00, 35.10it/s' (its postfix kept)
+    r"\d{1,3}%\|[^|\n]{0,100}\|\s*\d+/\d+(?:\s*\[[\d:]{1,12}<[\d:?]{1,12}(?:,\s*[\d.?]{1,12}\s*(?:it/s|s/it))?)?"
+)
+REPORT_HEADER = re.compile(r"precision\s+recall\s+f1-score\s+support\s*$")  # sklearn's classification_report
 ALIASES = {"airplane": ("plane", "aeroplane"), "automobile": ("car",), "T-shirt/top": ("t-shirt", "tshirt")}
 
 
@@ -126,6 +131,7 @@ def accuracy_in(line: str, start: int = 0, loose: bool = True, end: int | None =
 
 
 def _test_accuracy(line: str, classes: ClassNames) -> float | None:
+    line = PROGRESS_BAR.sub(" ", line)  # 'Testing accuracy: 100%|████| 79/79': progress, not accuracy
     match = TEST_ACC.search(line)
     if not match or EPOCH_WORD.search(line) or classes.find(line):
         return None
@@ -148,6 +154,19 @@ def _per_class(line: str, classes: ClassNames, loose: bool) -> dict[str, float]:
         if value is not None:
             found.setdefault(name, value)
     return found if len(found) == len({name for _, name in mentions}) else {}
+
+
+def _report_row(line: str, classes: ClassNames, column: int) -> tuple[str, float] | None:
+    """(class, recall) from a row of sklearn's ``classification_report``: a class's accuracy
+    is its recall, not the precision its first number gives."""
+    mentions = classes.find(line)
+    if len({name for _, name in mentions}) != 1:
+        return None
+    numbers = NUMBER.findall(line, mentions[0][0] + 1)
+    if len(numbers) <= column or numbers[column][1]:
+        return None
+    value = float(numbers[column][0])
+    return (mentions[0][1], value) if 0 <= value <= 1 else None
 
 
 def _ranked(line: str, classes: ClassNames) -> list[tuple[str, str]]:
@@ -203,8 +222,15 @@ def read(cells: list[Cell], classes: tuple[str, ...], owners: dict[int, str | No
         table: dict[str, Claim] = {}
         lines = [line.strip() for line in cell.lines()]
         loose = any(ACC_WORD.search(line) for line in lines)
+        recall: int | None = None  # the recall column of a classification report above
         for text in lines:
-            if (value := _test_accuracy(text, names)) is not None:
+            header = REPORT_HEADER.match(text)
+            if header:
+                recall = text.split().index("recall")
+            elif recall is not None and (row := _report_row(text, names, recall)):
+                name, value = row
+                table[name] = Claim(value, cell.number, text, owner)
+            elif (value := _test_accuracy(text, names)) is not None:
                 claims.test_accuracy.append(Claim(value, cell.number, text, owner))
             else:
                 for name, value in _per_class(text, names, loose).items():

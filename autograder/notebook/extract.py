@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,26 @@ def too_large(name: str, size: int) -> str:
     )
 
 
+HAND_IN = "hand in the .ipynb file itself (Jupyter: File → Save; Colab: File → Download → Download .ipynb)"
+CELL_MARKS = re.compile(rb"^# (?:%%|In\[)", re.M)  # jupytext's percent format, nbconvert's script
+SCRIPT_MARKS = re.compile(rb"^(?:# %%|# In\[|#!.*python|import \w|from \w+ import )", re.M)
+
+
+def not_a_notebook(raw: bytes) -> str | None:
+    """What a file that is not JSON is, when it is one of the exports students hand in by
+    mistake: 'empty', 'a PDF', 'an HTML page (an export)', 'Python code (...)'."""
+    head = raw[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        return "empty (the notebook was not saved, or the upload failed)"
+    if head.startswith(b"%PDF"):
+        return "a PDF (an export)"
+    if head[:200].lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page (an export)"
+    if SCRIPT_MARKS.search(head):
+        return "Python code (a .py export or a jupytext script)"
+    return None
+
+
 def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
     """A notebook from its bytes, parsed once, with its size and item count capped first.
 
@@ -101,9 +122,12 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
             f"{name} holds over {MAX_JSON_ITEMS:,} cells, outputs and list entries; the grader reads "
             "notebooks of reasonable size: remove the extra cells and outputs and save it again"
         )
-    try:
-        data = json.loads(raw.decode("utf-8", errors="replace"))
+    try:  # utf-8-sig: a byte-order mark (Windows editors write one) is not an error
+        data = json.loads(raw.decode("utf-8-sig", errors="replace"))
     except json.JSONDecodeError as exc:  # nbformat hides the position of a JSON error; students need it
+        what = not_a_notebook(raw)
+        if what:
+            raise NotebookError(f"{name} is {what}, not a notebook: {HAND_IN}") from None
         raise NotebookError(
             f"{name} is not valid JSON (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg}); re-save it from Jupyter"

@@ -8,7 +8,7 @@ Students log epochs in many shapes; the common ones are read:
 - an ``Epoch 3/10`` line followed by metric lines (Keras, or Train/Val lines);
 - tqdm bars whose postfix carries the metrics (``loss=0.52, acc=81.2``): the
   last update of each epoch wins, as on screen;
-- tables with an ``epoch`` column (pandas, Markdown pipes);
+- tables with an ``epoch`` column (pandas, Markdown pipes, fastai's HTML table);
 - a printed history dict (``{'train_loss': [...], 'val_acc': [...]}``).
 
 Accuracies become fractions (``81.2%`` and ``81.2`` both mean 0.812); test
@@ -179,8 +179,9 @@ def _table(lines: list[str], start: int) -> tuple[list[tuple[int, dict[str, floa
         cells = [c.strip() for c in raw.split("|")] if pipes else raw.split()
         if len(cells) == len(names) + 1:
             cells = cells[1:]  # a pandas index column
-        if len(cells) != len(names) or not all(re.fullmatch(NUMBER + "%?", c) for c in cells):
-            break
+        numeric = [cells[k] for k in (lowered.index("epoch"), *columns)] if len(cells) == len(names) else []
+        if not numeric or not all(re.fullmatch(NUMBER + "%?", c) for c in numeric):
+            break  # other columns may hold anything: fastai's "time" is 00:15
         try:
             epoch = int(float(cells[lowered.index("epoch")]))
         except (ValueError, OverflowError):

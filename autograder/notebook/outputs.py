@@ -25,8 +25,10 @@ import base64
 import binascii
 import io
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 import nbformat
@@ -39,6 +41,7 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 TEXT_CAP = 200_000  # per output: enough for any training log, bounded for the regexes
 LINE_CAP = 20_000  # per line: a printed history dict of 2,000 epochs; longer lines are cut
 NOTEBOOK_TEXT_CAP = 2_000_000  # all outputs of a notebook together; later outputs are not read
+NOTEBOOK_HTML_CAP = 400_000  # HTML outputs parsed (html.parser: ~1.6 µs a character at worst)
 
 
 def text_of(value: Any) -> str:
@@ -85,7 +88,8 @@ class Cell:
         return [line for line in self.text_lines if line.strip()]
 
     def images(self) -> int:
-        return sum(1 for o in self.outputs if "image/png" in (o.get("data") or {}))
+        """Figures among the outputs: PNG, JPEG, SVG or Plotly, one per output."""
+        return sum(1 for o in self.outputs if figure_data(o) is not None)
 
     def errors(self) -> list[dict[str, Any]]:
         return [o for o in self.outputs if o.get("output_type") == "error"]
@@ -103,12 +107,121 @@ class Cell:
         return isinstance(paper, dict) and paper.get("status") == "completed"
 
 
-def output_text(output: dict[str, Any]) -> str:
+class _HtmlText(HTMLParser):
+    """An HTML output as the lines it shows: tables as pipe-separated rows
+    (``| epoch | train loss |``), other text a line per block (``<p>``, ``<br>``, ...);
+    ``<style>`` and ``<script>`` left out.
+
+    pandas shows a DataFrame as HTML and as text; the text wraps wide frames, elides
+    columns and splits multi-word column names into several, the HTML keeps one cell per
+    column. A table's header rows are merged column by column (pandas puts the index
+    name, such as ``epoch``, on a second header row)."""
+
+    BLOCKS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "pre"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.text: list[str] = []
+        self.head: list[list[str]] = []
+        self.rows: list[list[str]] = []
+        self.row: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.in_head = False
+        self.hidden = 0  # inside <style> or <script>
+
+    def _flush(self) -> None:
+        line = " ".join("".join(self.text).split())
+        if line:
+            self.lines.append(line)
+        self.text = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("style", "script"):
+            self.hidden += 1
+        elif tag == "thead":
+            self.in_head = True
+        elif tag == "tr":
+            self.row = []
+        elif tag in ("td", "th") and self.row is not None:
+            self.cell = []
+        if tag in self.BLOCKS and self.row is None:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in ("td", "th") and self.row is not None and self.cell is not None:
+            self.row.append(" ".join("".join(self.cell).split()))
+            self.cell = None
+        elif tag == "tr" and self.row is not None:
+            (self.head if self.in_head else self.rows).append(self.row)
+            self.row = None
+        elif tag == "thead":
+            self.in_head = False
+        elif tag == "table":
+            self._table()
+        elif tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
+        (self.cell if self.cell is not None else self.text).append(data)
+
+    def _table(self) -> None:
+        width = max((len(r) for r in self.head + self.rows), default=0)
+        names = [""] * width
+        for row in self.head:
+            for k, name in enumerate(row):
+                names[k] = f"{names[k]} {name}".strip()
+        self._flush()
+        self.lines += ["| " + " | ".join(r) + " |" for r in ([names] if self.head else []) + self.rows]
+        self.head, self.rows, self.row, self.cell = [], [], None, None
+
+    def result(self) -> str:
+        if self.row:  # a table never closed
+            self.rows.append(self.row)
+        if self.head or self.rows:
+            self._table()
+        self._flush()
+        return "\n".join(self.lines)
+
+
+HTML_OBJECT = "<IPython.core.display.HTML object>"  # the text form of display(HTML(...))
+
+
+def parsed_html(output: dict[str, Any]) -> str:
+    """The output's HTML, capped at ``TEXT_CAP``, when the grader reads it instead of its
+    text form: it holds a table, or its text form is only ``HTML_OBJECT``; else ''."""
+    data = output.get("data")
+    if not isinstance(data, dict):
+        return ""
+    html = text_of(data.get("text/html", ""))[:TEXT_CAP]
+    return html if "<table" in html or text_of(data.get("text/plain", "")).strip() == HTML_OBJECT else ""
+
+
+def html_text(html: str) -> str:
+    """The lines an HTML output shows (tables as pipe-separated rows)."""
+    parser = _HtmlText()
+    parser.feed(html[:TEXT_CAP])
+    parser.close()
+    return parser.result()
+
+
+def output_text(output: dict[str, Any], html: bool = True) -> str:
+    """What an output shows as text: a stream's text, an error's name and value, a
+    display's Markdown (``display(Markdown(...))``), else (``html``) its HTML when
+    ``parsed_html`` picks it, else its text form."""
     kind = output.get("output_type")
     if kind == "stream":
         return text_of(output.get("text", ""))
     if kind in ("execute_result", "display_data"):
-        return text_of((output.get("data") or {}).get("text/plain", ""))
+        data = output.get("data") or {}
+        if "text/markdown" in data:
+            return text_of(data["text/markdown"])
+        shown = parsed_html(output) if html else ""
+        return (html_text(shown) if shown else "") or text_of(data.get("text/plain", ""))
     if kind == "error":
         return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
     return ""
@@ -118,7 +231,7 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
     """The cells, each with its output lines; once the notebook's outputs pass
     ``NOTEBOOK_TEXT_CAP`` characters the rest is not read (``Cell.unread``)."""
     found = []
-    budget = NOTEBOOK_TEXT_CAP
+    budget, html_left = NOTEBOOK_TEXT_CAP, NOTEBOOK_HTML_CAP
     for number, cell in enumerate(nb.get("cells", []), start=1):
         if not isinstance(cell, dict):
             continue
@@ -137,7 +250,10 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
             metadata=metadata,
         )
         for output in item.outputs:
-            text = output_text(output)
+            html = len(parsed_html(output))
+            read_html = 0 < html <= html_left  # past the cap, outputs are read from their text form
+            html_left -= html if read_html else 0
+            text = output_text(output, read_html)
             cost = min(len(text), TEXT_CAP)  # terminal_lines reads no more of one output
             if cost > budget:
                 item.unread, budget = True, -1
@@ -164,9 +280,16 @@ def code_cells(nb: nbformat.NotebookNode) -> Iterator[Cell]:
 
 
 def schema_problem(nb: nbformat.NotebookNode) -> str | None:
-    """nbformat's own schema validation, as one line naming the cell."""
+    """nbformat's own schema validation, as one line naming the cell.
+
+    Keys an editor adds that the notebook's format version does not list are not the
+    student's doing and are accepted (``relax_add_props``): cell ids in a 4.0-4.4 notebook
+    (VS Code, Colab, jupytext write them), nteract's ``outputExpanded``. Missing or
+    duplicate cell ids, which nbformat repairs with a warning, are accepted silently."""
     try:
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nbformat.validate(nb, relax_add_props=True)  # it renames duplicate ids: none is read
     except nbformat.ValidationError as exc:
         text = str(exc)
         where = re.search(r"On instance((?:\[[^\]]*\])+)", text)
@@ -179,7 +302,20 @@ def schema_problem(nb: nbformat.NotebookNode) -> str | None:
             )
         first = text.strip().splitlines()[0][:200] if text.strip() else "invalid"
         return f"{place}: {first}" if place else first
+    except Exception:  # noqa: BLE001 - nbformat's own error reporting breaks on some wrong types
+        return _wrong_type(nb)
     return None
+
+
+def _wrong_type(nb: nbformat.NotebookNode) -> str:
+    """Where a value of the wrong type is, for what nbformat could not even report."""
+    for k, cell in enumerate(nb.get("cells") or [], start=1):
+        if not isinstance(cell, dict):
+            return f"cell {k}: not a cell"
+        for key in ("cell_type", "id"):
+            if key in cell and not isinstance(cell[key], str):
+                return f"cell {k} field {key}: {str(cell[key])[:40]!r} is not a string"
+    return "a field holds a value of the wrong type"
 
 
 @dataclass
@@ -203,6 +339,9 @@ def is_colab(nb: nbformat.NotebookNode) -> bool:
     return "colab" in meta
 
 
+COMMENT_ONLY = re.compile(r"^\s*#.*$", re.M)
+
+
 def run_order(nb: nbformat.NotebookNode) -> RunOrder:
     """Order judged on the counts that were recorded; a cell without one is "never run"
     only when nothing else shows it ran (and, in a Colab export, only when no cell has a count)."""
@@ -210,7 +349,7 @@ def run_order(nb: nbformat.NotebookNode) -> RunOrder:
     previous: Cell | None = None
     for cell in code_cells(nb):
         errors += [(cell, e) for e in cell.errors()]
-        if not cell.source.strip():
+        if not COMMENT_ONLY.sub("", cell.source).strip():  # nothing to run: blank or comments only
             continue
         if cell.execution_count is None:
             if cell.outputs or cell.ran_by_metadata():
@@ -228,7 +367,13 @@ def run_order(nb: nbformat.NotebookNode) -> RunOrder:
 
 
 def error_line(cell: Cell, error: dict[str, Any]) -> str:
-    """'cell 7 (In [7]) raised ZeroDivisionError: division by zero'."""
+    """'cell 7 (In [7]) raised ZeroDivisionError: division by zero'; an interrupted cell
+    (Jupyter's Stop button, Colab's stop icon) says so and what to do."""
+    if error.get("ename") == "KeyboardInterrupt":
+        return (
+            f"{cell.label} was stopped by hand (KeyboardInterrupt) before it finished: let it run "
+            "to the end (with fewer epochs if it takes too long)"
+        )
     value = str(error.get("evalue", "")).strip().splitlines()
     return f"{cell.label} raised {error_name(error)}" + (f": {value[0][:200]}" if value else "")
 
@@ -239,7 +384,9 @@ def error_name(error: dict[str, Any]) -> str:
 
 
 # --- figures ------------------------------------------------------------------
-CURVE_CODE = re.compile(r"\b(?!\w*subplots?\b)\w*(?:plot|curve|semilog|loglog)\w*\s*\(")  # not subplots(
+CURVE_CODE = re.compile(  # not subplots(; Plotly's px.line( and go.Scatter( too
+    r"\b(?!\w*subplots?\b)\w*(?:plot|curve|semilog|loglog)\w*\s*\(|\.line\s*\(|\bScatter\s*\("
+)
 CURVE_WORDS = re.compile(r"loss|acc|epoch|history|curve|lr\b|learning", re.I)
 IMAGE_CODE = re.compile(r"\b(?:imshow|make_grid|show_images?|show_batch|show_samples|plot_images?)\s*\(")
 MATRIX_CODE = re.compile(r"confusion|heatmap\s*\(|matshow\s*\(|ConfusionMatrixDisplay", re.I)
@@ -266,6 +413,54 @@ class Figure:
         return f"{KINDS[self.kind]} (cell {self.cell}: {self.why})"
 
 
+# The figure types an output may carry, in the order one is picked; one output is one figure.
+PLOTLY = "application/vnd.plotly.v1+json"
+FIGURE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", PLOTLY)
+PLOTLY_HTML = re.compile(r"Plotly\.newPlot\(")  # Colab's renderer: the figure as HTML and JavaScript
+PLOTLY_TRACE = re.compile(r'"type"\s*:\s*"(\w+)"')
+PLOTLY_LINES = frozenset({"scatter", "scattergl"})
+PLOTLY_FILLED = frozenset({"heatmap", "heatmapgl", "image", "bar", "histogram", "histogram2d", "pie"})
+SVG_PICTURE = re.compile(r"<image\b")  # matplotlib embeds imshow() pictures as <image>
+
+
+def figure_data(output: dict[str, Any]) -> tuple[str, Any] | None:
+    """(type, value) of the figure an output shows: matplotlib's PNG, or its JPEG or SVG
+    (``InlineBackend.figure_format``), or a Plotly figure (JSON, or Colab's HTML)."""
+    data = output.get("data")
+    if not isinstance(data, dict):
+        return None
+    for kind in FIGURE_TYPES:
+        if kind in data:
+            return kind, data[kind]
+    html = text_of(data.get("text/html", ""))
+    if html and PLOTLY_HTML.search(html, 0, TEXT_CAP):
+        return "text/html", html
+    return None
+
+
+def looks(kind: str, value: Any) -> tuple[str | None, str]:
+    """Whether a figure looks like a chart (lines on a plain background) or is filled
+    (pictures, a heatmap), and the words saying why; None when it cannot be told."""
+    if kind in ("image/png", "image/jpeg"):
+        solid = solid_fraction(value)
+        if solid is None:
+            return None, "image unreadable"
+        return ("chart" if solid < SOLID_CHART else "filled"), f"{100 * solid:.0f}% of it filled"
+    if kind == "image/svg+xml":
+        picture = SVG_PICTURE.search(text_of(value), 0, MAX_PNG_BYTES)
+        return ("filled", "an SVG holding a picture") if picture else ("chart", "an SVG of lines and text")
+    if kind == PLOTLY:
+        traces = value.get("data") if isinstance(value, dict) else None
+        types = {str(t.get("type", "scatter")) for t in traces if isinstance(t, dict)} if traces else set()
+    else:  # Colab's Plotly HTML: the trace types named in the figure's JSON
+        types = set(PLOTLY_TRACE.findall(text_of(value)[:TEXT_CAP])) & (PLOTLY_LINES | PLOTLY_FILLED)
+    if types & PLOTLY_FILLED:
+        return "filled", f"a Plotly {sorted(types & PLOTLY_FILLED)[0]}"
+    if types and types <= PLOTLY_LINES:
+        return "chart", "a Plotly line chart"
+    return None, "a Plotly figure"
+
+
 def solid_fraction(png_base64: Any) -> float | None:
     """Share of the picture covered by solid non-background areas (None: unreadable).
 
@@ -278,7 +473,7 @@ def solid_fraction(png_base64: Any) -> float | None:
         return None
     try:
         with Image.open(io.BytesIO(base64.b64decode(text))) as image:
-            if image.format != "PNG" or image.width * image.height > MAX_PIXELS:
+            if image.format not in ("PNG", "JPEG") or image.width * image.height > MAX_PIXELS:
                 return None
             pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, binascii.Error, Image.DecompressionBombError):
@@ -297,35 +492,65 @@ def solid_fraction(png_base64: Any) -> float | None:
     return float(solid.sum() / ink.size)
 
 
-def figures(cell: Cell) -> list[Figure]:
-    """What each image output of a code cell shows, judged from the code and the PNG."""
+# savefig('curves.png'), savefig(os.path.join(OUT, 'curves.png')), savefig(f'{OUT}/curves.png'):
+# the file name is the last path part of a string literal among its arguments
+SAVEFIG = re.compile(r"savefig\(([^)\n]{0,300})")
+LITERAL = re.compile(r"""['"]([^'"\n]{1,300})['"]""")
+SAVED_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "svg": "image/svg+xml"}
+DEFINES = re.compile(r"^\s*def\s", re.M)
+
+
+def saved_figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[tuple[str, str, Any]]:
+    """(file name, type, value) of the figures a cell only saves: ``plt.savefig('loss.png')``
+    with a literal name, in a cell that shows no figure and defines no function (a function
+    draws where it is called), whose file ``read`` finds in the submission."""
+    if cell.images() or DEFINES.search(cell.source):
+        return []
+    found = []
+    names = [
+        literal.group(1).replace("\\", "/").rsplit("/", 1)[-1]
+        for call in SAVEFIG.finditer(cell.source)
+        for literal in LITERAL.finditer(call.group(1))
+    ]
+    for name in names:
+        suffix = name.rsplit(".", 1)[-1].lower()
+        if suffix not in SAVED_TYPES or "{" in name or any(f[0] == name for f in found):
+            continue
+        raw = read(name)
+        if raw is None:
+            continue
+        kind = SAVED_TYPES[suffix]
+        value = raw.decode("utf-8", "replace") if kind == "image/svg+xml" else base64.b64encode(raw).decode()
+        found.append((name, kind, value))
+    return found
+
+
+def figures(cell: Cell, read: Callable[[str], bytes | None] | None = None) -> list[Figure]:
+    """What each figure a code cell shows is, judged from the code and the figure itself;
+    with ``read`` (a submitted file's bytes by name), the figures it only saved to files too."""
     code = cell.source
     curve = bool(CURVE_CODE.search(code))  # plt.plot(train_hist) is a curve too: the PNG confirms it
     values = "loss/accuracy values" if CURVE_WORDS.search(code) else "values"
     image, matrix = bool(IMAGE_CODE.search(code)), bool(MATRIX_CODE.search(code))
+    shown = [(None, *data) for data in map(figure_data, cell.outputs) if data is not None]
     found = []
-    for output in cell.outputs:
-        data = output.get("data") or {}
-        if "image/png" not in data:
-            continue
-        solid = solid_fraction(data["image/png"])
-        looks = None if solid is None else ("chart" if solid < SOLID_CHART else "filled")
-        seen = f"{100 * solid:.0f}% of it filled" if solid is not None else "image unreadable"
+    for file, kind, value in shown + (saved_figures(cell, read) if read else []):
+        look, seen = looks(kind, value)
         if matrix and not curve:
             kind, why = "matrix", "the code draws a confusion matrix/heatmap"
         elif curve and not image:
-            kind = "curve" if looks != "filled" else "other"
+            kind = "curve" if look != "filled" else "other"
             why = f"plot() of {values}"
             why += f", but {seen}" if kind == "other" else ""
         elif image and not curve:
-            kind = "image" if looks != "chart" else "other"
+            kind = "image" if look != "chart" else "other"
             why = "imshow() of images"
-            why += f", but the image is a plain chart ({seen})" if kind == "other" else ""
+            why += f", but the figure is a plain chart ({seen})" if kind == "other" else ""
         elif curve and image:  # one cell draws both: the image decides
-            kind = {"chart": "curve", "filled": "image"}.get(looks or "", "other")
-            why = f"the cell draws curves and images; this one has {seen}"
+            kind = {"chart": "curve", "filled": "image"}.get(look or "", "other")
+            why = f"the cell draws curves and images; this figure: {seen}"
         else:
-            kind = {"chart": "other", "filled": "image"}.get(looks or "", "other")
-            why = f"no plot()/imshow() in the cell; the image has {seen}"
-        found.append(Figure(cell.number, kind, why))
+            kind = {"chart": "other", "filled": "image"}.get(look or "", "other")
+            why = f"no plot()/imshow() in the cell; the figure: {seen}"
+        found.append(Figure(cell.number, kind, why + (f"; saved as {file}, not shown" if file else "")))
     return found

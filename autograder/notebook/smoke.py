@@ -7,7 +7,8 @@ values. Without such a cell, top-level constant assignments of the
 documented names (``EPOCHS = 100``) are rewritten in place, and a literal
 ``for epoch in range(100)`` loop is shortened. Lines that cannot work in a
 sandbox without network (``!pip install``, ``drive.mount``) are replaced by
-``pass``. Every change is listed, and the executed notebook shows them.
+``pass``, and Kaggle's dataset folder (``'/kaggle/input/<dataset>'``) becomes
+``'data'``, the sandbox's copy of the dataset. Every change is listed, and the executed notebook shows them.
 Only source text is parsed here; nothing runs.
 """
 
@@ -32,6 +33,12 @@ SKIP_LINES = (
     r"drive\.mount",
 )
 MARK = "# [autograder]"
+# Kaggle's paths, in string literals: its datasets are mounted at /kaggle/input/<dataset>, the
+# sandbox has the rubric's dataset at ./data; /kaggle/working is the writable working folder.
+KAGGLE_PATHS = (
+    (re.compile(r"""(['"])/kaggle/input/[\w.-]+"""), r"\1data"),
+    (re.compile(r"""(['"])/kaggle/working"""), r"\1."),
+)
 
 
 @dataclass
@@ -74,6 +81,18 @@ def _skip(source: str, patterns: list[re.Pattern[str]]) -> tuple[str, list[str]]
             lines[k] = f"{indent}pass  {MARK} skipped: {line.strip()}"
             skipped.append(line.strip())
     return "\n".join(lines), skipped
+
+
+def _kaggle_paths(source: str) -> tuple[str, list[str]]:
+    """Kaggle's dataset and working folders, in string literals, made the sandbox's."""
+    notes: list[str] = []
+    for pattern, new in KAGGLE_PATHS:
+        for m in pattern.finditer(source):
+            note = f"{m.group(0)[1:]} → {m.expand(new)[1:]}"
+            if note not in notes:
+                notes.append(note)
+        source = pattern.sub(new, source)
+    return source, notes
 
 
 def _rewrite(source: str, values: dict[str, int | float], epochs: int) -> tuple[str, list[str]]:
@@ -151,6 +170,8 @@ def prepare(
         cell["outputs"], cell["execution_count"] = [], None
         source, skipped = _skip(text_of(cell.get("source", "")), patterns)
         out.changes += [f"cell {number}: skipped `{s[:80]}`" for s in skipped]
+        source, moved = _kaggle_paths(source)
+        out.changes += [f"cell {number}: {m}" for m in moved]
         if smoke:
             source, notes = _rewrite(source, numeric, epochs)
             out.changes += [f"cell {number}: {n}" for n in notes]

@@ -319,6 +319,265 @@ def write(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb)
 
 
+# --- more editors and output formats (tests/test_variants_notebook_formats.py) --------
+@functools.cache
+def curves_figure(fmt: str) -> str:
+    """The CURVES figure as ``%config InlineBackend.figure_format`` makes Jupyter save it:
+    'svg' as SVG text, 'jpeg' as base64 JPEG (matplotlib's own encoder settings)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    e = np.arange(1, 11)
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    ax[0].plot(e, 2.0 / e + 0.3, label="train")
+    ax[0].plot(e, 2.2 / e + 0.45, label="val")
+    ax[0].legend()
+    ax[1].plot(e, 0.9 - 0.5 / e, label="train")
+    ax[1].plot(e, 0.8 - 0.5 / e, label="val")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=72, bbox_inches="tight")
+    plt.close(fig)
+    raw = buffer.getvalue()
+    return raw.decode() if fmt == "svg" else base64.b64encode(raw).decode()
+
+
+def figure_output(
+    mime: str, value, text: str = "<Figure size 1200x400 with 2 Axes>"
+) -> nbformat.NotebookNode:
+    return v4.new_output("display_data", data={mime: value, "text/plain": text})
+
+
+PLOTLY_CURVES = (
+    "import plotly.express as px\n"
+    "fig = px.line(df, x='epoch', y=['train_loss', 'val_loss'], title='Loss')\nfig.show()"
+)
+
+
+def plotly_figure() -> dict:
+    """What ``px.line`` of two series saves (``application/vnd.plotly.v1+json``), cut short."""
+    epochs = list(range(1, 11))
+    return {
+        "config": {"plotlyServerURL": "https://plot.ly"},
+        "data": [
+            {
+                "mode": "lines",
+                "name": name,
+                "type": "scatter",
+                "x": epochs,
+                "xaxis": "x",
+                "yaxis": "y",
+                "y": [round(a / e + b, 4) for e in epochs],
+                "hovertemplate": "variable=" + name,
+            }
+            for name, a, b in (("train_loss", 2.0, 0.3), ("val_loss", 2.2, 0.45))
+        ],
+        "layout": {"title": {"text": "Loss"}, "xaxis": {"title": {"text": "epoch"}, "type": "linear"}},
+    }
+
+
+def plotly_colab_html() -> str:
+    """Colab's Plotly renderer: no JSON output, the figure inside an HTML page's script."""
+    import json
+
+    figure = plotly_figure()
+    return (
+        '<html>\n<head><meta charset="utf-8" /></head>\n<body>\n    <div>'
+        '<script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>\n'
+        '<div id="4f1c" class="plotly-graph-div" style="height:525px; width:100%;"></div>'
+        '<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
+        f'if (document.getElementById("4f1c")) {{ Plotly.newPlot("4f1c", {json.dumps(figure["data"])}, '
+        f'{json.dumps(figure["layout"])}, {{"responsive": true}}) }};</script></div>\n</body>\n</html>'
+    )
+
+
+def pandas_log(epochs: int = 10) -> nbformat.NotebookNode:
+    """The training log shown as a DataFrame (``display(pd.DataFrame(history))``): its
+    column names have spaces, which the text form splits; the HTML keeps them."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "Epoch": range(1, epochs + 1),
+            "Train Loss": [2.0 / e + 0.3 for e in range(1, epochs + 1)],
+            "Train Acc": [0.9 - 0.5 / e for e in range(1, epochs + 1)],
+            "Val Loss": [2.2 / e + 0.45 for e in range(1, epochs + 1)],
+            "Val Acc": [0.8 - 0.5 / e for e in range(1, epochs + 1)],
+        }
+    )
+    html = frame.to_html()
+    style = "<style scoped>\n    .dataframe tbody tr th { vertical-align: top; }\n</style>"
+    html = f"<div>\n{style}\n{html}\n</div>"
+    return v4.new_output("display_data", data={"text/html": html, "text/plain": frame.to_string()})
+
+
+def keyboard_interrupt() -> nbformat.NotebookNode:
+    """The error Jupyter saves when the student presses Stop (Kernel → Interrupt)."""
+    return v4.new_output(
+        "error",
+        ename="KeyboardInterrupt",
+        evalue="",
+        traceback=[
+            "\x1b[0;31m" + "-" * 75 + "\x1b[0m",
+            "\x1b[0;31mKeyboardInterrupt\x1b[0m                         Traceback (most recent call last)",
+            "\x1b[0;31mKeyboardInterrupt\x1b[0m: ",
+        ],
+    )
+
+
+def colab_session() -> nbformat.NotebookNode:
+    """A Colab notebook as File → Download → .ipynb leaves it after a GPU session: pip and
+    Drive cells, a ``%%capture`` cell, tqdm widget bars (their state in the notebook's
+    ``widgets`` metadata), a torchvision warning on stderr, ``executionInfo`` per cell,
+    the figure as PNG with its ``<Figure size ...>`` text."""
+    bars = []
+    for e in range(1, 11):
+        bars.append(
+            v4.new_output(
+                "display_data",
+                data={
+                    "application/vnd.jupyter.widget-view+json": {
+                        "model_id": f"a1b2c3d4e5{e:02d}",
+                        "version_major": 2,
+                        "version_minor": 0,
+                    },
+                    "text/plain": f"Epoch {e}/10:   0%|          | 0/391 [00:00<?, ?it/s]",
+                },
+            )
+        )
+        bars.append(stream(handout_log().splitlines(keepends=True)[e - 1]))
+    nb = colab(log=bars)
+    pip = v4.new_code_cell(
+        "!pip install -q torchinfo thop",
+        outputs=[
+            stream(
+                "\x1b[2K     \x1b[90m" + "━" * 40 + "\x1b[0m \x1b[32m1.6/1.6 MB\x1b[0m "
+                "\x1b[31m25.3 MB/s\x1b[0m eta \x1b[36m0:00:00\x1b[0m\n"
+            )
+        ],
+    )
+    drive = v4.new_code_cell(
+        "from google.colab import drive\ndrive.mount('/content/drive')",
+        outputs=[stream("Mounted at /content/drive\n")],
+    )
+    capture = v4.new_code_cell("%%capture\n!unzip -o /content/drive/MyDrive/cifar10.zip -d data")
+    for cell in (pip, drive, capture):
+        cell.pop("id", None)
+    nb.cells[1:1] = [pip, drive, capture]
+    nb.cells[5].outputs.insert(
+        0,
+        stream(
+            "/usr/local/lib/python3.10/dist-packages/torch/utils/data/dataloader.py:557: UserWarning: This "
+            "DataLoader will create 4 worker processes in total. Our suggested max number of worker in "
+            "current system is 2\n  warnings.warn(_create_warning_msg(\n",
+            "stderr",
+        ),
+    )
+    number = 1
+    for k, cell in enumerate(nb.cells):
+        cell.metadata["id"] = f"cOlAb{k:03d}xyz"
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = number if cell.outputs else None
+        number += 1
+        cell.metadata["executionInfo"] = {
+            "elapsed": 1200 + k,
+            "status": "ok",
+            "timestamp": 1759400000000 + k,
+            "user_tz": -480,
+            "user": {"displayName": "Student", "userId": "0123456789"},
+        }
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {  # Colab's shape: models by id, no "state" key
+            f"a1b2c3d4e5{e:02d}": {
+                "model_module": "@jupyter-widgets/controls",
+                "model_module_version": "1.5.0",
+                "model_name": "HBoxModel",
+                "state": {"children": [], "layout": "IPY_MODEL_0"},
+            }
+            for e in range(1, 11)
+        }
+    }
+    return nb
+
+
+def kaggle_paths() -> nbformat.NotebookNode:
+    """Kaggle with the dataset read from /kaggle/input and weights written to /kaggle/working."""
+    nb = kaggle(log=[stream(handout_log())])
+    for cell in nb.cells:
+        cell.source = cell.source.replace("'./data'", "'/kaggle/input/cifar10-python'")
+    nb.cells[-1].source += "\ntorch.save(model.state_dict(), '/kaggle/working/simple_cnn.pth')"
+    return nb
+
+
+def classic(minor: int = 0) -> nbformat.NotebookNode:
+    """Classic Jupyter Notebook (4.x) with nbextensions' ExecuteTime: nbformat 4.0-4.4, no
+    cell ids, ``collapsed``/``scrolled`` metadata."""
+    nb = jupyterlab(timing=False)
+    nb.nbformat_minor = minor
+    nb.metadata["kernelspec"]["display_name"] = "Python 3"
+    for cell in nb.cells:
+        cell.pop("id", None)
+        if cell.cell_type == "code":
+            cell.metadata.update(
+                collapsed=False,
+                scrolled=True,
+                ExecuteTime={
+                    "start_time": "2026-10-02T14:03:11.512Z",
+                    "end_time": "2026-10-02T14:03:12.020Z",
+                },
+            )
+    return nb
+
+
+def v3_text() -> str:
+    """An IPython 2/3 notebook (nbformat 3: worksheets, ``input``, ``prompt_number``)."""
+    import json
+
+    def code(number: int, source: str, outputs: list) -> dict:
+        return {
+            "cell_type": "code",
+            "collapsed": False,
+            "input": source,
+            "language": "python",
+            "metadata": {},
+            "outputs": outputs,
+            "prompt_number": number,
+        }
+
+    def text(value: str) -> dict:
+        return {"output_type": "stream", "stream": "stdout", "text": value}
+
+    cells = [
+        {"cell_type": "heading", "level": 1, "metadata": {}, "source": "Lab 2: SimpleCNN on CIFAR-10"},
+        code(1, IMPORTS, []),
+        code(2, TRAIN, [text(handout_log())]),
+        code(
+            3,
+            CURVES,
+            [
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "png": curves_png(),
+                    "text": "<matplotlib.figure.Figure at 0x7f3a2c0d5f10>",
+                }
+            ],
+        ),
+        code(4, TEST, [text("Test Accuracy: 71.23%\n")]),
+    ]
+    return json.dumps(
+        {
+            "metadata": {"name": "", "signature": ""},
+            "nbformat": 3,
+            "nbformat_minor": 0,
+            "worksheets": [{"cells": cells, "metadata": {}}],
+        },
+        indent=1,
+    )
+
+
 # --- residual blocks (lecture 15, d2l's signature) ----------------------------
 BLOCK_HEADER = """import torch
 from torch import nn
