@@ -699,6 +699,92 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 """
 
+# make_layer as students write it when their signature is not the handout's
+# (block, channels, num_blocks, stride): the reference with its four calls and its method replaced.
+REFERENCE_CALLS = "".join(
+    f"        self.layer{k} = self.make_layer(BasicBlock, {c}, 2, stride={s})\n"
+    for k, c, s in ((1, 64, 1), (2, 128, 2), (3, 256, 2), (4, 512, 2))
+)
+REFERENCE_METHOD = """    def make_layer(
+        self, block: type[nn.Module], channels: int, num_blocks: int, stride: int
+    ) -> nn.Sequential:
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_channels, channels, s))
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+"""
+
+
+def make_layer_style(call: str, method: str, *edits: tuple[str, str]) -> str:
+    """The reference ResNet-18 whose stages are built by ``call`` (a format string of the
+    stage's input channels ``cin``, channels ``c`` and stride ``s``) with ``method``."""
+    stages = ((1, 64, 64, 1), (2, 64, 128, 2), (3, 128, 256, 2), (4, 256, 512, 2))
+    calls = "".join(
+        f"        self.layer{k} = " + call.format(cin=i, c=c, s=s) + "\n" for k, i, c, s in stages
+    )
+    return reference_resnet((REFERENCE_CALLS, calls), (REFERENCE_METHOD, method), *edits)
+
+
+# input channels passed in, no self.in_channels bookkeeping (the most common rewrite)
+MAKE_LAYER_IN_OUT = make_layer_style(
+    "self._make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def _make_layer(self, block, in_channels, out_channels, num_blocks, stride):
+        layers = [block(in_channels, out_channels, stride)]
+        for _ in range(1, num_blocks):
+            layers.append(block(out_channels, out_channels, 1))
+        return nn.Sequential(*layers)
+""",
+)
+# BasicBlock hard-wired: no block parameter
+MAKE_LAYER_NO_BLOCK = make_layer_style(
+    "self.make_layer({c}, 2, stride={s})",
+    """    def make_layer(self, out_channels, num_blocks, stride):
+        strides = [stride] + [1] * (num_blocks - 1)
+        layers = []
+        for s in strides:
+            layers.append(BasicBlock(self.in_channels, out_channels, s))
+            self.in_channels = out_channels
+        return nn.Sequential(*layers)
+""",
+)
+# torchvision's names with its block fixed: _make_layer(planes, blocks, stride=1), self.inplanes
+MAKE_LAYER_PLANES = make_layer_style(
+    "self._make_layer({c}, 2, stride={s})",
+    """    def _make_layer(self, planes, blocks, stride=1):
+        layers = [BasicBlock(self.inplanes, planes, stride)]
+        self.inplanes = planes
+        for _ in range(1, blocks):
+            layers.append(BasicBlock(self.inplanes, planes))
+        return nn.Sequential(*layers)
+""",
+    ("        self.in_channels = 64\n", "        self.inplanes = 64\n"),
+)
+# keyword-only block count and stride
+MAKE_LAYER_KEYWORDS = make_layer_style(
+    "self.make_layer(BasicBlock, {c}, num_blocks=2, stride={s})",
+    """    def make_layer(self, block, channels, *, num_blocks, stride=1):
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_channels, channels, s))
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+""",
+)
+# the controls: two blocks whatever num_blocks says; parameters whose names say nothing
+MAKE_LAYER_IGNORES_COUNT = make_layer_style(
+    "self._make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def _make_layer(self, block, in_channels, out_channels, num_blocks, stride):
+        return nn.Sequential(block(in_channels, out_channels, stride), block(out_channels, out_channels, 1))
+""",
+)
+MAKE_LAYER_UNNAMED = make_layer_style(
+    "self.make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def make_layer(self, block, c1, c2, n, s):
+        return nn.Sequential(block(c1, c2, s), *[block(c2, c2, 1) for _ in range(n - 1)])
+""",
+)
+
 # The handout's make_layer, in a file downloaded from Colab (File > Download > .py):
 # shell escapes and magics as they were typed, Drive mounted, a GPU hard-coded,
 # training at the top level without a __main__ guard.
