@@ -11,6 +11,7 @@ runs on ``SELF_CHECKED``, one variant per way an item can end).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -221,8 +222,9 @@ VARIANTS: dict[str, Variant] = {
         ("vgg.block", "vgg.forward", "googlenet.block"),
         lambda folder, _: labs.write(folder, {"vgg.py": m.VGG_CFG, "googlenet.py": m.INCEPTION_FIXED_INPUT}),
     ),
-    # make_layer signatures other than the handout's, called by parameter role, and two controls
-    "make_layer_signatures": resnet_styles(
+    # make_layer signatures other than the handout's, called by parameter role, and two controls;
+    # a plain .py that trains when imported, graded on its definitions, and two controls
+    "resnet_file_styles": resnet_styles(
         {
             "static_in_out": (m.RESNET_STATIC, ("make_layer", "forward", "counts")),
             "in_out": (m.MAKE_LAYER_IN_OUT, ("make_layer",)),
@@ -231,6 +233,9 @@ VARIANTS: dict[str, Variant] = {
             "keywords": (m.MAKE_LAYER_KEYWORDS, ("make_layer",)),
             "ignores_count": (m.MAKE_LAYER_IGNORES_COUNT, ("make_layer",)),
             "unnamed": (m.MAKE_LAYER_UNNAMED, ("make_layer",)),
+            "script": (m.RESNET_SCRIPT, ("make_layer", "forward")),
+            "summary": (m.RESNET_SUMMARY, ("make_layer",)),
+            "script_classes": (m.RESNET_SCRIPT_CLASSES, ("make_layer",)),
         }
     ),
     "resnet_colab_export": Variant(
@@ -452,7 +457,7 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     },
     # the template's signature is make_layer(block, channels, num_blocks, stride); a TA reads
     # what the stages do, whatever the parameters are called
-    "make_layer_signatures": {
+    "resnet_file_styles": {
         "static_in_out.make_layer": (
             "pass",
             "make_layer builds layer1, layer2, layer3, layer4 with 2/2/2/2 blocks",
@@ -493,6 +498,23 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "fail",
             "make_layer takes (block, c1, c2, n, s): the grader cannot tell what to pass for c1, c2: "
             "name them like the handout's (block, channels, num_blocks, stride)",
+        ),
+        # a notebook exported by hand: graded like the notebook, its 200 epochs never run
+        "script.make_layer": (
+            "pass",
+            "make_layer builds layer1, layer2, layer3, layer4",
+            "note: script.py loads data or trains when imported (line 81): graded on its definitions; "
+            'put that script under `if __name__ == "__main__":`',
+        ),
+        "script.forward": ("pass", "output (8, 10)"),
+        "summary.make_layer": (
+            "fail",
+            "importing summary.py line 8 failed: ModuleNotFoundError: No module named 'torchsummary'",
+        ),
+        # its model needs the class count the script reads from the data: the file as it is
+        "script_classes.make_layer": (
+            "fail",
+            "importing script_classes.py line 12 failed: RuntimeError: Dataset not found or corrupted",
         ),
     },
     # File > Download > .py: !pip, %matplotlib, drive.mount, cuda hard-coded, training at the top
@@ -762,6 +784,34 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         code = extract(parse(nb))
         assert "class ResNet18" in code.text and "drive.mount" not in code.text
         assert "for epoch" not in code.text and "!pip" not in code.text
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (m.RESNET_SCRIPT, 81),  # the dataset, then 200 epochs
+        (  # the same script under a __main__ guard
+            m.reference_resnet(m.SCRIPT_IMPORTS)
+            + 'if __name__ == "__main__":\n'
+            + textwrap.indent(m.TRAINING_SCRIPT, "    "),
+            None,
+        ),
+        ("import torch\n\nfor epoch in range(3):\n    pass\n", 3),
+        ("from utils import train\n\nhistory = train(net, 30)\n", 3),
+        (m.RESNET_SUMMARY, None),  # a summary print is not training: imported as it is
+        (m.ALEXNET_TORCHVISION, None),  # model = AlexNet(10); print(model)
+        ("import sys\n\nsys.exit('run train.py')\nwhile True:\n    pass\n", None),
+        (m.RESNET_COLAB, None),  # not Python: notebook_export's
+    ],
+)
+def test_a_py_file_that_trains_at_import_is_told_from_its_code(text, line):
+    from autograder.notebook.extract import as_notebook, extract, parse, trains_at_import
+
+    assert trains_at_import(text) == line
+    if line and "class ResNet18" in text:
+        code = extract(parse(as_notebook(text))).text
+        assert "class ResNet18" in code and "transform_train = transforms.Compose" in code
+        assert "CIFAR10(" not in code and "for epoch" not in code and "torch.save" not in code
 
 
 @pytest.mark.parametrize(

@@ -785,6 +785,61 @@ MAKE_LAYER_UNNAMED = make_layer_style(
 """,
 )
 
+# A notebook exported by hand as a plain .py (no ! or % lines, no __main__ guard): the
+# reference classes, then the notebook's data loading and 200 epochs of training.
+TRAINING_SCRIPT = """
+
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+transform_train = transforms.Compose([
+    transforms.RandomCrop(32, padding=4),
+    transforms.RandomHorizontalFlip(),
+    transforms.ToTensor(),
+    transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+])
+trainset = torchvision.datasets.CIFAR10(root="./data", train=True, download=True, transform=transform_train)
+trainloader = torch.utils.data.DataLoader(trainset, batch_size=128, shuffle=True, num_workers=2)
+
+model = ResNet18().to(device)
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=200)
+for epoch in range(200):
+    model.train()
+    for inputs, targets in trainloader:
+        inputs, targets = inputs.to(device), targets.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    scheduler.step()
+    print(f"epoch {epoch}: loss {loss.item():.3f}")
+torch.save(model.state_dict(), "resnet18.pth")
+"""
+SCRIPT_IMPORTS = (
+    "from torch import nn\n",
+    "from torch import nn\nimport torch.optim as optim\nimport torchvision\n"
+    "import torchvision.transforms as transforms\n",
+)
+RESNET_SCRIPT = reference_resnet(SCRIPT_IMPORTS) + TRAINING_SCRIPT
+# the controls: a top level that fails for another reason (a package the grader lacks) ...
+RESNET_SUMMARY = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\nfrom torchsummary import summary\n"))
+    + "\n\nsummary(ResNet18(), (3, 32, 32))\n"
+)
+# ... and a script whose model needs what the script computes (its class count from the data)
+RESNET_SCRIPT_CLASSES = (
+    reference_resnet(
+        (
+            SCRIPT_IMPORTS[0],
+            SCRIPT_IMPORTS[1]
+            + '\ntrainset = torchvision.datasets.CIFAR10("data", transform=transforms.ToTensor())\n'
+            + "NUM_CLASSES = len(trainset.classes)\n",
+        ),
+        ("num_classes: int = 10,", "num_classes: int = NUM_CLASSES,"),
+    )
+    + TRAINING_SCRIPT.split("\nmodel = ")[0]
+)
+
 # The handout's make_layer, in a file downloaded from Colab (File > Download > .py):
 # shell escapes and magics as they were typed, Drive mounted, a GPU hard-coded,
 # training at the top level without a __main__ guard.
