@@ -233,6 +233,7 @@ VARIANTS: dict[str, Variant] = {
             "keywords": (m.MAKE_LAYER_KEYWORDS, ("make_layer",)),
             "ignores_count": (m.MAKE_LAYER_IGNORES_COUNT, ("make_layer",)),
             "unnamed": (m.MAKE_LAYER_UNNAMED, ("make_layer",)),
+            "two_blocks": (m.MAKE_LAYER_TWO_BLOCKS, ("make_layer",)),
             "script": (m.RESNET_SCRIPT, ("make_layer", "forward")),
             "summary": (m.RESNET_SUMMARY, ("make_layer",)),
             "script_classes": (m.RESNET_SCRIPT_CLASSES, ("make_layer",)),
@@ -498,6 +499,11 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "fail",
             "make_layer takes (block, c1, c2, n, s): the grader cannot tell what to pass for c1, c2: "
             "name them like the handout's (block, channels, num_blocks, stride)",
+        ),
+        "two_blocks.make_layer": (
+            "fail",
+            "make_layer(block=BasicBlock, out_channels=512, stride=1) built 2 blocks instead of 3: "
+            "make_layer takes no number of blocks",
         ),
         # a notebook exported by hand: graded like the notebook, its 200 epochs never run
         "script.make_layer": (

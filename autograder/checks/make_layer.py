@@ -160,9 +160,11 @@ def run(item: Item, ctx: Context) -> Outcome:
         else:
             lines.append(f"{called} built {recall['built_blocks']} blocks")
             if recall["built_blocks"] != o["recheck_blocks"]:
+                roles = plan.get("roles")
+                counted = not isinstance(roles, dict) or "num_blocks" in roles.values()
+                why = "num_blocks seems to be ignored" if counted else f"{helper} takes no number of blocks"
                 problems.append(
-                    f"{called} built {recall['built_blocks']} blocks instead of "
-                    f"{o['recheck_blocks']}: num_blocks seems to be ignored"
+                    f"{called} built {recall['built_blocks']} blocks instead of {o['recheck_blocks']}: {why}"
                 )
     data = {
         "stages": stages,

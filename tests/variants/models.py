@@ -778,6 +778,15 @@ MAKE_LAYER_IGNORES_COUNT = make_layer_style(
         return nn.Sequential(block(in_channels, out_channels, stride), block(out_channels, out_channels, 1))
 """,
 )
+# ResNet-18's two blocks per stage written into the helper: no count to pass
+MAKE_LAYER_TWO_BLOCKS = make_layer_style(
+    "self.make_layer(BasicBlock, {c}, {s})",
+    """    def make_layer(self, block, out_channels, stride):
+        first = block(self.in_channels, out_channels, stride)
+        self.in_channels = out_channels
+        return nn.Sequential(first, block(out_channels, out_channels, 1))
+""",
+)
 MAKE_LAYER_UNNAMED = make_layer_style(
     "self.make_layer(BasicBlock, {cin}, {c}, 2, {s})",
     """    def make_layer(self, block, c1, c2, n, s):
