@@ -11,6 +11,7 @@ runs on ``SELF_CHECKED``, one variant per way an item can end).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,19 @@ class Variant:
     build: Callable[[Path, dict], Path]  # (folder, trained SimpleCNN state) -> submission folder
     tasks: dict = dataclasses.field(default_factory=dict)  # task id -> Task field overrides
     names: tuple[str, ...] = ()  # make_layer names the rubric adds (the item's ``names`` option)
+    # several ResNet-18s in one grade: file stem -> task 2's items graded on that file alone
+    # (a copy of task 2 named after the file; the item ids become ``<stem>.<kind>``)
+    copies: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
+def resnet_styles(files: dict[str, tuple[str, tuple[str, ...]]]) -> Variant:
+    """One grade of several ResNet-18 files (stem -> (source, task 2's item kinds)), each its own task."""
+    return Variant(
+        "lab2-resnet18-cifar10",
+        tuple(f"{stem}.{kind}" for stem, (_, kinds) in files.items() for kind in kinds),
+        lambda folder, _: labs.write(folder, {f"{stem}.py": source for stem, (source, _) in files.items()}),
+        copies={stem: kinds for stem, (_, kinds) in files.items()},
+    )
 
 
 def resnet_only(source: str) -> Callable[[Path, dict], Path]:
@@ -208,7 +222,23 @@ VARIANTS: dict[str, Variant] = {
         ("vgg.block", "vgg.forward", "googlenet.block"),
         lambda folder, _: labs.write(folder, {"vgg.py": m.VGG_CFG, "googlenet.py": m.INCEPTION_FIXED_INPUT}),
     ),
-    "resnet_static_make_layer": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.RESNET_STATIC)),
+    # make_layer signatures other than the handout's, called by parameter role, and two controls;
+    # a plain .py that trains when imported, graded on its definitions, and two controls
+    "resnet_file_styles": resnet_styles(
+        {
+            "static_in_out": (m.RESNET_STATIC, ("make_layer", "forward", "counts")),
+            "in_out": (m.MAKE_LAYER_IN_OUT, ("make_layer",)),
+            "no_block": (m.MAKE_LAYER_NO_BLOCK, ("make_layer",)),
+            "planes": (m.MAKE_LAYER_PLANES, ("make_layer",)),
+            "keywords": (m.MAKE_LAYER_KEYWORDS, ("make_layer",)),
+            "ignores_count": (m.MAKE_LAYER_IGNORES_COUNT, ("make_layer",)),
+            "unnamed": (m.MAKE_LAYER_UNNAMED, ("make_layer",)),
+            "two_blocks": (m.MAKE_LAYER_TWO_BLOCKS, ("make_layer",)),
+            "script": (m.RESNET_SCRIPT, ("make_layer", "forward")),
+            "summary": (m.RESNET_SUMMARY, ("make_layer",)),
+            "script_classes": (m.RESNET_SCRIPT_CLASSES, ("make_layer",)),
+        }
+    ),
     "resnet_colab_export": Variant(
         "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.RESNET_COLAB)
     ),
@@ -426,15 +456,73 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "without in_channels (the d2l book's lazy-layer style)",
         ),
     },
-    # the template's signature is make_layer(block, channels, num_blocks, stride)
-    "resnet_static_make_layer": task2_verdicts(
-        (
+    # the template's signature is make_layer(block, channels, num_blocks, stride); a TA reads
+    # what the stages do, whatever the parameters are called
+    "resnet_file_styles": {
+        "static_in_out.make_layer": (
+            "pass",
+            "make_layer builds layer1, layer2, layer3, layer4 with 2/2/2/2 blocks",
+            "note: make_layer takes (block, in_channels, out_channels, num_blocks, stride), not the "
+            "handout's (block, channels, num_blocks, stride): called with its parameters by name",
+            "make_layer(block=BasicBlock, in_channels=512, out_channels=512, num_blocks=3, stride=1) "
+            "built 3 blocks",
+        ),
+        "static_in_out.forward": ("pass", "output (8, 10)"),
+        "static_in_out.counts": ("pass", f"params {CIFAR_STEM:,}"),
+        "in_out.make_layer": (
+            "pass",
+            "make_layer (as _make_layer) builds layer1",
+            "_make_layer(block=BasicBlock, in_channels=512, out_channels=512, num_blocks=3, stride=1) "
+            "built 3 blocks",
+        ),
+        "no_block.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "make_layer(out_channels=512, num_blocks=3, stride=1) built 3 blocks",
+        ),
+        "planes.make_layer": (
+            "pass",
+            "make_layer (as _make_layer) builds",
+            "note: _make_layer takes (planes, blocks, stride)",
+        ),
+        "keywords.make_layer": (
+            "pass",
+            "make_layer builds",
+            "make_layer(block=BasicBlock, channels=512, num_blocks=3, stride=1) built 3 blocks",
+        ),
+        "ignores_count.make_layer": (
             "fail",
-            "make_layer takes (block, in_channels, out_channels, num_blocks, stride); "
-            "expected (block, channels, num_blocks, stride)",
-            "layer4: 2 x BasicBlock, output (1, 512, 4, 4), projection yes",
-        )
-    ),
+            "_make_layer(block=BasicBlock, in_channels=512, out_channels=512, num_blocks=3, stride=1) "
+            "built 2 blocks instead of 3: num_blocks seems to be ignored",
+        ),
+        "unnamed.make_layer": (
+            "fail",
+            "make_layer takes (block, c1, c2, n, s): the grader cannot tell what to pass for c1, c2: "
+            "name them like the handout's (block, channels, num_blocks, stride)",
+        ),
+        "two_blocks.make_layer": (
+            "fail",
+            "make_layer(block=BasicBlock, out_channels=512, stride=1) built 2 blocks instead of 3: "
+            "make_layer takes no number of blocks",
+        ),
+        # a notebook exported by hand: graded like the notebook, its 200 epochs never run
+        "script.make_layer": (
+            "pass",
+            "make_layer builds layer1, layer2, layer3, layer4",
+            "note: script.py loads data or trains when imported (line 81): graded on its definitions; "
+            'put that script under `if __name__ == "__main__":`',
+        ),
+        "script.forward": ("pass", "output (8, 10)"),
+        "summary.make_layer": (
+            "fail",
+            "importing summary.py line 8 failed: ModuleNotFoundError: No module named 'torchsummary'",
+        ),
+        # its model needs the class count the script reads from the data: the file as it is
+        "script_classes.make_layer": (
+            "fail",
+            "importing script_classes.py line 12 failed: RuntimeError: Dataset not found or corrupted",
+        ),
+    },
     # File > Download > .py: !pip, %matplotlib, drive.mount, cuda hard-coded, training at the top
     "resnet_colab_export": {
         "task2.make_layer": (
@@ -458,8 +546,27 @@ VERDICTS: dict[str, dict[str, tuple]] = {
 FLAGGED = {"pickled_model": "task1.accuracy", "truncated": "task1.accuracy"}
 
 
+def copied(rubric: Rubric, copies: dict[str, tuple[str, ...]]) -> Rubric:
+    """``rubric`` with task 2 copied once per file stem (reading ``<stem>.py`` only) and the
+    listed task 2 items for each copy, ``<stem>.<kind>``."""
+    task = rubric.tasks["task2"]
+    tasks = {
+        stem: dataclasses.replace(task, id=stem, sources=[f"{stem}.py"], weights=[f"{stem}.pth"])
+        for stem in copies
+    }
+    items = [
+        dataclasses.replace(rubric.item(f"task2.{kind}"), id=f"{stem}.{kind}", task=stem, requires=[])
+        for stem, kinds in copies.items()
+        for kind in kinds
+    ]
+    return dataclasses.replace(rubric, tasks=tasks, items=items)
+
+
 def rubric_for(variant: Variant) -> Rubric:
-    rubric = grading.only(load(variant.rubric), *variant.items)
+    rubric = grading.only(
+        copied(load(variant.rubric), variant.copies) if variant.copies else load(variant.rubric),
+        *variant.items,
+    )
     rubric = dataclasses.replace(rubric, items=[i for i in rubric.items if i.id in variant.items])
     tasks = {
         tid: dataclasses.replace(task, **variant.tasks.get(tid, {})) for tid, task in rubric.tasks.items()
@@ -609,6 +716,60 @@ def test_a_block_may_leave_out_what_lazy_layers_infer(got, left_out):
     assert _left_out(got, lecture) == left_out
 
 
+HANDOUT = ["block", "channels", "num_blocks", "stride"]
+
+
+@pytest.mark.parametrize(
+    ("signature", "plan"),
+    [
+        ("self, block, channels, num_blocks, stride", ("position", HANDOUT)),  # the handout's
+        ("self, block, planes, blocks, stride=1", ("position", HANDOUT)),  # torchvision's names
+        ("self, block, out_channels, blocks, stride=1, dilate=False", ("position", HANDOUT)),
+        ("self, a, b, c, d", ("position", HANDOUT)),  # names that say nothing: the handout's order
+        (
+            "self, block, in_channels, out_channels, num_blocks, stride",
+            ("name", ["block", "in_channels", "channels", "num_blocks", "stride"]),
+        ),
+        ("self, out_channels, num_blocks, stride", ("name", ["channels", "num_blocks", "stride"])),
+        ("self, planes, blocks, stride=1", ("name", ["channels", "num_blocks", "stride"])),
+        ("self, block, channels, *, num_blocks, stride=1", ("name", HANDOUT)),
+        (
+            "self, block, inplanes, planes, n_blocks, stride=1",
+            ("name", ["block", "in_channels", "channels", "num_blocks", "stride"]),
+        ),
+        (  # the d2l book's resnet_block: first_block keeps its default
+            "self, input_channels, num_channels, num_residuals, first_block=False",
+            ("name", ["in_channels", "channels", "num_blocks"]),
+        ),
+        ("self, block, c1, c2, n, s", (None, ["c1", "c2"])),  # five, two of them unreadable
+        ("self, stride, block, c, n", (None, ["c"])),  # the names contradict the handout's order
+        ("self, block, channels, num_blocks, stride, *, norm", (None, ["norm"])),
+    ],
+)
+def test_make_layer_is_called_by_parameter_role(signature, plan):
+    from autograder.sandbox.worker.introspect import call_plan, parameters
+
+    namespace: dict = {}
+    exec(f"class ResNet18:\n    def make_layer({signature}):\n        pass\n", namespace)  # noqa: S102
+    method = object.__new__(namespace["ResNet18"]).make_layer  # bound, as the worker sees it
+    got = call_plan(parameters(method), HANDOUT)
+    by, roles = plan
+    assert got["by"] == by
+    if by == "name":
+        assert list(got["roles"].values()) == roles
+    else:
+        assert got["roles" if by else "unmapped"] == roles
+
+
+def test_a_make_layer_signature_names_roles():
+    from autograder.checks.make_layer import _validate
+
+    assert _validate({"signature": ["block", "in_planes", "planes", "blocks", "stride"]})["signature"]
+    for bad in (["block", "channels", "foo"], ["channels", "planes"]):
+        with pytest.raises(ValueError, match="signature must name the handout's parameters"):
+            _validate({"signature": bad})
+
+
 @pytest.mark.parametrize(
     ("text", "exported"),
     [
@@ -629,6 +790,34 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         code = extract(parse(nb))
         assert "class ResNet18" in code.text and "drive.mount" not in code.text
         assert "for epoch" not in code.text and "!pip" not in code.text
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (m.RESNET_SCRIPT, 81),  # the dataset, then 200 epochs
+        (  # the same script under a __main__ guard
+            m.reference_resnet(m.SCRIPT_IMPORTS)
+            + 'if __name__ == "__main__":\n'
+            + textwrap.indent(m.TRAINING_SCRIPT, "    "),
+            None,
+        ),
+        ("import torch\n\nfor epoch in range(3):\n    pass\n", 3),
+        ("from utils import train\n\nhistory = train(net, 30)\n", 3),
+        (m.RESNET_SUMMARY, None),  # a summary print is not training: imported as it is
+        (m.ALEXNET_TORCHVISION, None),  # model = AlexNet(10); print(model)
+        ("import sys\n\nsys.exit('run train.py')\nwhile True:\n    pass\n", None),
+        (m.RESNET_COLAB, None),  # not Python: notebook_export's
+    ],
+)
+def test_a_py_file_that_trains_at_import_is_told_from_its_code(text, line):
+    from autograder.notebook.extract import as_notebook, extract, parse, trains_at_import
+
+    assert trains_at_import(text) == line
+    if line and "class ResNet18" in text:
+        code = extract(parse(as_notebook(text))).text
+        assert "class ResNet18" in code and "transform_train = transforms.Compose" in code
+        assert "CIFAR10(" not in code and "for epoch" not in code and "torch.save" not in code
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..result import Outcome
 from ..rubric import Item
+from ..sandbox.worker.introspect import role
 from .common import ask_model, fmt_shape
 from .context import Context
 from .registry import allowed, check
@@ -30,7 +31,15 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
     options.setdefault("blocks", [2, 2, 2, 2])
     options.setdefault("channels", [64, 128, 256, 512])
     options.setdefault("strides", [1, 2, 2, 2])
-    options.setdefault("signature", ["block", "channels", "num_blocks", "stride"])
+    signature = options.setdefault("signature", ["block", "channels", "num_blocks", "stride"])
+    listed = isinstance(signature, list) and all(isinstance(n, str) for n in signature)
+    roles = [role(n) for n in signature] if listed else [None]
+    if None in roles or len(set(roles)) != len(roles):
+        raise ValueError(
+            "make_layer: signature must name the handout's parameters, each one of a block type "
+            "(block), input channels (in_channels), output channels (channels), a block count "
+            '(num_blocks) or a stride (stride), e.g. ["block", "channels", "num_blocks", "stride"]'
+        )
     options.setdefault("recheck_blocks", 3)
     names = options.setdefault("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
@@ -53,10 +62,12 @@ def run(item: Item, ctx: Context) -> Outcome:
         stages=o["stages"],
         recheck_blocks=o["recheck_blocks"],
         names=o["names"],
+        signature=o["signature"],
     )
     problems: list[str] = []
     lines: list[str] = []
     helper = str(facts.get("make_layer_name") or "make_layer")
+    plan = facts.get("call") if isinstance(facts.get("call"), dict) else {}
     if not facts.get("has_make_layer"):
         elsewhere = facts.get("module_helper")
         if isinstance(elsewhere, dict):
@@ -74,10 +85,20 @@ def run(item: Item, ctx: Context) -> Outcome:
     else:
         if helper != "make_layer":
             lines.append(f"note: found make_layer as {task.model}.{helper}")
-        params = [p for p in (facts.get("signature") or []) if p != "self"]
+        params = [str(p) for p in (facts.get("signature") or []) if p != "self"]
         want = o["signature"]
-        if len(params) != len(want):
-            problems.append(f"{helper} takes ({', '.join(params)}); expected ({', '.join(want)})")
+        unmapped = plan.get("unmapped") or []
+        if not plan.get("by"):
+            problems.append(
+                f"{helper} takes ({', '.join(params)}): the grader cannot tell what to pass for "
+                f"{', '.join(map(str, unmapped))}: name them like the handout's "
+                f"({', '.join(want)}); in_channels and out_channels are understood too"
+            )
+        elif len(params) != len(want) or plan.get("by") == "name":
+            lines.append(
+                f"note: {helper} takes ({', '.join(params)}), not the handout's ({', '.join(want)}): "
+                "called with its parameters by name"
+            )
         elif params != want:
             lines.append(
                 f"note: {helper}'s parameters are named ({', '.join(params)}); the "
@@ -132,26 +153,24 @@ def run(item: Item, ctx: Context) -> Outcome:
             problems.append(f"{name}: only the first block should have a projection shortcut")
     recall = facts.get("recall")
     if isinstance(recall, dict):
+        block = stages[-1].get("block_type") if stages else None
+        called = _called(helper, plan, o["signature"], block, recall.get("channels"), o["recheck_blocks"])
         if "error" in recall:
-            problems.append(
-                f"calling {helper}(block, {recall.get('channels')}, "
-                f"{o['recheck_blocks']}, 1) failed: {recall['error']}"
-            )
+            problems.append(f"calling {called} failed: {recall['error']}")
         else:
-            lines.append(
-                f"{helper}(block, {recall['channels']}, {recall['num_blocks']}, 1) built "
-                f"{recall['built_blocks']} blocks"
-            )
+            lines.append(f"{called} built {recall['built_blocks']} blocks")
             if recall["built_blocks"] != o["recheck_blocks"]:
+                roles = plan.get("roles")
+                counted = not isinstance(roles, dict) or "num_blocks" in roles.values()
+                why = "num_blocks seems to be ignored" if counted else f"{helper} takes no number of blocks"
                 problems.append(
-                    f"{helper}(block, {recall['channels']}, {o['recheck_blocks']}, 1) "
-                    f"built {recall['built_blocks']} blocks instead of "
-                    f"{o['recheck_blocks']}: num_blocks seems to be ignored"
+                    f"{called} built {recall['built_blocks']} blocks instead of {o['recheck_blocks']}: {why}"
                 )
     data = {
         "stages": stages,
         "recall": recall,
         "signature": facts.get("signature"),
+        "call": plan,
         "make_layer_name": helper,
     }
     details = "\n".join(lines + [f"✗ {p}" for p in problems])
@@ -166,3 +185,15 @@ def run(item: Item, ctx: Context) -> Outcome:
         details,
         data,
     )
+
+
+def _called(
+    helper: str, plan: dict[str, Any], handout: list[str], block: Any, channels: Any, blocks: int
+) -> str:
+    """The re-call as the student reads it: ``make_layer(block, 512, 3, 1)`` in the handout's
+    order, ``make_layer(block=BasicBlock, in_channels=512, ...)`` by name."""
+    shown = {"in_channels": channels, "channels": channels, "num_blocks": blocks, "stride": 1}
+    roles = plan.get("roles")
+    if plan.get("by") == "name" and isinstance(roles, dict):
+        return f"{helper}({', '.join(f'{n}={shown.get(r, block)}' for n, r in roles.items())})"
+    return f"{helper}({', '.join(str(shown.get(role(n), 'block')) for n in handout)})"

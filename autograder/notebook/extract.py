@@ -178,7 +178,52 @@ def notebook_export(text: str) -> nbformat.NotebookNode | None:
         return None
     if parse_python(cleaned) is None:
         return None
+    return as_notebook(text)
+
+
+def as_notebook(text: str) -> nbformat.NotebookNode:
+    """A script as the one-cell notebook it was saved from, for ``extract``."""
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(text)])
+
+
+# What marks a top-level statement as a notebook's data loading or training: the calls
+# (last name) of datasets, loaders, the training step, Drive and saving the result, and
+# any name saying train, dataset, loader or epoch (``train(model, trainloader)``,
+# ``torchvision.datasets.CIFAR10``, ``for epoch in range(30)``).
+TRAINING_CALLS = frozenset(
+    {"DataLoader", "backward", "step", "zero_grad", "fit", "mount", "save", "CIFAR10", "CIFAR100"}
+    | {"MNIST", "FashionMNIST", "KMNIST", "EMNIST", "SVHN", "STL10", "ImageFolder"}
+)
+TRAINING_WORDS = ("train", "dataset", "loader", "epoch")
+
+
+def trains_at_import(text: str) -> int | None:
+    """The line of the first top-level statement of a ``.py`` file that loads data or trains
+    outside an ``if __name__ == "__main__":`` guard (a notebook exported by hand), one that
+    ``extract`` drops; None when there is none or the file does not parse. Other top-level
+    work (a print, a quick test, an exit) is not training: the file is imported as it is."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    defined: set[str] = set()
+    for node in tree.body:
+        if _keep(node, defined):
+            defined |= _defines(node)
+            continue
+        if isinstance(node, ast.If) and "__name__" in {
+            n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)
+        }:
+            continue
+        for sub in ast.walk(node):
+            name = _dotted(sub.func) if isinstance(sub, ast.Call) else ""
+            if isinstance(sub, ast.For):
+                name = _dotted(sub.target)
+            if name and (
+                name.rsplit(".", 1)[-1] in TRAINING_CALLS or any(w in name.lower() for w in TRAINING_WORDS)
+            ):
+                return node.lineno
+    return None
 
 
 def _dotted(node: ast.AST) -> str:

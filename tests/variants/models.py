@@ -699,6 +699,156 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 """
 
+# make_layer as students write it when their signature is not the handout's
+# (block, channels, num_blocks, stride): the reference with its four calls and its method replaced.
+REFERENCE_CALLS = "".join(
+    f"        self.layer{k} = self.make_layer(BasicBlock, {c}, 2, stride={s})\n"
+    for k, c, s in ((1, 64, 1), (2, 128, 2), (3, 256, 2), (4, 512, 2))
+)
+REFERENCE_METHOD = """    def make_layer(
+        self, block: type[nn.Module], channels: int, num_blocks: int, stride: int
+    ) -> nn.Sequential:
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_channels, channels, s))
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+"""
+
+
+def make_layer_style(call: str, method: str, *edits: tuple[str, str]) -> str:
+    """The reference ResNet-18 whose stages are built by ``call`` (a format string of the
+    stage's input channels ``cin``, channels ``c`` and stride ``s``) with ``method``."""
+    stages = ((1, 64, 64, 1), (2, 64, 128, 2), (3, 128, 256, 2), (4, 256, 512, 2))
+    calls = "".join(
+        f"        self.layer{k} = " + call.format(cin=i, c=c, s=s) + "\n" for k, i, c, s in stages
+    )
+    return reference_resnet((REFERENCE_CALLS, calls), (REFERENCE_METHOD, method), *edits)
+
+
+# input channels passed in, no self.in_channels bookkeeping (the most common rewrite)
+MAKE_LAYER_IN_OUT = make_layer_style(
+    "self._make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def _make_layer(self, block, in_channels, out_channels, num_blocks, stride):
+        layers = [block(in_channels, out_channels, stride)]
+        for _ in range(1, num_blocks):
+            layers.append(block(out_channels, out_channels, 1))
+        return nn.Sequential(*layers)
+""",
+)
+# BasicBlock hard-wired: no block parameter
+MAKE_LAYER_NO_BLOCK = make_layer_style(
+    "self.make_layer({c}, 2, stride={s})",
+    """    def make_layer(self, out_channels, num_blocks, stride):
+        strides = [stride] + [1] * (num_blocks - 1)
+        layers = []
+        for s in strides:
+            layers.append(BasicBlock(self.in_channels, out_channels, s))
+            self.in_channels = out_channels
+        return nn.Sequential(*layers)
+""",
+)
+# torchvision's names with its block fixed: _make_layer(planes, blocks, stride=1), self.inplanes
+MAKE_LAYER_PLANES = make_layer_style(
+    "self._make_layer({c}, 2, stride={s})",
+    """    def _make_layer(self, planes, blocks, stride=1):
+        layers = [BasicBlock(self.inplanes, planes, stride)]
+        self.inplanes = planes
+        for _ in range(1, blocks):
+            layers.append(BasicBlock(self.inplanes, planes))
+        return nn.Sequential(*layers)
+""",
+    ("        self.in_channels = 64\n", "        self.inplanes = 64\n"),
+)
+# keyword-only block count and stride
+MAKE_LAYER_KEYWORDS = make_layer_style(
+    "self.make_layer(BasicBlock, {c}, num_blocks=2, stride={s})",
+    """    def make_layer(self, block, channels, *, num_blocks, stride=1):
+        layers = []
+        for s in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_channels, channels, s))
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+""",
+)
+# the controls: two blocks whatever num_blocks says; parameters whose names say nothing
+MAKE_LAYER_IGNORES_COUNT = make_layer_style(
+    "self._make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def _make_layer(self, block, in_channels, out_channels, num_blocks, stride):
+        return nn.Sequential(block(in_channels, out_channels, stride), block(out_channels, out_channels, 1))
+""",
+)
+# ResNet-18's two blocks per stage written into the helper: no count to pass
+MAKE_LAYER_TWO_BLOCKS = make_layer_style(
+    "self.make_layer(BasicBlock, {c}, {s})",
+    """    def make_layer(self, block, out_channels, stride):
+        first = block(self.in_channels, out_channels, stride)
+        self.in_channels = out_channels
+        return nn.Sequential(first, block(out_channels, out_channels, 1))
+""",
+)
+MAKE_LAYER_UNNAMED = make_layer_style(
+    "self.make_layer(BasicBlock, {cin}, {c}, 2, {s})",
+    """    def make_layer(self, block, c1, c2, n, s):
+        return nn.Sequential(block(c1, c2, s), *[block(c2, c2, 1) for _ in range(n - 1)])
+""",
+)
+
+# A notebook exported by hand as a plain .py (no ! or % lines, no __main__ guard): the
+# reference classes, then the notebook's data loading and 200 epochs of training.
+TRAINING_SCRIPT = """
+
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+transform_train = transforms.Compose([
+    transforms.RandomCrop(32, padding=4),
+    transforms.RandomHorizontalFlip(),
+    transforms.ToTensor(),
+    transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+])
+trainset = torchvision.datasets.CIFAR10(root="./data", train=True, download=True, transform=transform_train)
+trainloader = torch.utils.data.DataLoader(trainset, batch_size=128, shuffle=True, num_workers=2)
+
+model = ResNet18().to(device)
+criterion = nn.CrossEntropyLoss()
+optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=200)
+for epoch in range(200):
+    model.train()
+    for inputs, targets in trainloader:
+        inputs, targets = inputs.to(device), targets.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    scheduler.step()
+    print(f"epoch {epoch}: loss {loss.item():.3f}")
+torch.save(model.state_dict(), "resnet18.pth")
+"""
+SCRIPT_IMPORTS = (
+    "from torch import nn\n",
+    "from torch import nn\nimport torch.optim as optim\nimport torchvision\n"
+    "import torchvision.transforms as transforms\n",
+)
+RESNET_SCRIPT = reference_resnet(SCRIPT_IMPORTS) + TRAINING_SCRIPT
+# the controls: a top level that fails for another reason (a package the grader lacks) ...
+RESNET_SUMMARY = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\nfrom torchsummary import summary\n"))
+    + "\n\nsummary(ResNet18(), (3, 32, 32))\n"
+)
+# ... and a script whose model needs what the script computes (its class count from the data)
+RESNET_SCRIPT_CLASSES = (
+    reference_resnet(
+        (
+            SCRIPT_IMPORTS[0],
+            SCRIPT_IMPORTS[1]
+            + '\ntrainset = torchvision.datasets.CIFAR10("data", transform=transforms.ToTensor())\n'
+            + "NUM_CLASSES = len(trainset.classes)\n",
+        ),
+        ("num_classes: int = 10,", "num_classes: int = NUM_CLASSES,"),
+    )
+    + TRAINING_SCRIPT.split("\nmodel = ")[0]
+)
+
 # The handout's make_layer, in a file downloaded from Colab (File > Download > .py):
 # shell escapes and magics as they were typed, Drive mounted, a GPU hard-coded,
 # training at the top level without a __main__ guard.

@@ -14,12 +14,14 @@ from ...notebook.extract import (
     MAX_CODE_BYTES,
     ExtractedCode,
     NotebookError,
+    as_notebook,
     defined_names,
     extract,
     loose_name,
     model_candidates,
     notebook_export,
     parse,
+    trains_at_import,
 )
 from ...result import CheckFailed
 from ...rubric import Rubric, Task
@@ -46,6 +48,9 @@ class Source:
     extracted: ExtractedCode | None = None
     model: str = ""  # the name the task's model was found under (an alias, a case variant)
     note: str | None = None  # how that name was accepted
+    # a .py that trains when imported is graded on its definitions (this source); the file
+    # itself is imported only when they cannot build the model: (line it trains at, the file)
+    whole: tuple[int, Source] | None = None
 
     def where(self, line: int | None) -> str:
         if self.extracted is not None:
@@ -164,9 +169,15 @@ class Models:
                     found.sources.append(self._extracted(task, rel, code, len(found.sources)))
                     continue
                 module = "py_" + "_".join(rel.with_suffix("").parts)
-                found.sources.append(
-                    Source(rel.as_posix(), module, in_sandbox(self.sandbox, "submission", rel), text)
-                )
+                source = Source(rel.as_posix(), module, in_sandbox(self.sandbox, "submission", rel), text)
+                line = trains_at_import(text)
+                if line is not None:  # its definitions first; the file if they are not enough
+                    code = extract(parse(as_notebook(text)), self._local_modules(), self._roots(task))
+                    code = dataclasses.replace(code, script=True)
+                    extracted = self._extracted(task, rel, code, len(found.sources))
+                    extracted.whole = (line, source)
+                    source = extracted
+                found.sources.append(source)
             elif rel.suffix.lower() == ".ipynb":
                 try:
                     code = self._extract(rel, self._roots(task))
@@ -271,12 +282,26 @@ class Models:
                 f"no class or function named {task.model} found (looked in "
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}{note}"
             )
-        if source.extracted is not None and source.extracted.script:
+        if source.whole is not None:
+            line, whole = source.whole
+            script = (
+                f"{source.label} loads data or trains when imported (line {line}): graded on its "
+                'definitions; put that script under `if __name__ == "__main__":`'
+            )
+            try:
+                return self._load(task, source, name, f"{note}; {script}" if note else script)
+            except CheckFailed:  # the definitions need the script: the file as it is, as before
+                source = whole
+        elif source.extracted is not None and source.extracted.script:
             exported = (
                 f"{source.label} was saved from a notebook (it has ! and % lines): "
                 "graded on its definitions, like a notebook"
             )
             note = f"{note}; {exported}" if note else exported
+        return self._load(task, source, name, note)
+
+    def _load(self, task: Task, source: Source, name: str, note: str) -> Source:
+        """Import ``source`` and build ``name`` from it in the worker, as the task's model."""
         source.model, source.note = name, note or None
         self._import(source, hint=True)
         try:

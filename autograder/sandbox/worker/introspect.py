@@ -239,13 +239,92 @@ def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8)
     return result
 
 
+# make_layer's parameters by role, told from their names (lower case, outer underscores
+# stripped); ``role`` tries them in this order, so ``num_channels`` is channels, not a count.
+IN_CHANNELS = {"cin", "c_in", "ch_in", "n_in", "inp", "in_c", "in_ch", "inc", "in_dim", "prev_channels"}
+CHANNELS = {"cout", "c_out", "ch_out", "n_out", "oup", "out_c", "out_ch", "out_dim", "width"}
+COUNTS = {"n", "num", "count", "depth", "repeat"}
+BLOCKS = {"blk", "unit", "cell", "module", "cls", "layer_type"}
+FLAGS = ("first", "is_", "use_", "with_", "downsample", "dilat", "norm", "drop", "expansion")
+
+
+def role(name: str) -> str | None:
+    """What a parameter of ``make_layer`` stands for, from its name, or None."""
+    n = name.lower().strip("_")
+    if n.startswith(FLAGS) or "class" in n:
+        return None
+    if "stride" in n or n == "s":
+        return "stride"
+    if n in IN_CHANNELS or (
+        n.startswith(("in", "input")) and any(w in n for w in ("chan", "plane", "feat", "filter"))
+    ):
+        return "in_channels"
+    if n in CHANNELS or any(w in n for w in ("chan", "plane", "filter")):
+        return "channels"
+    if (
+        n in COUNTS
+        or n.startswith(("num", "n_"))
+        or any(w in n for w in ("blocks", "layers", "repeats", "resid"))
+    ):
+        return "num_blocks"
+    if n in BLOCKS or "block" in n:
+        return "block"
+    return None
+
+
+def parameters(fn: Any) -> list[tuple[str, str, bool]] | None:
+    """``fn``'s parameters as (name, kind, has a default), ``self`` left out; None when
+    Python cannot tell (a builtin)."""
+    try:
+        found = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [(p.name, p.kind.name, p.default is not p.empty) for p in found]
+
+
+def call_plan(params: list[tuple[str, str, bool]], handout: list[str]) -> dict[str, Any]:
+    """How to call a ``make_layer`` taking ``params`` (``parameters``) to build a stage:
+    ``{"by": "position", "roles": [...]}``, the handout's call (``handout``: its parameter
+    names, whose roles give the order) when the parameters are the handout's roles in its
+    order, or when their names say nothing and the handout's arguments fit;
+    ``{"by": "name", "roles": {name: role}}`` when the names tell every required
+    parameter's role (the others keep their defaults); else ``{"by": None, "unmapped":
+    [names]}``, the required parameters nothing can be passed to."""
+    want = [role(n) for n in handout]
+    fixed = [p for p in params if p[1] not in ("VAR_POSITIONAL", "VAR_KEYWORD")]
+    roles: dict[str, str] = {}
+    unmapped = []
+    for name, _, default in fixed:
+        r = role(name)
+        if r and r not in roles.values():
+            roles[name] = r
+        elif not default:
+            unmapped.append(name)
+    positional = [p for p in fixed if p[1] in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")]
+    required = [p for p in fixed if not p[2]]
+    fits = len(required) <= len(want) <= len(positional) and all(p in positional for p in required)
+    head = [roles.get(p[0]) for p in positional[: len(want)]]
+    agrees = all(r in (None, w) for r, w in zip(head, want, strict=False))  # no name says otherwise
+    if fits and agrees and (unmapped or head == want):
+        return {"by": "position", "roles": want}
+    if unmapped:
+        return {"by": None, "unmapped": unmapped}
+    return {"by": "name", "roles": roles}
+
+
 def make_layer(
-    model: Any, input_shape: list[int], call: Any, stages: list[str], recheck_blocks: int,
+    model: Any,
+    input_shape: list[int],
+    call: Any,
+    stages: list[str],
+    recheck_blocks: int,
     names: list[str],
+    signature: list[str],
 ) -> dict[str, Any]:
-    """Facts about ``make_layer`` (looked up under each of ``names``): signature,
-    stages, shapes, shortcuts, re-call; where the helper and the stages are when
-    they are not where the handout puts them."""
+    """Facts about ``make_layer`` (looked up under each of ``names``): signature, how it
+    is called (``call_plan``, ``signature`` being the handout's), stages, shapes,
+    shortcuts, re-call; where the helper and the stages are when they are not where
+    the handout puts them."""
     import torch
     from torch import nn
 
@@ -256,11 +335,16 @@ def make_layer(
         "make_layer_name": found,
         "make_layer_module": str(getattr(fn, "__module__", "") or ""),
     }
+    plan = None
     if callable(fn):
-        try:
-            facts["signature"] = [p for p in inspect.signature(fn).parameters]
-        except (TypeError, ValueError):
-            facts["signature"] = None
+        params = parameters(fn)
+        facts["signature"] = [p[0] for p in params] if params is not None else None
+        plan = (
+            call_plan(params, signature)
+            if params is not None
+            else {"by": "position", "roles": [role(n) for n in signature]}
+        )
+        facts["call"] = plan
     else:
         module = sys.modules.get(type(model).__module__)
         helper = next((n for n in names if inspect.isfunction(getattr(module, n, None))), None)
@@ -307,9 +391,9 @@ def make_layer(
     facts["stages"] = stage_facts
     if not all(s["present"] for s in stage_facts):
         facts["unnamed_stages"] = _stage_like(model)
-    if callable(fn) and stage_facts and stage_facts[-1].get("present"):
+    if callable(fn) and plan["by"] and stage_facts and stage_facts[-1].get("present"):
         facts["recall"] = _recall(
-            model, fn, stage_facts[-1], getattr(model, stages[-1]), recheck_blocks, call
+            model, fn, plan, stage_facts[-1], getattr(model, stages[-1]), recheck_blocks, call
         )
     return facts
 
@@ -354,8 +438,11 @@ def _projection(block: Any) -> dict[str, Any] | None:
     return None
 
 
-def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, call: Any) -> dict[str, Any]:
-    """Call make_layer again with another block count, from the last stage's state."""
+def _recall(
+    model: Any, fn: Any, plan: dict[str, Any], last: dict[str, Any], stage: Any, blocks: int, call: Any
+) -> dict[str, Any]:
+    """Call make_layer again with another block count, from the last stage's state, as
+    ``plan`` says: stride 1, the last stage's channels in and out."""
     import torch
 
     shape = last.get("output_shape")
@@ -366,8 +453,24 @@ def _recall(model: Any, fn: Any, last: dict[str, Any], stage: Any, blocks: int, 
     for attr in ("in_channels", "in_planes", "inplanes", "in_channel", "inchannel"):
         if isinstance(getattr(model, attr, None), int):
             setattr(model, attr, channels)
+    value = {
+        "block": block_type,
+        "in_channels": channels,
+        "channels": channels,
+        "num_blocks": blocks,
+        "stride": 1,
+    }
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if plan["by"] == "position":
+        args = [value[r] for r in plan["roles"]]
+    else:
+        for name, r in plan["roles"].items():
+            kwargs[name] = value[r]
+        positional_only = [n for n, k, _ in parameters(fn) or [] if k == "POSITIONAL_ONLY"]
+        args = [kwargs.pop(n) for n in positional_only if n in kwargs]
     try:
-        built = call(fn, block_type, channels, blocks, 1)
+        built = call(fn, *args, **kwargs)
         n = len(list(built.children()))
         built.eval()
         with torch.no_grad():

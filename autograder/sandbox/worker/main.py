@@ -93,10 +93,11 @@ class Worker:
         return introspect.forward_check(self._model(task), input_shape, self.code.call)
 
     def op_make_layer(
-        self, task: str, input_shape: list[int], stages: list[str], recheck_blocks: int, names: list[str]
+        self, task: str, input_shape: list[int], stages: list[str], recheck_blocks: int, names: list[str],
+        signature: list[str],
     ) -> dict[str, Any]:
         return introspect.make_layer(
-            self._model(task), input_shape, self.code.call, stages, recheck_blocks, names
+            self._model(task), input_shape, self.code.call, stages, recheck_blocks, names, signature
         )
 
     def op_residual(self, task: str, input_shape: list[int]) -> dict[str, Any]:
