@@ -202,9 +202,8 @@ def trains_at_import(text: str) -> int | None:
     outside an ``if __name__ == "__main__":`` guard (a notebook exported by hand), one that
     ``extract`` drops; None when there is none or the file does not parse. Other top-level
     work (a print, a quick test, an exit) is not training: the file is imported as it is."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse_python(text)
+    if tree is None:
         return None
     defined: set[str] = set()
     for node in tree.body:
