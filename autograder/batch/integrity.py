@@ -29,14 +29,15 @@ from typing import Any
 import nbformat
 
 from ..notebook.extract import MAX_CODE_BYTES, NotebookError, read_notebook
-from ..submission import Submission, SubmissionError, intake
+from ..submission import MAX_ZIP_DIRECTORY, Submission, SubmissionError, intake, zip_directory
 
 NEAR = 0.8
 MIN_STATEMENTS = 5  # fewer distinctive statements than this: too little to compare
 MIN_OUTPUT_CHARS = 200
 MAX_WEIGHT_BYTES = 4 << 30
 # Listing a zip's members costs ~700 bytes each: a checkpoint of a million tiny tensors took
-# 712 MB and 14.5 s. A ResNet-18 state_dict has ~120; past this many, the file's bytes are hashed.
+# 712 MB and 14.5 s. A ResNet-18 state_dict has ~120; past this many, or a directory over
+# intake's MAX_ZIP_DIRECTORY (the count may lie), the file's bytes are hashed.
 MAX_CHECKPOINT_ENTRIES = 10_000
 STORAGE = re.compile(r"^(?:.*/)?data/(\d+)$")
 
@@ -99,7 +100,8 @@ def _weights(sub: Submission) -> dict[str, str]:
 def weights_digest(path: Path) -> str:
     """The tensor bytes of a torch zip checkpoint in storage order; else the file's bytes."""
     digest = hashlib.sha256()
-    if zipfile.is_zipfile(path) and _declared_entries(path) <= MAX_CHECKPOINT_ENTRIES:
+    declared = zip_directory(path)  # zeros for a file that is not a zip
+    if 0 < declared.entries <= MAX_CHECKPOINT_ENTRIES and declared.size <= MAX_ZIP_DIRECTORY:
         try:
             with zipfile.ZipFile(path) as zf:
                 storages = sorted(
@@ -118,16 +120,6 @@ def weights_digest(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return "file:" + digest.hexdigest()
-
-
-def _declared_entries(path: Path) -> int:
-    """How many members a zip's end record declares, read without listing them."""
-    try:
-        with open(path, "rb") as handle:
-            end = zipfile._EndRecData(handle)  # the stdlib's own reader of that record (zip64 too)
-    except OSError:
-        return 0
-    return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else 0
 
 
 def _sources(sub: Submission, books: list[nbformat.NotebookNode]) -> list[str]:
