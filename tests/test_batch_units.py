@@ -5,12 +5,14 @@ errors, rounding, and the integrity fingerprints."""
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import tracemalloc
 import zipfile
 from pathlib import Path
 
+import matplotlib
 import nbformat
 import pytest
 import torch
@@ -22,10 +24,12 @@ from autograder.batch import integrity
 from autograder.batch import moodle as batch_moodle
 from autograder.batch.grades import BatchInputError, FinalGrade, load_manual
 from autograder.batch.moodle import DownloadError, Student, content_hash, discover
+from autograder.notebook.outputs import PLOTLY
 from autograder.rubric import load
 from autograder.submission import MAX_ZIP_DIRECTORY, ZipDirectory
 
 RUBRIC = Path(__file__).parent / "rubrics" / "batch-simplecnn.toml"
+matplotlib.use("Agg")
 
 
 def touch(path: Path, text: str = "x = 1\n") -> Path:
@@ -367,6 +371,64 @@ def test_code_fingerprints_ignore_names_comments_and_literals(tmp_path):
     assert a.code == b.code and a.statements == b.statements
     assert c.code != a.code
     assert integrity.fingerprints(tmp_path / "missing") == integrity.Fingerprints()
+
+
+def svg_curve(losses: list[float]) -> str:
+    """A loss curve as Jupyter saves it under ``%config InlineBackend.figure_format = 'svg'``."""
+    import matplotlib.pyplot as plt  # pyplot after the backend is chosen
+
+    fig, ax = plt.subplots()
+    ax.plot(losses)
+    ax.set_title("Training loss")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    return buffer.getvalue().decode()
+
+
+def figure_hand_in(folder: Path, plot: str, mime: str, figure) -> Path:  # noqa: ANN001
+    """A notebook whose only output is one figure, below the student's own plotting code."""
+    nb = v4.new_notebook()
+    text = "<Figure size 640x480 with 1 Axes>"
+    shown = v4.new_output("display_data", data={mime: figure, "text/plain": text})
+    nb.cells = [
+        v4.new_code_cell("%config InlineBackend.figure_format = 'svg'\nimport matplotlib.pyplot as plt"),
+        v4.new_code_cell(plot, outputs=[shown], execution_count=2),
+    ]
+    folder.mkdir()
+    nbformat.write(nb, str(folder / "lab2.ipynb"))
+    return folder
+
+
+def test_hand_ins_sharing_only_an_svg_figure_are_linked(tmp_path, monkeypatch):
+    copied = svg_curve([2.3, 1.6, 1.2, 0.9, 0.8])
+    own = svg_curve([2.3, 1.8, 1.5, 1.3, 1.1])
+    svg = "image/svg+xml"
+    sources = {
+        "ann": figure_hand_in(tmp_path / "ann", "plt.plot(history['loss'])\nplt.show()", svg, copied),
+        "bob": figure_hand_in(
+            tmp_path / "bob", "plt.plot(train_losses, label='train')\nplt.legend()", svg, copied
+        ),
+        "cem": figure_hand_in(tmp_path / "cem", "plt.plot(losses)", svg, own),  # control: its own curve
+    }
+    prints = {key: integrity.fingerprints(folder) for key, folder in sources.items()}
+    groups = integrity.find_groups(prints)
+    assert [(g.kind, g.members) for g in groups] == [("outputs", ["ann", "bob"])]
+    assert groups[0].evidence.startswith("identical notebook outputs (")
+    # control: without reading the figure, the shared SVG links nobody (the text alone is too short)
+    monkeypatch.setattr(integrity, "figure_data", lambda output: None)
+    blind = {key: integrity.fingerprints(folder) for key, folder in sources.items()}
+    assert integrity.find_groups(blind) == [] and blind["ann"].outputs is None
+
+
+def test_a_plotly_figure_is_fingerprinted_whatever_its_key_order(tmp_path):
+    figure = {"data": [{"type": "scatter", "y": [2.3, 1.6, 1.2]}], "layout": {"title": {"text": "Loss"}}}
+    reordered = {"layout": figure["layout"], "data": figure["data"]}
+    a = integrity.fingerprints(figure_hand_in(tmp_path / "a", "fig.show()", PLOTLY, figure))
+    b = integrity.fingerprints(figure_hand_in(tmp_path / "b", "fig.show()", PLOTLY, reordered))
+    other = {**figure, "data": [{"type": "scatter", "y": [2.3, 1.9, 1.5]}]}
+    c = integrity.fingerprints(figure_hand_in(tmp_path / "c", "fig.show()", PLOTLY, other))
+    assert a.outputs is not None and a.outputs == b.outputs != c.outputs
 
 
 def test_groups_need_enough_distinctive_code_and_skip_the_handout():
