@@ -233,15 +233,32 @@ def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> No
     sub.notes.extend(_too_deep(folder) for folder in too_deep if not _junk(Path(folder).parts))
 
 
-def _directory_bytes(archive: Path) -> int:
-    """The size of a zip's central directory, from its end record (zip64 too), unparsed."""
-    with open(archive, "rb") as handle:
-        end = zipfile._EndRecData(handle)  # the stdlib's own reader of that record
-    return int(end[zipfile._ECD_SIZE]) if end else 0
+@dataclass(frozen=True)
+class ZipDirectory:
+    """A zip's central directory as its end record declares it: what ``zipfile`` will
+    read and parse whole, into one object per entry, before any entry can be refused."""
+
+    entries: int
+    size: int  # bytes
+
+
+def zip_directory(archive: Path) -> ZipDirectory:
+    """The declared directory of ``archive`` (zip64 too), read from the last 64 KiB of the
+    file without parsing the directory itself; zeros when there is no readable end record
+    (``zipfile`` then refuses the file at once). Every zip the grader opens is checked
+    against this first: a submission here, a Moodle download and a checkpoint in ``batch``."""
+    try:
+        with open(archive, "rb") as handle:
+            end = zipfile._EndRecData(handle)  # the stdlib's own reader of that record
+    except (OSError, zipfile.BadZipFile):  # BadZipFile: a zip64 record naming several disks
+        end = None
+    if not end:
+        return ZipDirectory(0, 0)
+    return ZipDirectory(int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE]))
 
 
 def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:
-    if _directory_bytes(archive) > MAX_ZIP_DIRECTORY:
+    if zip_directory(archive).size > MAX_ZIP_DIRECTORY:
         raise SubmissionError(
             f"{untrusted.short(archive.name)} lists far more than {MAX_FILES} files (its directory alone "
             f"is over {MAX_ZIP_DIRECTORY >> 20} MiB): zip only your lab folder and upload that"

@@ -5,10 +5,14 @@ errors, rounding, and the integrity fingerprints."""
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
+import matplotlib
 import nbformat
 import pytest
 import torch
@@ -17,11 +21,15 @@ from nbformat import v4
 
 from autograder.batch import gradebook as gb
 from autograder.batch import integrity
+from autograder.batch import moodle as batch_moodle
 from autograder.batch.grades import BatchInputError, FinalGrade, load_manual
 from autograder.batch.moodle import DownloadError, Student, content_hash, discover
+from autograder.notebook.outputs import PLOTLY
 from autograder.rubric import load
+from autograder.submission import MAX_ZIP_DIRECTORY, ZipDirectory
 
 RUBRIC = Path(__file__).parent / "rubrics" / "batch-simplecnn.toml"
+matplotlib.use("Agg")
 
 
 def touch(path: Path, text: str = "x = 1\n") -> Path:
@@ -107,6 +115,82 @@ def test_a_download_zip_is_unpacked_once_and_refused_when_unreadable(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DownloadError, match="no submissions found"):
         discover(tmp_path / "empty", tmp_path / "s3")
+
+
+def claimed_directory(path: Path, size: int, entries: int) -> Path:
+    """A zip that is only its (zip64) end records, declaring ``entries`` entries in a central
+    directory of ``size`` bytes at its start: a sparse file, a few KB on disk however large.
+    zipfile believes the record and reads (and parses) every byte it declares."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)  # the declared directory: a hole, zeros when read
+        handle.seek(size)
+        handle.write(struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, size, 0))
+        handle.write(struct.pack("<4sLQL", b"PK\x06\x07", 0, size, 1))
+        handle.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0))
+    return path
+
+
+def peak_bytes(call) -> tuple[int, Exception]:  # noqa: ANN001
+    """What ``call`` raised and the most memory Python held while it ran."""
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - each case below raises; the test checks what
+        raised = exc
+    else:
+        raise AssertionError("nothing was refused")
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, raised
+
+
+def zipfile_calls(monkeypatch) -> list[tuple]:  # noqa: ANN001
+    """The archives handed to ``zipfile.ZipFile`` from now on; each call fails the test."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(
+        zipfile, "ZipFile", lambda *a, **k: calls.append(a) or pytest.fail("zipfile parsed it")
+    )
+    return calls
+
+
+def test_a_download_declaring_a_huge_directory_is_refused_from_its_end_record(tmp_path, monkeypatch):
+    attack = claimed_directory(tmp_path / "CS101-Lab2-1234.zip", 8 << 30, 10**9)
+    assert batch_moodle.zip_directory(attack) == ZipDirectory(10**9, 8 << 30)
+    parsed = zipfile_calls(monkeypatch)
+    peak, refused = peak_bytes(lambda: discover(attack, tmp_path / "staging"))
+    assert isinstance(refused, DownloadError) and str(refused) == (
+        "CS101-Lab2-1234.zip lists 1,000,000,000 entries in a directory of 8,192.0 MiB, more than a download "
+        "may hold (200,000 entries, 32 MiB): it is damaged or not a Moodle download; download it again"
+    )
+    assert parsed == [] and peak < 1 << 20
+    # control: with the check off, the same file goes to zipfile, which would read all 8 GiB
+    monkeypatch.setattr(batch_moodle, "zip_directory", lambda path: ZipDirectory(0, 0))
+    with pytest.raises(pytest.fail.Exception):
+        discover(attack, tmp_path / "staging")
+    assert parsed == [(attack,)]
+
+
+def test_a_declared_directory_just_over_the_cap_costs_zipfile_all_of_it(tmp_path, monkeypatch):
+    attack = claimed_directory(tmp_path / "download.zip", batch_moodle.MAX_DIRECTORY + (1 << 20), 1000)
+    peak, refused = peak_bytes(lambda: discover(attack, tmp_path / "staging"))
+    assert isinstance(refused, DownloadError) and "a directory of 33.0 MiB" in str(refused)
+    assert peak < 1 << 20
+    # control: with the check off, zipfile reads the 33 MiB it was told of before finding it is no zip
+    monkeypatch.setattr(batch_moodle, "zip_directory", lambda path: ZipDirectory(0, 0))
+    peak, refused = peak_bytes(lambda: discover(attack, tmp_path / "staging"))
+    assert str(refused) == "download.zip is not a readable zip file: Bad magic number for central directory"
+    assert peak > batch_moodle.MAX_DIRECTORY
+
+
+def test_a_checkpoint_declaring_a_huge_directory_is_hashed_as_bytes(tmp_path, monkeypatch):
+    checkpoint = claimed_directory(tmp_path / "model.pth", MAX_ZIP_DIRECTORY + 1, 100)  # few entries
+    parsed = zipfile_calls(monkeypatch)
+    assert integrity.weights_digest(checkpoint).startswith("file:") and parsed == []
+    monkeypatch.setattr(integrity, "MAX_ZIP_DIRECTORY", 1 << 40)  # control: the directory goes to zipfile
+    with pytest.raises(pytest.fail.Exception):
+        integrity.weights_digest(checkpoint)
+    assert parsed == [(checkpoint,)]
 
 
 def grade(auto: float, manual: float | None = None, feedback: str = "fb") -> FinalGrade:
@@ -287,6 +371,64 @@ def test_code_fingerprints_ignore_names_comments_and_literals(tmp_path):
     assert a.code == b.code and a.statements == b.statements
     assert c.code != a.code
     assert integrity.fingerprints(tmp_path / "missing") == integrity.Fingerprints()
+
+
+def svg_curve(losses: list[float]) -> str:
+    """A loss curve as Jupyter saves it under ``%config InlineBackend.figure_format = 'svg'``."""
+    import matplotlib.pyplot as plt  # pyplot after the backend is chosen
+
+    fig, ax = plt.subplots()
+    ax.plot(losses)
+    ax.set_title("Training loss")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    return buffer.getvalue().decode()
+
+
+def figure_hand_in(folder: Path, plot: str, mime: str, figure) -> Path:  # noqa: ANN001
+    """A notebook whose only output is one figure, below the student's own plotting code."""
+    nb = v4.new_notebook()
+    text = "<Figure size 640x480 with 1 Axes>"
+    shown = v4.new_output("display_data", data={mime: figure, "text/plain": text})
+    nb.cells = [
+        v4.new_code_cell("%config InlineBackend.figure_format = 'svg'\nimport matplotlib.pyplot as plt"),
+        v4.new_code_cell(plot, outputs=[shown], execution_count=2),
+    ]
+    folder.mkdir()
+    nbformat.write(nb, str(folder / "lab2.ipynb"))
+    return folder
+
+
+def test_hand_ins_sharing_only_an_svg_figure_are_linked(tmp_path, monkeypatch):
+    copied = svg_curve([2.3, 1.6, 1.2, 0.9, 0.8])
+    own = svg_curve([2.3, 1.8, 1.5, 1.3, 1.1])
+    svg = "image/svg+xml"
+    sources = {
+        "ann": figure_hand_in(tmp_path / "ann", "plt.plot(history['loss'])\nplt.show()", svg, copied),
+        "bob": figure_hand_in(
+            tmp_path / "bob", "plt.plot(train_losses, label='train')\nplt.legend()", svg, copied
+        ),
+        "cem": figure_hand_in(tmp_path / "cem", "plt.plot(losses)", svg, own),  # control: its own curve
+    }
+    prints = {key: integrity.fingerprints(folder) for key, folder in sources.items()}
+    groups = integrity.find_groups(prints)
+    assert [(g.kind, g.members) for g in groups] == [("outputs", ["ann", "bob"])]
+    assert groups[0].evidence.startswith("identical notebook outputs (")
+    # control: without reading the figure, the shared SVG links nobody (the text alone is too short)
+    monkeypatch.setattr(integrity, "figure_data", lambda output: None)
+    blind = {key: integrity.fingerprints(folder) for key, folder in sources.items()}
+    assert integrity.find_groups(blind) == [] and blind["ann"].outputs is None
+
+
+def test_a_plotly_figure_is_fingerprinted_whatever_its_key_order(tmp_path):
+    figure = {"data": [{"type": "scatter", "y": [2.3, 1.6, 1.2]}], "layout": {"title": {"text": "Loss"}}}
+    reordered = {"layout": figure["layout"], "data": figure["data"]}
+    a = integrity.fingerprints(figure_hand_in(tmp_path / "a", "fig.show()", PLOTLY, figure))
+    b = integrity.fingerprints(figure_hand_in(tmp_path / "b", "fig.show()", PLOTLY, reordered))
+    other = {**figure, "data": [{"type": "scatter", "y": [2.3, 1.9, 1.5]}]}
+    c = integrity.fingerprints(figure_hand_in(tmp_path / "c", "fig.show()", PLOTLY, other))
+    assert a.outputs is not None and a.outputs == b.outputs != c.outputs
 
 
 def test_groups_need_enough_distinctive_code_and_skip_the_handout():

@@ -11,14 +11,17 @@ Three signals, each computed without running student material:
   most of the class shares (the handout's skeleton) are set aside before
   comparing, and near-identical means a Jaccard similarity of the remaining
   statements of at least ``NEAR``;
-- **notebook outputs**: a digest of every printed output and image, when there
-  is enough of it to be telling.
+- **notebook outputs**: a digest of every printed output and figure, when there
+  is enough of it to be telling. Figures are read as the notebook checks read
+  them (:func:`~autograder.notebook.outputs.figure_data`: PNG, JPEG, SVG and
+  Plotly), so a class that plots in SVG or Plotly is compared too.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 import tempfile
 import zipfile
@@ -29,14 +32,16 @@ from typing import Any
 import nbformat
 
 from ..notebook.extract import MAX_CODE_BYTES, NotebookError, read_notebook
-from ..submission import Submission, SubmissionError, intake
+from ..notebook.outputs import figure_data, text_of
+from ..submission import MAX_ZIP_DIRECTORY, Submission, SubmissionError, intake, zip_directory
 
 NEAR = 0.8
 MIN_STATEMENTS = 5  # fewer distinctive statements than this: too little to compare
 MIN_OUTPUT_CHARS = 200
 MAX_WEIGHT_BYTES = 4 << 30
 # Listing a zip's members costs ~700 bytes each: a checkpoint of a million tiny tensors took
-# 712 MB and 14.5 s. A ResNet-18 state_dict has ~120; past this many, the file's bytes are hashed.
+# 712 MB and 14.5 s. A ResNet-18 state_dict has ~120; past this many, or a directory over
+# intake's MAX_ZIP_DIRECTORY (the count may lie), the file's bytes are hashed.
 MAX_CHECKPOINT_ENTRIES = 10_000
 STORAGE = re.compile(r"^(?:.*/)?data/(\d+)$")
 
@@ -99,7 +104,8 @@ def _weights(sub: Submission) -> dict[str, str]:
 def weights_digest(path: Path) -> str:
     """The tensor bytes of a torch zip checkpoint in storage order; else the file's bytes."""
     digest = hashlib.sha256()
-    if zipfile.is_zipfile(path) and _declared_entries(path) <= MAX_CHECKPOINT_ENTRIES:
+    declared = zip_directory(path)  # zeros for a file that is not a zip
+    if 0 < declared.entries <= MAX_CHECKPOINT_ENTRIES and declared.size <= MAX_ZIP_DIRECTORY:
         try:
             with zipfile.ZipFile(path) as zf:
                 storages = sorted(
@@ -118,16 +124,6 @@ def weights_digest(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return "file:" + digest.hexdigest()
-
-
-def _declared_entries(path: Path) -> int:
-    """How many members a zip's end record declares, read without listing them."""
-    try:
-        with open(path, "rb") as handle:
-            end = zipfile._EndRecData(handle)  # the stdlib's own reader of that record (zip64 too)
-    except OSError:
-        return 0
-    return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else 0
 
 
 def _sources(sub: Submission, books: list[nbformat.NotebookNode]) -> list[str]:
@@ -226,7 +222,10 @@ def _code(sub: Submission, books: list[nbformat.NotebookNode]) -> dict[str, Any]
 
 
 def _outputs(books: list[nbformat.NotebookNode]) -> str | None:
-    """A digest of the printed outputs and images (pieces hashed as they come, not joined)."""
+    """A digest of the printed outputs and figures (pieces hashed as they come, not joined).
+
+    A PNG or JPEG figure is hashed as before SVG and Plotly were read, so fingerprints
+    cached by an earlier run still match for them."""
     digest = hashlib.sha256()
     size = images = 0
 
@@ -238,22 +237,29 @@ def _outputs(books: list[nbformat.NotebookNode]) -> str | None:
     for nb in books:
         for cell in nb.cells:
             for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-                text = output.get("text")
+                text = text_of(output.get("text"))
                 if text:
-                    put("".join(text) if isinstance(text, list) else str(text))
+                    put(text)
                 data = output.get("data") or {}
-                for mime in ("text/plain", "text/html", "image/png", "image/jpeg"):
+                for mime in ("text/plain", "text/html"):  # Colab's Plotly figure is HTML: hashed here
                     if mime in data:
-                        images += mime.startswith("image/")
-                        value = data[mime]
-                        put(
-                            mime + ":" + ("".join(value) if isinstance(value, list) else str(value))
-                        )
+                        put(mime + ":" + text_of(data[mime]))
+                figure = figure_data(output)  # one figure an output, as the notebook checks count it
+                if figure is not None:
+                    images += 1
+                    kind, value = figure
+                    if kind != "text/html":
+                        put(kind + ":" + (text_of(value) if isinstance(value, (str, list)) else _json(value)))
                 if output.get("output_type") == "error":
                     put(f"error:{output.get('ename')}:{output.get('evalue')}")
     if not images and size < MIN_OUTPUT_CHARS:
         return None
     return digest.hexdigest()
+
+
+def _json(value: Any) -> str:
+    """A Plotly figure's JSON, the same text however the notebook ordered its keys."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 # --- across the class -------------------------------------------------------------
