@@ -245,12 +245,11 @@ def _student_id(name: str) -> str:
 # --- unpacking the download zip ---------------------------------------------------
 
 
-def _zip_signature(archive: Path) -> str:
+def _zip_signature(infos: list[zipfile.ZipInfo]) -> str:
     """Names, sizes and CRCs of every entry: unchanged download, unchanged staging."""
     digest = hashlib.sha256()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
+    for info in infos:
+        digest.update(f"{info.filename}\0{info.file_size}\0{info.CRC}\n".encode())
     return digest.hexdigest()
 
 
@@ -263,65 +262,67 @@ def unpack_download(archive: Path, target: Path, notes: list[str]) -> Path:
             f"{declared.size / (1 << 20):,.1f} MiB, more than a download may hold ({MAX_ENTRIES:,} "
             f"entries, {MAX_DIRECTORY >> 20} MiB): it is damaged or not a Moodle download; download it again"
         )
-    try:
-        signature = _zip_signature(archive)
+    unreadable = f"{archive.name} is not a readable zip file"
+    try:  # its directory is parsed once, for the signature and the extraction
+        zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
-    mark = target / STAGE_MARK
-    if mark.is_file():
-        saved = json.loads(mark.read_text(encoding="utf-8"))
-        if saved.get("signature") == signature:
-            notes.extend(saved.get("notes", []))
-            return target
-    tmp = target.with_name(f".tmp-{target.name}")
-    for stale in (tmp, target):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
-    skipped = _extract_all(archive, tmp)
+        raise DownloadError(f"{unreadable}: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:  # more than its end record declared
+            raise DownloadError(f"{archive.name} has {len(infos)} entries (limit {MAX_ENTRIES})")
+        signature = _zip_signature(infos)
+        mark = target / STAGE_MARK
+        if mark.is_file():
+            saved = json.loads(mark.read_text(encoding="utf-8"))
+            if saved.get("signature") == signature:
+                notes.extend(saved.get("notes", []))
+                return target
+        tmp = target.with_name(f".tmp-{target.name}")
+        for stale in (tmp, target):
+            if stale.exists():
+                shutil.rmtree(stale)
+        tmp.mkdir(parents=True)
+        try:
+            skipped = _extract_all(zf, infos, tmp)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+            raise DownloadError(f"{unreadable}: {exc}") from None
     (tmp / STAGE_MARK).write_text(json.dumps({"signature": signature, "notes": skipped}), encoding="utf-8")
     tmp.rename(target)
     notes.extend(skipped)
     return target
 
 
-def _extract_all(archive: Path, dest: Path) -> list[str]:
+def _extract_all(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path) -> list[str]:
     skipped: list[str] = []
     total = 0
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            if len(infos) > MAX_ENTRIES:  # more than its end record declared
-                raise DownloadError(f"{archive.name} has {len(infos)} entries (limit {MAX_ENTRIES})")
-            for info in infos:
-                name = info.filename.replace("\\", "/")
-                parts = PurePosixPath(name).parts
-                if info.is_dir() or not parts:
-                    continue
-                if name.startswith("/") or ".." in parts or ":" in parts[0]:
-                    skipped.append(f"skipped {short(name)!r}: its path leaves the download folder")
-                    continue
-                if any(p in JUNK or p.startswith("._") for p in parts):
-                    continue
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    skipped.append(f"skipped the symbolic link {short(name)}")
-                    continue
-                if len(parts) > MAX_DEPTH + 1:  # the student's folder, then theirs
-                    skipped.append(f"skipped {short(name)!r}: folders nested more than {MAX_DEPTH} deep")
-                    continue
-                fitted = [file_name(p) for p in parts]
-                try:
-                    total += _copy_capped(zf, info, dest.joinpath(*fitted), total)
-                except OSError as exc:  # what the file system refuses costs this file only
-                    why = exc.strerror or exc
-                    skipped.append(f"skipped {short(name)!r}: it cannot be written here ({why})")
-                    continue
-                if fitted != list(parts):
-                    skipped.append(
-                        f"shortened a name over 255 bytes: {short(name)!r} -> {short('/'.join(fitted))!r}"
-                    )
-    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
-        raise DownloadError(f"{archive.name} is not a readable zip file: {exc}") from None
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        parts = PurePosixPath(name).parts
+        if info.is_dir() or not parts:
+            continue
+        if name.startswith("/") or ".." in parts or ":" in parts[0]:
+            skipped.append(f"skipped {short(name)!r}: its path leaves the download folder")
+            continue
+        if any(p in JUNK or p.startswith("._") for p in parts):
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            skipped.append(f"skipped the symbolic link {short(name)}")
+            continue
+        if len(parts) > MAX_DEPTH + 1:  # the student's folder, then theirs
+            skipped.append(f"skipped {short(name)!r}: folders nested more than {MAX_DEPTH} deep")
+            continue
+        fitted = [file_name(p) for p in parts]
+        try:
+            total += _copy_capped(zf, info, dest.joinpath(*fitted), total)
+        except OSError as exc:  # what the file system refuses costs this file only
+            why = exc.strerror or exc
+            skipped.append(f"skipped {short(name)!r}: it cannot be written here ({why})")
+            continue
+        if fitted != list(parts):
+            skipped.append(
+                f"shortened a name over 255 bytes: {short(name)!r} -> {short('/'.join(fitted))!r}"
+            )
     return skipped
 
 
