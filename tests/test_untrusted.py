@@ -34,7 +34,7 @@ import pytest
 from nbformat import v4
 from rich.console import Console
 
-from autograder import cli, preprocess, untrusted
+from autograder import cli, preprocess, submission, untrusted
 from autograder.batch import gradebook as gb
 from autograder.batch import moodle as batch_moodle
 from autograder.batch import runner, summary
@@ -656,12 +656,15 @@ def test_a_message_quoting_a_megabyte_name_is_cut_to_its_start_and_end(tmp_path,
     assert item.message.endswith("conv") and "…" in item.message
 
 
-def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path):
+def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path, monkeypatch):
     archive = tmp_path / "StudentID_lab2.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("simple_cnn.py", "x = 1\n")
         for n in range(1000):  # entries that never count as files: each one a note
             zf.writestr(f"../escape{n}.py", "x = 1\n")
+    with monkeypatch.context() as uncapped:  # control: without the cap, a note per entry
+        uncapped.setattr(submission, "MAX_NOTES", 10_000)
+        assert len(intake(archive, tmp_path / "control").notes) == 1000
     sub = intake(archive, tmp_path / "job")
     assert len(sub.notes) == 21 and sub.notes[-1] == "… and 980 more notes like these"
     assert sub.notes[0] == (
