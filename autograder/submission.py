@@ -25,7 +25,7 @@ MAX_FILE_BYTES = 1 << 30
 MAX_FILES = 5000
 MAX_ZIP_DEPTH = 2
 MAX_NOTES = 20  # intake notes kept (each output shows them all); the rest are counted
-MAX_DEPTH = 32  # folders inside the submission; Python's own walkers recurse per level
+MAX_FOLDER_DEPTH = 32  # folders inside the submission; Python's own walkers recurse per level
 # A zip's central directory, parsed whole by zipfile before any entry is read: ~1.1 KB of
 # memory per entry (300,000 empty entries, a 27 MB zip: 330 MB). 4 MiB lists well over
 # MAX_FILES entries with long paths.
@@ -191,7 +191,7 @@ def _write(budget: _Budget, reader, target: Path, label: str, sub: Submission) -
 
 
 def walk(root: Path, too_deep: list[str] | None = None) -> list[Path]:
-    """Every entry under ``root`` but folders, sorted, at most ``MAX_DEPTH`` folders down,
+    """Every entry under ``root`` but folders, sorted, at most ``MAX_FOLDER_DEPTH`` folders down,
     without recursion (``Path.rglob`` and ``os.walk`` recurse once per level, so a tree a
     thousand folders deep raises RecursionError). Folders deeper than that are listed in
     ``too_deep`` and not entered."""
@@ -207,15 +207,16 @@ def walk(root: Path, too_deep: list[str] | None = None) -> list[Path]:
             path = Path(entry.path)
             if not entry.is_dir(follow_symlinks=False):
                 found.append(path)
-            elif depth + 1 < MAX_DEPTH:
+            elif depth + 1 < MAX_FOLDER_DEPTH:
                 stack.append((path, depth + 1))
             elif too_deep is not None:
                 too_deep.append(untrusted.utf8(path.relative_to(root).as_posix()))
     return sorted(found)
 
 
-def _too_deep(label: str) -> str:
-    return f"skipped {untrusted.short(label)}: folders nested more than {MAX_DEPTH} deep"
+def too_deep_note(label: str) -> str:
+    """The note for an entry skipped for its depth (intake's, a Moodle download's)."""
+    return f"skipped {untrusted.short(label)!r}: folders nested more than {MAX_FOLDER_DEPTH} deep"
 
 
 def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> None:
@@ -230,7 +231,7 @@ def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> No
         elif stat.S_ISREG(info.st_mode):
             target = dest.joinpath(*(_fit(p, sub) for p in rel.parts))
             _write(budget, path.open("rb"), target, untrusted.utf8(rel.as_posix()), sub)
-    sub.notes.extend(_too_deep(folder) for folder in too_deep if not _junk(Path(folder).parts))
+    sub.notes.extend(too_deep_note(folder) for folder in too_deep if not _junk(Path(folder).parts))
 
 
 @dataclass(frozen=True)
@@ -279,8 +280,8 @@ def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth:
                 if stat.S_ISLNK(info.external_attr >> 16):
                     sub.notes.append(f"skipped the symbolic link {untrusted.short(name)} in {archive.name}")
                     continue
-                if len(parts) > MAX_DEPTH:
-                    sub.notes.append(f"{_too_deep(name)} in {archive.name}")
+                if len(parts) > MAX_FOLDER_DEPTH:
+                    sub.notes.append(f"{too_deep_note(name)} in {archive.name}")
                     continue
                 if info.flag_bits & 0x1:
                     sub.notes.append(f"skipped {untrusted.short(name)} in {archive.name}: it is encrypted")

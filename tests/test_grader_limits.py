@@ -30,6 +30,7 @@ from autograder.checks import notebook as nbcheck
 from autograder.checks.context import Context
 from autograder.data.registry import CIFAR10_CLASSES
 from autograder.notebook import claims, extract, history, outputs
+from autograder.result import CheckFailed
 from autograder.sandbox import Sandbox, WorkerFailure, cgroup
 from autograder.sandbox.launcher import Job, Limits
 from autograder.sandbox.tiers import Tier, TierInfo, detect_tier
@@ -283,23 +284,56 @@ def test_a_notebook_is_parsed_once_per_submission_not_once_per_task(tmp_path, la
     assert len(lab2_rubric.tasks) == 2 and len(calls) == 1
 
 
+def _context(folder: Path, root: Path, rubric) -> Context:
+    job = Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
+    sandbox = Sandbox(TierInfo(Tier.C, "t"), job, Limits(None, 1))
+    return Context(rubric, intake(folder, job.submission), sandbox, None, "cpu")
+
+
 def test_a_python_file_over_the_code_cap_is_named_and_not_parsed(tmp_path, lab2_rubric):
     folder = tmp_path / "sub"
     folder.mkdir()
     (folder / "simple_cnn.py").write_text("WEIGHTS = [" + "0.1, " * 500_000 + "]\n")
-    root = tmp_path / "job"
-    job = Job(root, *(root / n for n in ("submission", "extracted", "inputs", "out", "lib")))
-    ctx = Context(
-        lab2_rubric,
-        intake(folder, job.submission),
-        Sandbox(TierInfo(Tier.C, "t"), job, Limits(None, 1)),
-        None,
-        "cpu",
-    )
+    ctx = _context(folder, tmp_path / "job", lab2_rubric)
     task = next(iter(lab2_rubric.tasks.values()))
     assert ctx.models.sources(task) == []
     with pytest.raises(Exception, match=r"simple_cnn.py is over 2 MiB, more than the grader reads as Python"):
         ctx.models.build(task.id)
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [
+        ("class SimpleCNN(nn.Module)\n    pass\n", "line 1 has a syntax error: expected ':'"),  # control
+        ("import torch\x00\n", "holds a NUL byte, which Python cannot read: save it again as plain text"),
+        (
+            "x = " + "-" * 200_000 + "1\n",
+            "nests expressions too deeply for Python to read: write them as several statements",
+        ),
+    ],
+    ids=["syntax_error", "nul_byte", "nested_too_deep"],
+)
+def test_a_python_file_python_cannot_read_is_named_with_why(code, why, tmp_path, lab2_rubric):
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "simple_cnn.py").write_text(code)
+    ctx = _context(folder, tmp_path / "job", lab2_rubric)
+    task = next(iter(lab2_rubric.tasks.values()))
+    with pytest.raises(CheckFailed, match=re.escape(f"; simple_cnn.py {why}")):
+        ctx.models.build(task.id)
+
+
+def test_a_notebook_cell_python_cannot_read_leaves_the_transform_search_to_the_model_cells(
+    tmp_path, lab2_rubric
+):
+    folder = tmp_path / "sub"
+    nb = notebooks.runnable()
+    nb.cells.insert(1, v4.new_code_cell("print('saved by a broken editor')\x00"))
+    notebooks.write(folder, nb, "StudentID_lab2.ipynb")
+    ctx = _context(folder, tmp_path / "job", lab2_rubric)
+    source = ctx.models.sources(next(iter(lab2_rubric.tasks.values())))[0]
+    text, locate = ctx.models.full_text(source)
+    assert text == source.text and locate(1) == source.where(1)
 
 
 # --- batch fingerprints of checkpoints ---------------------------------------------

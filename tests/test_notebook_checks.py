@@ -11,8 +11,10 @@ import nbformat
 import pytest
 from helpers import grading, notebooks, rubrics, submissions
 
+from autograder.checks.context import notebooks as ctx_notebooks
 from autograder.data.registry import CIFAR10_CLASSES
 from autograder.rubric import load
+from autograder.submission import intake
 
 TASK1 = {"accuracy": 0.846, "per_class": {n: 0.7 + 0.02 * k for k, n in enumerate(CIFAR10_CLASSES)}}
 
@@ -126,3 +128,18 @@ def test_a_value_nbformat_cannot_even_report_is_named_by_cell(tmp_path, rubric, 
         "StudentID_lab2.ipynb does not follow the notebook format (cell 3 field cell_type: 'None' is not a "
         "string); re-save it from Jupyter"
     )
+
+
+def test_the_graded_notebook_is_chosen_among_the_first_eight_by_name(tmp_path, monkeypatch):
+    """A TA's pick (the one with outputs) is looked for among ``MAX_CANDIDATES`` notebooks
+    only: a submission of many unrun copies costs a bounded read."""
+    folder = tmp_path / "lab"
+    for name in "abcdefgh":  # eight unrun copies sort first
+        notebooks.write(folder, notebooks.runnable(), f"{name}_copy.ipynb")
+    ran = notebooks.with_counts(notebooks.runnable(), [1, 2, 3])
+    ran.cells[-1].outputs = [notebooks.stream("Test Accuracy: 61.00%\n")]
+    notebooks.write(folder, ran, "z_lab2.ipynb")
+    sub = intake(folder, tmp_path / "job")
+    assert ctx_notebooks.Notebooks(sub).path().name == "a_copy.ipynb"
+    monkeypatch.setattr(ctx_notebooks, "MAX_CANDIDATES", 9)  # control: looked at, it is the one
+    assert ctx_notebooks.Notebooks(sub).path().name == "z_lab2.ipynb"

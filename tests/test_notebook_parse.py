@@ -4,6 +4,7 @@ and the smoke-mode rewrite that makes a 100-epoch notebook run one epoch."""
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 from helpers import notebooks
 from nbformat import v4
@@ -303,3 +304,17 @@ def test_hostile_output_cannot_stall_the_parsers():
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert found.test_accuracy == [] and found.runs == []
+
+
+def test_a_key_an_editor_adds_beyond_the_format_version_is_not_a_schema_problem():
+    """nteract writes ``outputExpanded`` on its cells; nbformat 4.4's schema lists no such key."""
+    nb = v4.new_notebook(nbformat_minor=4)
+    cell = v4.new_code_cell("x = 1", execution_count=1)
+    del cell["id"]  # 4.4 has no cell ids
+    cell["outputExpanded"] = False
+    nb.cells = [cell]
+    with pytest.raises(nbformat.ValidationError, match="'outputExpanded' was unexpected"):
+        nbformat.validate(nb)  # control: the strict schema refuses it
+    assert outputs.schema_problem(nb) is None
+    cell["cell_type"] = "kode"  # what the student did wrong is still said
+    assert outputs.schema_problem(nb) is not None

@@ -187,3 +187,22 @@ def test_on_colab_a_folder_without_the_notebook_says_where_it_is(tmp_path, monke
         "→ Download .ipynb, then upload it, or !cp '/content/drive/MyDrive/Colab Notebooks/NAME.ipynb' "
         "FOLDER/ with the drive mounted) and check again"
     ) in report.notes
+
+
+def test_on_kaggle_a_folder_without_the_notebook_says_how_to_bring_it(tmp_path, monkeypatch):
+    from helpers import rubrics
+
+    rubric = rubrics.load_notebook_only(tmp_path)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "simple_cnn.py").write_text("import torch\n")
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    assert selfcheck.notebook_hint(staged, rubric) is None  # control: a laptop's folder
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert selfcheck.notebook_hint(staged, rubric) == (
+        "no notebook in this folder: on Kaggle, download it (File → Download notebook), "
+        "upload it beside your files and check again"
+    )
+    (staged / "StudentID_lab2.ipynb").write_text("{}")
+    assert selfcheck.notebook_hint(staged, rubric) is None  # the notebook is there

@@ -34,7 +34,7 @@ import pytest
 from nbformat import v4
 from rich.console import Console
 
-from autograder import cli, preprocess, untrusted
+from autograder import cli, preprocess, submission, untrusted
 from autograder.batch import gradebook as gb
 from autograder.batch import moodle as batch_moodle
 from autograder.batch import runner, summary
@@ -495,7 +495,7 @@ def test_a_submission_folder_nested_1200_deep_is_taken_in_with_a_note(deep_tmp):
     sub = intake(source, tmp_path / "job")
     assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
     (note,) = sub.notes
-    assert note.startswith("skipped a/a/a/") and note.endswith(": folders nested more than 32 deep")
+    assert note.startswith("skipped 'a/a/a/") and note.endswith("': folders nested more than 32 deep")
     assert len(note) < 250
 
 
@@ -512,7 +512,7 @@ def test_a_zip_entry_1500_folders_deep_is_skipped_with_a_short_note(deep_tmp):
     sub = intake(archive, tmp_path / "job")
     assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
     assert len(sub.notes) == 2 and all(len(n) < 250 for n in sub.notes)
-    assert sub.notes[0].endswith("a/model.py: folders nested more than 32 deep in StudentID_lab2.zip")
+    assert sub.notes[0].endswith("a/model.py': folders nested more than 32 deep in StudentID_lab2.zip")
     assert sub.notes[1].endswith("xxxx' in StudentID_lab2.zip: its path leaves the submission folder")
     assert sub.notes[1].startswith("skipped '../xxx") and "…" in sub.notes[1]
 
@@ -656,12 +656,15 @@ def test_a_message_quoting_a_megabyte_name_is_cut_to_its_start_and_end(tmp_path,
     assert item.message.endswith("conv") and "…" in item.message
 
 
-def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path):
+def test_a_thousand_refused_entries_make_twenty_notes_and_a_count(tmp_path, monkeypatch):
     archive = tmp_path / "StudentID_lab2.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("simple_cnn.py", "x = 1\n")
         for n in range(1000):  # entries that never count as files: each one a note
             zf.writestr(f"../escape{n}.py", "x = 1\n")
+    with monkeypatch.context() as uncapped:  # control: without the cap, a note per entry
+        uncapped.setattr(submission, "MAX_NOTES", 10_000)
+        assert len(intake(archive, tmp_path / "control").notes) == 1000
     sub = intake(archive, tmp_path / "job")
     assert len(sub.notes) == 21 and sub.notes[-1] == "… and 980 more notes like these"
     assert sub.notes[0] == (

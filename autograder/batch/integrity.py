@@ -31,7 +31,7 @@ from typing import Any
 
 import nbformat
 
-from ..notebook.extract import MAX_CODE_BYTES, NotebookError, read_notebook
+from ..notebook.extract import MAX_CODE_BYTES, UNREADABLE, NotebookError, read_notebook
 from ..notebook.outputs import figure_data, text_of
 from ..submission import MAX_ZIP_DIRECTORY, Submission, SubmissionError, intake, zip_directory
 
@@ -212,7 +212,7 @@ def _code(sub: Submission, books: list[nbformat.NotebookNode]) -> dict[str, Any]
     for text in _sources(sub, books):
         try:
             tree = _Normalise().visit(ast.parse(text))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        except UNREADABLE:  # the normaliser recurses too: a tree deep enough raises here
             continue
         dumps.append(ast.dump(tree))
         statements.update(_short(ast.dump(node)) for node in ast.walk(tree) if isinstance(node, ast.stmt))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import UsageError
-from ..submission import MAX_DEPTH, walk, zip_directory
+from ..submission import MAX_FOLDER_DEPTH, too_deep_note, walk, zip_directory
 from ..untrusted import file_name, short, utf8
 
 MOODLE_NAME = re.compile(
@@ -309,8 +309,8 @@ def _extract_all(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path) 
         if stat.S_ISLNK(info.external_attr >> 16):
             skipped.append(f"skipped the symbolic link {short(name)}")
             continue
-        if len(parts) > MAX_DEPTH + 1:  # the student's folder, then theirs
-            skipped.append(f"skipped {short(name)!r}: folders nested more than {MAX_DEPTH} deep")
+        if len(parts) > MAX_FOLDER_DEPTH + 1:  # the student's folder, then theirs
+            skipped.append(too_deep_note(name))
             continue
         fitted = [file_name(p) for p in parts]
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..result import Outcome
 from ..rubric import Item
-from ..sandbox.worker.introspect import role
+from ..sandbox.worker.introspect import recall_arguments, role
 from .common import ask_model, fmt_shape
 from .context import Context
 from .registry import allowed, check
@@ -192,8 +192,9 @@ def _called(
 ) -> str:
     """The re-call as the student reads it: ``make_layer(block, 512, 3, 1)`` in the handout's
     order, ``make_layer(block=BasicBlock, in_channels=512, ...)`` by name."""
-    shown = {"in_channels": channels, "channels": channels, "num_blocks": blocks, "stride": 1}
     roles = plan.get("roles")
     if plan.get("by") == "name" and isinstance(roles, dict):
-        return f"{helper}({', '.join(f'{n}={shown.get(r, block)}' for n, r in roles.items())})"
-    return f"{helper}({', '.join(str(shown.get(role(n), 'block')) for n in handout)})"
+        shown = recall_arguments(block, channels, blocks)
+        return f"{helper}({', '.join(f'{n}={shown[r]}' for n, r in roles.items())})"
+    shown = recall_arguments("block", channels, blocks)
+    return f"{helper}({', '.join(str(shown[role(n)]) for n in handout)})"

@@ -119,7 +119,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     if done.notebook is not None:
         data["artifacts"] = {f"{ctx.notebooks.path().stem}.executed.ipynb": nbformat.writes(done.notebook)}
         cells = outputs.cells(done.notebook)
-        data["images"] = sum(c.images() for c in cells)
+        data["images"] = sum(c.figure_count() for c in cells)
         data["runs"] = [r.as_dict() for r in history.runs([c for c in cells if c.kind == "code"])]
         trace = _traceback(cells, answer.get("failed_cell"))
         if trace:

@@ -373,7 +373,7 @@ def parse(nb: nbformat.NotebookNode) -> Parsed:
         except SyntaxError as exc:
             parsed.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
             continue
-        except (ValueError, RecursionError, MemoryError) as exc:
+        except UNREADABLE as exc:
             parsed.syntax_errors.append(f"cell {number}: cannot be parsed ({type(exc).__name__})")
             continue
         lines = source.split("\n")  # _clean left only \n line ends
@@ -420,14 +420,27 @@ def extract(
     return result
 
 
+# What Python raises on source it cannot read: a syntax error, a NUL byte (ValueError),
+# expressions nested or chained too deep for the parser (RecursionError, MemoryError).
+UNREADABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+
 def parse_python(text: str) -> ast.Module | None:
-    """Student Python source as a tree, None when it cannot be one: a syntax error, a NUL
-    byte (ValueError), expressions nested or chained too deep for the parser
-    (RecursionError, MemoryError). The student hears of it when the sandbox imports it."""
+    """Student Python source as a tree, None when it cannot be one (``UNREADABLE``). The
+    student hears of it when the sandbox imports it."""
     try:
         return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except UNREADABLE:
         return None
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why Python could not read a file (one of ``UNREADABLE``), said after its name."""
+    if isinstance(exc, SyntaxError):
+        return f"line {exc.lineno} has a syntax error: {exc.msg}"
+    if isinstance(exc, ValueError):
+        return "holds a NUL byte, which Python cannot read: save it again as plain text"
+    return "nests expressions too deeply for Python to read: write them as several statements"
 
 
 def defined_names(text: str) -> dict[str, int]:

@@ -87,7 +87,7 @@ class Cell:
         """Every non-blank line of text this cell's outputs show, in order."""
         return [line for line in self.text_lines if line.strip()]
 
-    def images(self) -> int:
+    def figure_count(self) -> int:
         """Figures among the outputs: PNG, JPEG, SVG or Plotly, one per output."""
         return sum(1 for o in self.outputs if figure_data(o) is not None)
 
@@ -209,7 +209,7 @@ def html_text(html: str) -> str:
     return parser.result()
 
 
-def output_text(output: dict[str, Any], html: bool = True) -> str:
+def output_text(output: dict[str, Any], html: bool) -> str:
     """What an output shows as text: a stream's text, an error's name and value, a
     display's Markdown (``display(Markdown(...))``), else (``html``) its HTML when
     ``parsed_html`` picks it, else its text form."""
@@ -504,7 +504,7 @@ def saved_figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[tuple
     """(file name, type, value) of the figures a cell only saves: ``plt.savefig('loss.png')``
     with a literal name, in a cell that shows no figure and defines no function (a function
     draws where it is called), whose file ``read`` finds in the submission."""
-    if cell.images() or DEFINES.search(cell.source):
+    if cell.figure_count() or DEFINES.search(cell.source):
         return []
     found = []
     names = [
@@ -525,16 +525,16 @@ def saved_figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[tuple
     return found
 
 
-def figures(cell: Cell, read: Callable[[str], bytes | None] | None = None) -> list[Figure]:
-    """What each figure a code cell shows is, judged from the code and the figure itself;
-    with ``read`` (a submitted file's bytes by name), the figures it only saved to files too."""
+def figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[Figure]:
+    """What each figure a code cell shows is, judged from the code and the figure itself,
+    and the figures it only saved to files (``read``: a submitted file's bytes by name)."""
     code = cell.source
     curve = bool(CURVE_CODE.search(code))  # plt.plot(train_hist) is a curve too: the PNG confirms it
     values = "loss/accuracy values" if CURVE_WORDS.search(code) else "values"
     image, matrix = bool(IMAGE_CODE.search(code)), bool(MATRIX_CODE.search(code))
     shown = [(None, *data) for data in map(figure_data, cell.outputs) if data is not None]
     found = []
-    for file, kind, value in shown + (saved_figures(cell, read) if read else []):
+    for file, kind, value in shown + saved_figures(cell, read):
         look, seen = looks(kind, value)
         if matrix and not curve:
             kind, why = "matrix", "the code draws a confusion matrix/heatmap"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ...notebook.extract import (
     MAX_CODE_BYTES,
+    UNREADABLE,
     ExtractedCode,
     NotebookError,
     as_notebook,
@@ -21,7 +22,9 @@ from ...notebook.extract import (
     model_candidates,
     notebook_export,
     parse,
+    parse_python,
     trains_at_import,
+    unreadable,
 )
 from ...result import CheckFailed
 from ...rubric import Rubric, Task
@@ -241,9 +244,7 @@ class Models:
             return f"{source.label} cell {cell}, line {k}"
 
         joined = "\n".join(lines)
-        try:
-            compile(joined, source.label, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
-        except SyntaxError:
+        if parse_python(joined) is None:
             return source.text, lambda line: source.where(line)
         return joined, locate
 
@@ -270,8 +271,8 @@ class Models:
             for s in broken:
                 try:
                     compile(s.text, s.label, "exec")
-                except SyntaxError as exc:
-                    hint = f"; {s.label} line {exc.lineno} has a syntax error: {exc.msg}"
+                except UNREADABLE as exc:
+                    hint = f"; {s.label} {unreadable(exc)}"
             problems = list(dict.fromkeys(found.problems))
             if problems:
                 raise CheckFailed(

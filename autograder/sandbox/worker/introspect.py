@@ -438,6 +438,12 @@ def _projection(block: Any) -> dict[str, Any] | None:
     return None
 
 
+def recall_arguments(block: Any, channels: Any, blocks: int) -> dict[str, Any]:
+    """What the re-call of ``make_layer`` passes for each role (``role``): the last stage's
+    block type, its channels in and out, another block count, stride 1."""
+    return {"block": block, "in_channels": channels, "channels": channels, "num_blocks": blocks, "stride": 1}
+
+
 def _recall(
     model: Any, fn: Any, plan: dict[str, Any], last: dict[str, Any], stage: Any, blocks: int, call: Any
 ) -> dict[str, Any]:
@@ -453,13 +459,7 @@ def _recall(
     for attr in ("in_channels", "in_planes", "inplanes", "in_channel", "inchannel"):
         if isinstance(getattr(model, attr, None), int):
             setattr(model, attr, channels)
-    value = {
-        "block": block_type,
-        "in_channels": channels,
-        "channels": channels,
-        "num_blocks": blocks,
-        "stride": 1,
-    }
+    value = recall_arguments(block_type, channels, blocks)
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     if plan["by"] == "position":
