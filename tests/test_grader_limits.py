@@ -407,3 +407,26 @@ def test_children_cannot_add_their_memory_up_past_the_submissions_cap(tier):
     message, memory = import_hog(tier, single_process=False)
     assert message == "RuntimeError: 3 children mapped 1400 MiB each at once"
     assert memory == "RLIMIT_AS 4096 MiB per process"
+
+
+def test_a_model_cell_python_cannot_read_is_named_when_the_model_is_not_found(tmp_path, lab2_rubric):
+    """A notebook whose SimpleCNN cell has a typo: the student is told which cell and line Python
+    could not read, not only that no SimpleCNN was found."""
+    model_cell = (Path(__file__).resolve().parent.parent / "reference" / "lab2" / "simple_cnn.py").read_text()
+    task = next(iter(lab2_rubric.tasks.values()))
+    for name, cell, found in [
+        ("control", model_cell, True),
+        ("typo", model_cell.replace("class SimpleCNN(nn.Module):", "class SimpleCNN(nn.Module)"), False),
+    ]:
+        folder = tmp_path / name
+        notebooks.write(folder, notebooks.runnable(cell), "StudentID_lab2.ipynb")
+        ctx = _context(folder, tmp_path / f"job-{name}", lab2_rubric)
+        assert ("class SimpleCNN" in ctx.models.sources(task)[0].text) is found
+    line = model_cell.splitlines().index("class SimpleCNN(nn.Module):") + 1
+    with pytest.raises(CheckFailed) as failed:
+        ctx.models.build(task.id)
+    assert str(failed.value).startswith("no class or function named SimpleCNN found")
+    assert str(failed.value).endswith(
+        f"; StudentID_lab2.ipynb cell 6: line {line} has a syntax error: expected ':' "
+        "(the grader leaves out a cell Python cannot read)"
+    )

@@ -55,7 +55,7 @@ class NotebookError(SubmissionProblem):
 class ExtractedCode:
     text: str
     line_map: list[tuple[int, int, int]] = field(default_factory=list)  # (start, cell, cell_line)
-    syntax_errors: list[str] = field(default_factory=list)
+    unreadable_cells: list[tuple[int, str]] = field(default_factory=list)  # (cell, why): left out
     cells: int = 0
     script: bool = False  # from a .py file saved from a notebook (``notebook_export``): no cells
 
@@ -356,7 +356,7 @@ class Parsed:
     """A notebook's code cells parsed once: the definitions the grader keeps, in order."""
 
     kept: list[tuple[int, list[str], ast.stmt]]  # (cell number, the cell's lines, node)
-    syntax_errors: list[str]
+    unreadable_cells: list[tuple[int, str]]  # (cell number, ``unreadable``'s why): left out
     cells: int
 
 
@@ -370,11 +370,8 @@ def parse(nb: nbformat.NotebookNode) -> Parsed:
         source = _clean(text_of(cell.get("source", "")))
         try:
             tree = ast.parse(source)
-        except SyntaxError as exc:
-            parsed.syntax_errors.append(f"cell {number}, line {exc.lineno}: {exc.msg}")
-            continue
         except UNREADABLE as exc:
-            parsed.syntax_errors.append(f"cell {number}: cannot be parsed ({type(exc).__name__})")
+            parsed.unreadable_cells.append((number, unreadable(exc)))
             continue
         lines = source.split("\n")  # _clean left only \n line ends
         for node in tree.body:
@@ -396,7 +393,7 @@ def extract(
     kept = parsed.kept
     out: list[str] = ["# Definitions extracted from the notebook by the autograder."]
     written = 1  # lines in ``out`` so far
-    result = ExtractedCode(text="", syntax_errors=list(parsed.syntax_errors), cells=parsed.cells)
+    result = ExtractedCode(text="", unreadable_cells=list(parsed.unreadable_cells), cells=parsed.cells)
     dropped = _unused_local_imports(kept, local_modules, roots)
     for k, (number, lines, node) in enumerate(kept):
         if k in dropped:

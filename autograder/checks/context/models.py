@@ -273,6 +273,10 @@ class Models:
                     compile(s.text, s.label, "exec")
                 except UNREADABLE as exc:
                     hint = f"; {s.label} {unreadable(exc)}"
+            for s in sources:  # a notebook cell Python cannot read is left out of its definitions
+                if s.extracted is not None and s.extracted.unreadable_cells and not hint:
+                    cell, why = s.extracted.unreadable_cells[0]
+                    hint = f"; {s.label} cell {cell}: {why} (the grader leaves out a cell Python cannot read)"
             problems = list(dict.fromkeys(found.problems))
             if problems:
                 raise CheckFailed(
