@@ -11,6 +11,11 @@ def check(*args, **kwargs):
 
     Same arguments as :func:`autograder.selfcheck.check`; prints the table, returns the report.
     """
+    from .entry import unsupported
+
+    why = unsupported()
+    if why:
+        raise RuntimeError(why)
     from .selfcheck import check as self_check
 
     return self_check(*args, **kwargs)
