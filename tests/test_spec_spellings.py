@@ -206,3 +206,25 @@ def test_a_pool_that_is_not_global_is_still_told_apart():
     assert (
         not ok and "should be AdaptiveAvgPool2d(output_size=1) but the forward pass runs AvgPool2d(" in reason
     )
+
+
+class OwnWeights(nn.Module):
+    """``F.conv2d`` / ``F.linear`` with the model's own (or computed) weights: real layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(32, 3, 3, 3) * 0.1)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.w2 = nn.Parameter(torch.randn(64, 32, 3, 3) * 0.1)
+        self.scale = nn.Parameter(torch.ones(64, 1, 1, 1))
+        self.bn2 = nn.BatchNorm2d(64)
+        self.fc = nn.Parameter(torch.randn(10, 64 * 8 * 8) * 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(F.conv2d(x, self.w1, padding=1))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(F.conv2d(x, self.w2 * self.scale, padding="same"))), 2)
+        return F.linear(F.dropout(x.flatten(1), 0.5, self.training), self.fc)
+
+
+def test_functional_layers_with_the_models_own_weights_pass():
+    assert verdict(OwnWeights()) == (True, "")

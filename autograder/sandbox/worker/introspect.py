@@ -219,7 +219,8 @@ def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
                     "input_shape": _shape(args),
                     "output_shape": _shape(out),
                 }
-                weights = [a for a in [*args[1:], *kwargs.values()] if isinstance(a, torch.Tensor)]
+                # parameters only: a weight computed in forward (``self.w * self.scale``) is not a layer
+                weights = [a for a in [*args[1:], *kwargs.values()] if isinstance(a, torch.nn.Parameter)]
                 if kind in WEIGHTED and weights and not any(id(w) in own for w in weights):
                     record["created_in_forward"] = True  # a layer built in forward: new weights each call
                 executed.append(record)
