@@ -114,6 +114,11 @@ VARIANTS: dict[str, Variant] = {
         TASK1,
         simple(m.SIMPLE_WRAPPER, lambda s, _: m.renamed(s, m.SIMPLE_WRAPPER)),
     ),
+    "spelled_differently": Variant(
+        "lab2-resnet18-cifar10",
+        TASK1,
+        simple(m.SIMPLE_SPELLED, lambda s, _: m.renamed(s, m.SIMPLE_SPELLED)),
+    ),
     "dataparallel": Variant(
         "lab2-resnet18-cifar10", TASK1, simple(m.simple_source(), lambda s, _: m.prefixed(s, "module."))
     ),
@@ -335,6 +340,10 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     "sequential_wrapper": task1_passes(
         ("has the required 6-layer stack",),
         ("SimpleCNN test accuracy", "weights: simple_cnn.pth (named simple_cnn.pth)"),
+    ),
+    "spelled_differently": task1_passes(
+        ("has the required 6-layer stack in order and ends in Linear(out_features=10)",),
+        ("SimpleCNN test accuracy",),
     ),
     "dataparallel": task1_passes(
         accuracy=("test accuracy", "note: stripped the 'module.' prefix from every key")

@@ -28,6 +28,10 @@ DEFAULT_BETWEEN = [
     "Flatten",
     "Identity",
 ]
+ALWAYS_SKIPPED = {"Identity"}  # does nothing, whatever the rubric's ``between`` says
+# what may follow the final layer: the logits stay logits (LogSoftmax goes with nn.NLLLoss)
+AFTER_FINAL = {"LogSoftmax", "Identity", "Flatten", "Dropout"}
+GLOBAL_POOLS = {"AdaptiveAvgPool2d": "AvgPool2d", "AdaptiveMaxPool2d": "MaxPool2d"}
 
 
 def _validate(options: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +61,26 @@ def _short(value: Any) -> Any:
 
 def matches(want: dict[str, Any], got: dict[str, Any]) -> bool:
     if want["type"] != got["type"]:
-        return False
+        return _same_global_pool(want, got)
     attrs = got.get("attrs", {})
     return all(_short(attrs.get(k)) == _short(v) for k, v in want.items() if k != "type")
+
+
+def _same_global_pool(want: dict[str, Any], got: dict[str, Any]) -> bool:
+    """``AdaptiveAvgPool2d(1)`` and ``AvgPool2d(8)`` on an 8x8 map are one layer: both average
+    each channel to one value. Judged on the shapes the probe saw."""
+    pair = {want["type"], got["type"]}
+    if not any(pair == {a, b} for a, b in GLOBAL_POOLS.items()):
+        return False
+    shape_in, shape_out = got.get("input_shape") or [], got.get("output_shape") or []
+    if len(shape_in) != 4 or shape_out[2:] != [1, 1]:
+        return False
+    if want["type"] in GLOBAL_POOLS:
+        return set(want) <= {"type", "output_size"} and _short(want.get("output_size", 1)) in (1, [1, 1])
+    return set(want) <= {"type", "kernel_size"} and _short(want.get("kernel_size")) in (
+        _short(shape_in[2:]),
+        None,
+    )
 
 
 def shown(got: dict[str, Any]) -> str:
@@ -88,7 +109,7 @@ def compare(
     itself, one row per required layer (and the final layer): what was required, the
     executed layer it was paired with (its index, or None) and whether it matches.
     The report shows these rows; it never pairs layers again."""
-    significant = [k for k, g in enumerate(executed) if g["type"] not in between]
+    significant = [k for k, g in enumerate(executed) if g["type"] not in {*between, *ALWAYS_SKIPPED}]
     best_start, best_len = None, -1
     for start_pos, _k in enumerate(significant):
         n = 0
@@ -133,7 +154,37 @@ def compare(
         if not good:
             ok = False
             reason = f"the last layer should be {describe(final)} but is {shown(last) if last else 'missing'}"
+        after = [g for g in executed[(index if index is not None else len(executed)) + 1 :]]
+        extra = next((g for g in after if g["type"] not in AFTER_FINAL), None)
+        if ok and extra:
+            ok = False
+            reason = (
+                f"forward applies {extra['type']} after the last layer {shown(last)}: return the raw "
+                "logits (nn.CrossEntropyLoss applies softmax itself; LogSoftmax is only for nn.NLLLoss)"
+            )
+    mistake = _layer_mistake(executed)
+    if mistake:
+        ok, reason = False, mistake
     return ok, reason, diff, alignment
+
+
+def _layer_mistake(executed: list[dict[str, Any]]) -> str:
+    """Layers that run but are written wrong whatever the stack: a layer whose weights the
+    model does not hold (built in forward: new random weights on every call, never trained or
+    saved) and ``F.dropout`` left on in eval mode (its ``training`` defaults to True)."""
+    for g in executed:
+        if g.get("created_in_forward"):
+            return (
+                f"{shown(g).removesuffix(' [functional]')} is not a layer of the model (built inside "
+                "forward or kept in a plain list): its weights are new on every call and never "
+                "trained or saved; create it in __init__ as self.<name> (nn.ModuleList for a list)"
+            )
+        if g.get("functional") and g["type"].startswith("Dropout") and g.get("attrs", {}).get("training"):
+            return (
+                f"F.{g['type'].lower()} still drops values in eval mode, so predictions are random: "
+                "pass training=self.training (or use nn.Dropout)"
+            )
+    return ""
 
 
 def _row(required: str, got: dict[str, Any] | None, index: int | None, ok: bool) -> dict[str, Any]:

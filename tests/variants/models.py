@@ -280,6 +280,36 @@ SIMPLE_WRAPPER = """class SimpleCNN(nn.Module):
         return self.model(x)
 """
 
+# The same stack spelled other ways at once: padding="same", kernel_size=(3, 3), blocks in an
+# nn.ModuleList of OrderedDict Sequentials (with an nn.Identity), torch.relu, F.max_pool2d(x, 2),
+# x.reshape and F.dropout(x, 0.5, self.training).
+SIMPLE_SPELLED = """from collections import OrderedDict
+
+
+class SimpleCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.Sequential(OrderedDict([
+                ("conv", nn.Conv2d(3, 32, kernel_size=(3, 3), padding="same")),
+                ("bn", nn.BatchNorm2d(32)),
+                ("skip", nn.Identity()),
+            ])),
+            nn.Sequential(OrderedDict([
+                ("conv", nn.Conv2d(32, 64, kernel_size=(3, 3), padding="same")),
+                ("bn", nn.BatchNorm2d(64)),
+            ])),
+        ])
+        self.classifier = nn.Linear(64 * 8 * 8, 10)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = F.max_pool2d(torch.relu(block(x)), 2)
+        x = x.reshape(x.shape[0], -1)
+        x = F.dropout(x, 0.5, self.training)
+        return self.classifier(x)
+"""
+
 # An MLP copied from an MNIST tutorial, handed in as the SimpleCNN.
 SIMPLE_MLP = """class SimpleCNN(nn.Module):
     def __init__(self):

@@ -36,6 +36,8 @@ def _attrs(module: Any) -> dict[str, Any]:
         if not hasattr(module, name):
             continue
         value = getattr(module, name)
+        if name == "padding" and isinstance(value, str):
+            value = _padding(value, module.kernel_size, getattr(module, "dilation", 1))
         if name == "bias":
             out[name] = value is not None if not isinstance(value, bool) else value
         elif isinstance(value, (int, float, bool)) or value is None:
@@ -45,6 +47,19 @@ def _attrs(module: Any) -> dict[str, Any]:
         elif isinstance(value, str):
             out[name] = value
     return out
+
+
+def _padding(value: Any, kernel: Any, dilation: Any) -> Any:
+    """``padding='same'`` / ``'valid'`` as the numbers they stand for (``'same'`` with a 3x3
+    kernel is ``1``), so a rubric's ``padding = 1`` matches either spelling."""
+    if value == "valid":
+        return 0
+    if value != "same":
+        return value
+    kernels = list(kernel) if isinstance(kernel, (tuple, list)) else [kernel]
+    dilations = list(dilation) if isinstance(dilation, (tuple, list)) else [dilation] * len(kernels)
+    total = [d * (k - 1) for k, d in zip(kernels, dilations, strict=False)]
+    return tuple(t // 2 for t in total) if all(t % 2 == 0 for t in total) else value
 
 
 def _shape(value: Any) -> list[int] | None:
@@ -114,6 +129,63 @@ FUNCTIONAL = {
 }
 
 
+WEIGHTED = ("Conv2d", "Linear", "BatchNorm2d")
+# each functional op's parameters in positional order, after the input (torch's signatures)
+SIGNATURES = {
+    "MaxPool2d": ("kernel_size", "stride", "padding"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Dropout": ("p", "training"),
+    "Dropout2d": ("p", "training"),
+    "Conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "Linear": ("weight", "bias"),
+    "BatchNorm2d": ("running_mean",),
+    "AdaptiveAvgPool2d": ("output_size",),
+    "AdaptiveMaxPool2d": ("output_size",),
+}
+DEFAULTS = {"stride": None, "padding": 0, "dilation": 1, "groups": 1, "p": 0.5, "training": True}
+
+
+def _functional_attrs(kind: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A functional call's arguments as the attributes of the module it stands for:
+    ``F.max_pool2d(x, 2)`` is ``MaxPool2d(kernel_size=2, stride=2)``, ``F.dropout(x, 0.5,
+    self.training)`` is ``Dropout(p=0.5)``, ``F.conv2d(x, w)`` has the channels of ``w``."""
+    names = SIGNATURES.get(kind, ())
+    given = {**DEFAULTS, **dict(zip(names, args[1:], strict=False)), **kwargs}
+    given = {k: v for k, v in given.items() if k in names}
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, (tuple, list)) else value
+
+    attrs: dict[str, Any] = {}
+    if kind in ("MaxPool2d", "AvgPool2d"):
+        attrs["kernel_size"] = plain(given.get("kernel_size"))
+        stride = given.get("stride")
+        attrs["stride"] = plain(stride) if stride not in (None, [], ()) else attrs["kernel_size"]
+        attrs["padding"] = plain(given["padding"])
+    elif kind in ("Dropout", "Dropout2d"):
+        attrs["p"] = given["p"]
+        attrs["training"] = bool(given["training"])
+    elif kind in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        attrs["output_size"] = plain(given.get("output_size"))
+    elif kind == "Conv2d" and hasattr(given.get("weight"), "shape"):
+        shape = list(given["weight"].shape)
+        attrs.update(
+            in_channels=shape[1] * given["groups"],
+            out_channels=shape[0],
+            kernel_size=shape[2:],
+            stride=plain(given["stride"] if given["stride"] is not None else 1),
+            padding=plain(_padding(given["padding"], shape[2:], given["dilation"])),
+            groups=given["groups"],
+            bias=given.get("bias") is not None,
+        )
+    elif kind == "Linear" and hasattr(given.get("weight"), "shape"):
+        shape = list(given["weight"].shape)
+        attrs.update(in_features=shape[-1], out_features=shape[0], bias=given.get("bias") is not None)
+    elif kind == "BatchNorm2d" and hasattr(given.get("running_mean"), "shape"):
+        attrs["num_features"] = given["running_mean"].shape[0]
+    return attrs
+
+
 def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
     """Leaf modules and functional ops in the order they ran on a probe input.
 
@@ -130,27 +202,28 @@ def layers(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
     depth = [0]
     handles = []
 
+    own = {id(t) for t in [*model.parameters(), *model.buffers()]}
+
     class Functional(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             kind = FUNCTIONAL.get(getattr(func, "__name__", ""))
             if depth[0] == 0 and kind:
-                attrs = {}
-                if kind in ("MaxPool2d", "AvgPool2d"):
-                    size = kwargs.get("kernel_size", args[1] if len(args) > 1 else None)
-                    attrs["kernel_size"] = list(size) if isinstance(size, tuple) else size
-                executed.append(
-                    {
-                        "name": f"F.{func.__name__}",
-                        "type": kind,
-                        "attrs": attrs,
-                        "params": 0,
-                        "functional": True,
-                        "input_shape": _shape(args),
-                        "output_shape": _shape(out),
-                    }
-                )
+                record = {
+                    "name": f"F.{func.__name__}",
+                    "type": kind,
+                    "attrs": _functional_attrs(kind, args, kwargs),
+                    "params": 0,
+                    "functional": True,
+                    "input_shape": _shape(args),
+                    "output_shape": _shape(out),
+                }
+                # parameters only: a weight computed in forward (``self.w * self.scale``) is not a layer
+                weights = [a for a in [*args[1:], *kwargs.values()] if isinstance(a, torch.nn.Parameter)]
+                if kind in WEIGHTED and weights and not any(id(w) in own for w in weights):
+                    record["created_in_forward"] = True  # a layer built in forward: new weights each call
+                executed.append(record)
             return out
 
     def pre(module, inputs):  # noqa: ARG001
