@@ -99,5 +99,7 @@ def _mode_class() -> type:
 def _name(func: Any) -> str:
     """``torch.zeros`` as the student wrote it; a Tensor method as ``.new_zeros``."""
     name = getattr(func, "__name__", "a torch call")
+    if name == "_parse_to":  # Module.to(device=...) parses its arguments through torch
+        return ".to"
     method = getattr(func, "__qualname__", "").startswith(("TensorBase.", "Tensor."))
     return f".{name}" if method else f"torch.{name}"
