@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow  # the model variant suite: dozens of full grades
 CIFAR_STEM, IMAGENET_STEM = load("lab2-resnet18-cifar10").item("task2.counts").options["params"]
 TASK1 = ("task1.spec", "task1.forward", "task1.accuracy")
 TASK2 = ("task2.make_layer", "task2.forward", "task2.counts")
+CUDA_NOTE = "note: your code asks for CUDA ({}); graded on the CPU: no GPU here"
 
 
 @dataclasses.dataclass
@@ -242,6 +243,15 @@ VARIANTS: dict[str, Variant] = {
             "script": (m.RESNET_SCRIPT, ("make_layer", "forward")),
             "summary": (m.RESNET_SUMMARY, ("make_layer",)),
             "script_classes": (m.RESNET_SCRIPT_CLASSES, ("make_layer",)),
+        }
+    ),
+    # CUDA hard-coded in __init__, in forward, in a factory call in forward, at the top level
+    "resnet_cuda_styles": resnet_styles(
+        {
+            "cuda_init": (m.CUDA_INIT, ("make_layer", "forward")),
+            "cuda_forward": (m.CUDA_FORWARD, ("make_layer", "forward")),
+            "cuda_factory": (m.CUDA_FACTORY, ("make_layer", "forward")),
+            "cuda_top": (m.CUDA_TOP_LEVEL, ("make_layer", "forward")),
         }
     ),
     "resnet_colab_export": Variant(
@@ -531,6 +541,17 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "fail",
             "importing script_classes.py line 12 failed: RuntimeError: Dataset not found or corrupted",
         ),
+    },
+    # the first place in each file that asked, on every item of its task
+    "resnet_cuda_styles": {
+        f"{stem}.{kind}": ("pass", words, CUDA_NOTE.format(place))
+        for stem, place in {
+            "cuda_init": "cuda_init.py line 56: .cuda()",
+            "cuda_forward": "cuda_forward.py line 68: .to('cuda')",
+            "cuda_factory": "cuda_factory.py line 66: torch.tensor(device='cuda')",
+            "cuda_top": "cuda_top.py line 73: .to('cuda')",
+        }.items()
+        for kind, words in (("make_layer", "make_layer builds layer1"), ("forward", "output (8, 10)"))
     },
     # File > Download > .py: !pip, %matplotlib, drive.mount, cuda hard-coded, training at the top
     "resnet_colab_export": {

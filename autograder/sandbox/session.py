@@ -361,6 +361,8 @@ class Sandbox:
         self.setup_steps: list[tuple[str, dict[str, Any], float]] = []
         self.starts = 0
         self.hello: dict[str, Any] | None = None
+        # student file (worker path) -> (line, what): CUDA the worker ran on the CPU (worker/cuda.py)
+        self.cuda: dict[str, tuple[int, str]] = {}
         self._worker: _Worker | None = None
         self._uid_ctx: contextlib.AbstractContextManager | None = None
         self._prepare_job()
@@ -451,10 +453,22 @@ class Sandbox:
         self._cut(timeout)  # nothing left: fail before (re)starting a worker
         try:
             worker = self._worker or self._start()
-            return worker.ask(op, args, *self._cut(timeout))
+            result = worker.ask(op, args, *self._cut(timeout))
         except SandboxError:
             self.close()
             raise
+        self._record_cuda(result.get("cuda"))
+        return result
+
+    def _record_cuda(self, places: Any) -> None:
+        """Keep the first place per file that the worker says asked for CUDA (its text is untrusted)."""
+        if not isinstance(places, dict):
+            return
+        for file, place in list(places.items())[:50]:
+            if isinstance(file, str) and file not in self.cuda and isinstance(place, list) and (
+                len(place) == 2 and isinstance(place[0], int) and isinstance(place[1], str)
+            ):
+                self.cuda[file] = (place[0], place[1][:60])
 
     def _cut(self, timeout: float) -> tuple[float, SandboxError | None]:
         limit, expired = self.deadline.cut(timeout)

@@ -219,6 +219,19 @@ BUILD_STAGE = tuple(
 ) + (("    def make_layer(", "    def build_stage("),)
 RESNET_CASE = (("class ResNet18(nn.Module):", "class Resnet18(nn.Module):"),)
 
+# Trained on a Colab GPU, CUDA hard-coded (line 10: ``device = torch.device("cuda")``); the
+# grader has no GPU and runs each request on the CPU, with a note
+CUDA_DEVICE = (("from torch import nn\n", 'from torch import nn\n\ndevice = torch.device("cuda")\n'),)
+CUDA_INIT = reference_resnet(
+    *CUDA_DEVICE, ("self.fc = nn.Linear(512, num_classes)", "self.fc = nn.Linear(512, num_classes).cuda()")
+)
+CUDA_FORWARD = reference_resnet(*CUDA_DEVICE, ("x = self.stem(x)", "x = self.stem(x.to(device))"))
+CUDA_FACTORY = reference_resnet(
+    ("x = self.stem(x)", 'mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)\n'
+     "        x = self.stem(x - mean)"),
+)
+CUDA_TOP_LEVEL = reference_resnet(*CUDA_DEVICE) + "\n\nmodel = ResNet18().to(device)\n"
+
 BROKEN_EXIT = """import sys
 import torch.nn as nn
 

@@ -254,9 +254,17 @@ class Models:
         return self._memo(("model", task_id), lambda: self._build(self.rubric.tasks[task_id]))
 
     def note(self, task_id: str) -> str | None:
-        """How the task's model was found when not under its exact name (else None)."""
+        """How the task's model was found when not under its exact name, and whether its file
+        asked for CUDA the grader ran on the CPU (else None)."""
         source = self._memo.found(("model", task_id))
-        return source.note if source is not None else None
+        if source is None:
+            return None
+        place = self.sandbox.cuda.get(source.sandbox_path)
+        if place is None:
+            return source.note
+        line, what = place
+        cuda = f"your code asks for CUDA ({source.where(line)}: {what}); graded on the CPU: no GPU here"
+        return f"{source.note}; {cuda}" if source.note else cuda
 
     def _build(self, task: Task) -> Source:
         found = self._found(task)

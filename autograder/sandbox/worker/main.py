@@ -210,7 +210,10 @@ class Worker:
         if op is None:
             return protocol.failure(request_id, Failure.PROTOCOL, f"unknown op {message.get('op')!r}")
         try:
-            return protocol.ok(request_id, op(**message.get("args", {})))
+            result = op(**message.get("args", {}))
+            if self.code.devices.places:  # the grader notes it on the items of the file's task
+                result["cuda"] = {f: list(place) for f, place in self.code.devices.places.items()}
+            return protocol.ok(request_id, result)
         except WorkerError as exc:
             return protocol.failure(request_id, exc.kind, exc.message, **_jsonable(exc.details))
         except BaseException as exc:  # noqa: BLE001 - keep serving the other checks

@@ -17,6 +17,7 @@ import sys
 import types
 from typing import Any
 
+from .cuda import CpuForCuda
 from .errors import WorkerError, describe, student_location
 from .protocol import Failure
 
@@ -26,11 +27,13 @@ NORMALIZE_KEYS = ("normalize", "normalization", "preprocess")
 
 
 class StudentCode:
-    """Modules imported from the submission, by grader-chosen names."""
+    """Modules imported from the submission, by grader-chosen names. Without a CUDA device,
+    student code runs with its CUDA requests on the CPU (``devices.places`` says where)."""
 
     def __init__(self, roots: tuple[str, ...]) -> None:
         self.roots = roots
         self.modules: dict[str, types.ModuleType] = {}
+        self.devices = CpuForCuda(roots)
         for root in roots:
             if root not in sys.path:
                 sys.path.append(root)
@@ -42,7 +45,8 @@ class StudentCode:
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         try:
-            spec.loader.exec_module(module)
+            with self.devices.active():
+                spec.loader.exec_module(module)
         except SystemExit as exc:
             raise WorkerError(
                 Failure.IMPORT, f"it called exit({exc.code!r}) while being imported; exiting decides nothing"
@@ -65,7 +69,8 @@ class StudentCode:
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call into student code, turning its exceptions into located messages."""
         try:
-            return fn(*args, **kwargs)
+            with self.devices.active():
+                return fn(*args, **kwargs)
         except WorkerError:
             raise
         except SystemExit as exc:
