@@ -436,13 +436,13 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         "lenet.spec": (
             "pass",
             "LeNet (lenet.py) has the required 6-layer stack in order",
-            "AvgPool2d(kernel_size=2) [functional]",
+            "AvgPool2d(kernel_size=2, stride=2, padding=0) [functional]",
         ),
         "lenet.forward": ("pass", "output (8, 10)"),
         "lenet_max.spec": (
             "pass",
             "LeNetMaxPool (lenet.py) has the required 6-layer stack in order",
-            "MaxPool2d(kernel_size=2) [functional]",
+            "MaxPool2d(kernel_size=2, stride=2, padding=0) [functional]",
         ),
         # its LazyLinear takes its size from the accepted 224x224, not from the dataset's 28x28
         "alexnet.spec": ("pass", "AlexNet (alexnet.py) has the required 7-layer stack in order"),
