@@ -26,17 +26,8 @@ import pytest
 from helpers import grading, rubrics
 from nbformat import v4
 from variants import notebooks as nbv
+from variants.notebooks import OUTPUTS, PASS_OUT, PASS_RUN
 
-OUTPUTS = """
-points = 3
-require = [
-  { find = "curves", what = "a per-epoch training log" },
-  { find = "curve_plots", what = "a plot of the training curves" },
-  { find = "test_accuracy", what = "the test-accuracy print" },
-]
-"""
-PASS_RUN = (True, "code cells ran in order")
-PASS_OUT = (True, "shows all 3 required outputs")
 PASSES = {"notebook.run": PASS_RUN, "notebook.outputs": PASS_OUT}
 NAME = "StudentID_lab2.ipynb"
 PLOTLY = "application/vnd.plotly.v1+json"

@@ -19,22 +19,13 @@ import pytest
 import torch
 from helpers import grading, labs, rubrics
 from variants import notebooks as nbv
+from variants.notebooks import OUTPUTS, PASS_OUT, PASS_RUN
 
 from autograder.rubric import load
 from reference.lecture15.lenet import LeNet
 
 pytestmark = pytest.mark.slow  # the notebook variant suite: a grade per variant
 
-OUTPUTS = """
-points = 3
-require = [
-  { find = "curves", what = "a per-epoch training log" },
-  { find = "curve_plots", what = "a plot of the training curves" },
-  { find = "test_accuracy", what = "the test-accuracy print" },
-]
-"""
-PASS_RUN = (True, "code cells ran in order")
-PASS_OUT = (True, "shows all 3 required outputs")
 
 # name: (notebook, {item: (TA's verdict, words the message must hold)}, series the log must give)
 NOTEBOOKS = {

@@ -209,10 +209,10 @@ def html_text(html: str) -> str:
     return parser.result()
 
 
-def output_text(output: dict[str, Any], html: bool) -> str:
+def output_text(output: dict[str, Any], html: str) -> str:
     """What an output shows as text: a stream's text, an error's name and value, a
-    display's Markdown (``display(Markdown(...))``), else (``html``) its HTML when
-    ``parsed_html`` picks it, else its text form."""
+    display's Markdown (``display(Markdown(...))``), else its HTML (``html``: what
+    ``parsed_html`` picked, '' to read none), else its text form."""
     kind = output.get("output_type")
     if kind == "stream":
         return text_of(output.get("text", ""))
@@ -220,8 +220,7 @@ def output_text(output: dict[str, Any], html: bool) -> str:
         data = output.get("data") or {}
         if "text/markdown" in data:
             return text_of(data["text/markdown"])
-        shown = parsed_html(output) if html else ""
-        return (html_text(shown) if shown else "") or text_of(data.get("text/plain", ""))
+        return (html_text(html) if html else "") or text_of(data.get("text/plain", ""))
     if kind == "error":
         return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
     return ""
@@ -250,10 +249,11 @@ def cells(nb: nbformat.NotebookNode) -> list[Cell]:
             metadata=metadata,
         )
         for output in item.outputs:
-            html = len(parsed_html(output))
-            read_html = 0 < html <= html_left  # past the cap, outputs are read from their text form
-            html_left -= html if read_html else 0
-            text = output_text(output, read_html)
+            html = parsed_html(output)
+            if len(html) > html_left:  # past the cap, outputs are read from their text form
+                html = ""
+            html_left -= len(html)
+            text = output_text(output, html)
             cost = min(len(text), TEXT_CAP)  # terminal_lines reads no more of one output
             if cost > budget:
                 item.unread, budget = True, -1

@@ -26,6 +26,19 @@ import nbformat
 import numpy as np
 from nbformat import v4
 
+# The notebook-only rubric's outputs item the variant suites grade with, and the verdicts a
+# notebook that ran in order and shows all three outputs gets.
+OUTPUTS = """
+points = 3
+require = [
+  { find = "curves", what = "a per-epoch training log" },
+  { find = "curve_plots", what = "a plot of the training curves" },
+  { find = "test_accuracy", what = "the test-accuracy print" },
+]
+"""
+PASS_RUN = (True, "code cells ran in order")
+PASS_OUT = (True, "shows all 3 required outputs")
+
 IMPORTS = "import torch\nimport torch.nn as nn\nimport matplotlib.pyplot as plt\nfrom tqdm.auto import tqdm"
 DATA = (
     "transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])\n"

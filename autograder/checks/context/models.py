@@ -165,19 +165,14 @@ class Models:
                     )
                     continue
                 text = path.read_text(encoding="utf-8", errors="replace")
-                exported = notebook_export(text)
-                if exported is not None:  # graded as the notebook it was saved from
-                    code = extract(parse(exported), self._local_modules(), self._roots(task))
-                    code = dataclasses.replace(code, script=True)
-                    found.sources.append(self._extracted(task, rel, code, len(found.sources)))
+                if notebook_export(text) is not None:  # graded as the notebook it was saved from
+                    found.sources.append(self._definitions(task, rel, text, len(found.sources)))
                     continue
                 module = "py_" + "_".join(rel.with_suffix("").parts)
                 source = Source(rel.as_posix(), module, in_sandbox(self.sandbox, "submission", rel), text)
                 line = trains_at_import(text)
                 if line is not None:  # its definitions first; the file if they are not enough
-                    code = extract(parse(as_notebook(text)), self._local_modules(), self._roots(task))
-                    code = dataclasses.replace(code, script=True)
-                    extracted = self._extracted(task, rel, code, len(found.sources))
+                    extracted = self._definitions(task, rel, text, len(found.sources))
                     extracted.whole = (line, source)
                     source = extracted
                 found.sources.append(source)
@@ -193,6 +188,11 @@ class Models:
     @staticmethod
     def _roots(task: Task) -> frozenset[str]:
         return frozenset(loose_name(n) for n in [task.model, *task.model_aliases])
+
+    def _definitions(self, task: Task, rel: Path, text: str, n: int) -> Source:
+        """A .py file's definitions, extracted as from the one-cell notebook it was saved from."""
+        code = extract(parse(as_notebook(text)), self._local_modules(), self._roots(task))
+        return self._extracted(task, rel, dataclasses.replace(code, script=True), n)
 
     def _extracted(self, task: Task, rel: Path, code: ExtractedCode, n: int) -> Source:
         """A notebook's definitions (or a notebook export's) written as a module of their
