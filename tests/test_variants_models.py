@@ -80,6 +80,12 @@ VARIANTS: dict[str, Variant] = {
     # --- ResNet-18 as copied from the popular repositories ---------------------
     "kuangliu": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.KUANGLIU)),
     "torchvision_style": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.TORCHVISION_STYLE)),
+    "conv_bias_before_norm": Variant(
+        "lab2-resnet18-cifar10", ("task2.counts",), resnet_only(m.KUANGLIU_BIAS)
+    ),
+    "conv_bias_relu_first": Variant(
+        "lab2-resnet18-cifar10", ("task2.counts",), resnet_only(m.KUANGLIU_BIAS_RELU_FIRST)
+    ),
     "imagenet_stem": Variant(
         "lab2-resnet18-cifar10", TASK2, resnet_only(m.reference_resnet(*m.IMAGENET_STEM))
     ),
@@ -162,6 +168,8 @@ VARIANTS: dict[str, Variant] = {
     ),
     "broken_resnet_syntax": broken_resnet("import resnet18\nnet2 = resnet18.ResNet18()", m.BROKEN_SYNTAX),
     # --- not what was asked ------------------------------------------------------
+    "dropout_left_on": Variant("lab2-resnet18-cifar10", ("task1.forward",), simple(m.SIMPLE_DROPOUT_ON)),
+    "batch_centred": Variant("lab2-resnet18-cifar10", ("task1.forward",), simple(m.SIMPLE_BATCH_CENTRED)),
     "mlp_for_cnn_lab": Variant(
         "lab2-resnet18-cifar10", ("task1.spec", "task1.forward"), simple(m.SIMPLE_MLP)
     ),
@@ -305,6 +313,17 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "_make_layer's parameters are named (block, planes, blocks, stride)",
         )
     ),
+    # bias=True before BatchNorm is the reference network: the TA accepts it, saying why
+    "conv_bias_before_norm": {
+        "task2.counts": (
+            "pass",
+            f"params {CIFAR_STEM + 4800:,}",
+            f"{CIFAR_STEM:,} without the 4,800 bias values of layers that feed a BatchNorm",
+        )
+    },
+    "conv_bias_relu_first": {  # the same extra count, but ReLU before the norm: another network
+        "task2.counts": ("fail", f"params {CIFAR_STEM + 4800:,} (reference {CIFAR_STEM:,} or")
+    },
     "imagenet_stem": task2_verdicts(
         ("pass", "make_layer builds layer1"), counts=(f"params {IMAGENET_STEM:,}", "ImageNet stem")
     ),
@@ -402,6 +421,12 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     "broken_resnet_syntax": {
         **task1_passes(),
         "task2.make_layer": ("fail", "resnet18.py line 5 has a syntax error"),
+    },
+    "dropout_left_on": {
+        "task1.forward": ("fail", "gives a different answer for the same input on a second call")
+    },
+    "batch_centred": {  # deterministic, but mixes samples: the batch message, not the random one
+        "task1.forward": ("fail", "gives a different answer for an image alone than in a batch")
     },
     "mlp_for_cnn_lab": {
         "task1.spec": ("fail", "is not a CNN (no convolution layer): it has only Linear"),
@@ -651,6 +676,15 @@ def test_the_grader_gives_the_TA_verdict(name, graded):
     if name in FLAGGED:
         item = next(i for i in result.result.items if i.id == FLAGGED[name])
         assert "cannot be loaded" in item.data["flag"] and "Flagged for the TA" in result.markdown
+
+
+def test_the_report_shows_the_count_as_the_check_judged_it(graded):
+    """A count accepted for its redundant biases is a match in the report's table, not a
+    difference; the control (ReLU before the norm) is a difference in both."""
+    accepted, control = graded("conv_bias_before_norm")[3], graded("conv_bias_relu_first")[3]
+    row = f"| parameters | {CIFAR_STEM + 4800:,} | {CIFAR_STEM:,} or {IMAGENET_STEM:,} |"
+    assert f"{row} ✅ |" in accepted.markdown
+    assert f"{row} ❌ differs |" in control.markdown
 
 
 # The self-check grades again (about as long as the grade): one variant per way an

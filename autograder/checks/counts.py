@@ -41,11 +41,13 @@ def _validate(options: dict[str, Any]) -> dict[str, Any]:
 def run(item: Item, ctx: Context) -> Outcome:
     task, source, got = ask_model(item, ctx, "counts", "counting {model}")
     labels = item.options.get("labels", {})
-    rows, wrong = [], []
+    rows, wrong, matches = [], [], {}
+    bias_note = _bias_before_norm(got, item.options["params"])
     for key in ("params", "macs", "flops"):
         value, accepted = got.get(key), item.options[key]
         expected = " or ".join(f"{v:,}" for v in accepted) if accepted else "—"
-        good = not accepted or value in accepted
+        good = not accepted or value in accepted or (key == "params" and bias_note is not None)
+        matches[key] = good if accepted else None
         name = labels.get(str(value), "") if value is not None else ""
         rows.append(
             f"{'  ' if good else '✗ '}{key:<7} {value if value is None else f'{value:,}':>15}"
@@ -57,10 +59,15 @@ def run(item: Item, ctx: Context) -> Outcome:
                 if value is not None
                 else f"{key} could not be counted"
             )
+    if bias_note:
+        rows.append(bias_note)
     if got.get("macs_error"):
         rows.append(f"thop could not profile the model: {got['macs_error']}")
     data = {k: got.get(k) for k in ("params", "trainable_params", "macs", "flops")}
     data["reference"] = {k: item.options[k] for k in ("params", "macs", "flops")}
+    data["matches"] = matches
+    if bias_note:
+        data["note"] = bias_note
     details = "\n".join(rows)
     summary = (
         f"params {got.get('params', 0):,}, thop MACs {got['macs']:,}"
@@ -75,7 +82,31 @@ def run(item: Item, ctx: Context) -> Outcome:
         if wrong
         else (", as the reference" if has_reference else " (reported)")
     )
+    if bias_note and not wrong:
+        suffix += f" ({bias_note})"
     return Outcome(True, f"{task.model}: {summary}{suffix}", details, data)
+
+
+def _bias_before_norm(got: dict[str, Any], accepted: list[int]) -> str | None:
+    """Why a parameter count off the reference is still the reference's network: the only
+    difference is the bias of layers that feed a BatchNorm (redundant there, so
+    ``nn.Conv2d(..., bias=True)`` before ``nn.BatchNorm2d`` is the same model as the
+    reference's ``bias=False``, and the other way round). None when that does not explain it."""
+    params, found = got.get("params"), got.get("bias_before_norm") or {}
+    if not accepted or params is None or params in accepted or not found.get("layers"):
+        return None
+    present, absent = found.get("present", 0), found.get("absent", 0)
+    if present and params - present in accepted:
+        return (
+            f"{params - present:,} without the {present:,} bias values of layers that feed a "
+            "BatchNorm (redundant there: the reference uses bias=False)"
+        )
+    if absent and params + absent in accepted:
+        return (
+            f"{params + absent:,} with a bias on the layers that feed a BatchNorm, as the "
+            "reference has (redundant there: bias=False is the same network)"
+        )
+    return None
 
 
 # --- what the kind contributes beyond its verdict (registry hooks) ----------------------
@@ -95,16 +126,16 @@ def report(item: ItemResult, place: Place) -> list[Part]:
     data = item.data
     if data.get("params") is None:
         return []
-    reference = data.get("reference") or {}
+    reference, matches = data.get("reference") or {}, data.get("matches") or {}
     rows = []
     for key, label in (("params", "parameters"), ("macs", "MACs (thop)"), ("flops", "FLOPs")):
-        value, accepted = data.get(key), reference.get(key) or []
+        accepted = reference.get(key) or []
         rows.append(
             CountRow(
                 label,
-                value,
+                data.get(key),
                 " or ".join(f"{v:,}" for v in accepted) if accepted else "—",
-                value in accepted if accepted else None,
+                matches.get(key),
             )
         )
     return [Part("counts", rows, order=50)]

@@ -23,7 +23,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     task, source, got = ask_model(item, ctx, "forward", "{model} forward pass")
     batch = 8
     want = [batch, task.num_classes]
-    data = {k: got.get(k) for k in ("output_shape", "finite", "batch_vs_single_max_diff")}
+    data = {k: got.get(k) for k in ("output_shape", "finite", "repeat_max_diff", "batch_vs_single_max_diff")}
     shape_in = fmt_shape([batch, *task.input_shape])
     if got.get("output_type") != "Tensor":
         return Outcome(
@@ -41,6 +41,15 @@ def run(item: Item, ctx: Context) -> Outcome:
         )
     if not got.get("finite"):
         return Outcome(False, f"{task.model} produced NaN or infinite outputs on a random input", data=data)
+    repeat = got.get("repeat_max_diff")
+    if repeat is not None and repeat > item.options["tolerance"]:
+        return Outcome(
+            False,
+            f"{task.model} gives a different answer for the same input on a second call (max "
+            f"difference {repeat:.3g}): in eval mode it must be deterministic (F.dropout needs "
+            "training=self.training; random noise belongs in training only)",
+            data=data,
+        )
     diff = got.get("batch_vs_single_max_diff")
     if diff is None or diff > item.options["tolerance"]:
         return Outcome(

@@ -88,6 +88,16 @@ def test():
     print(y.size())
 '''
 
+# The same network with PyTorch's default ``bias=True`` on every convolution (most students
+# never pass ``bias=False``): each conv feeds a BatchNorm, which cancels the bias, so it is the
+# reference network with 4,800 redundant parameters.
+KUANGLIU_BIAS = KUANGLIU.replace(", bias=False", "")
+# The control: the same 4,800 extra parameters, but the stem's and each block's first conv go
+# through ReLU before their BatchNorm, so those biases do change the network.
+KUANGLIU_BIAS_RELU_FIRST = KUANGLIU_BIAS.replace(
+    "F.relu(self.bn1(self.conv1(x)))", "self.bn1(F.relu(self.conv1(x)))"
+)
+
 # torchvision's naming: ``downsample`` passed into the block, ``self.inplanes``,
 # ``_make_layer(block, planes, blocks, stride=1)``, CIFAR stem.
 TORCHVISION_STYLE = """import torch
@@ -227,8 +237,11 @@ CUDA_INIT = reference_resnet(
 )
 CUDA_FORWARD = reference_resnet(*CUDA_DEVICE, ("x = self.stem(x)", "x = self.stem(x.to(device))"))
 CUDA_FACTORY = reference_resnet(
-    ("x = self.stem(x)", 'mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)\n'
-     "        x = self.stem(x - mean)"),
+    (
+        "x = self.stem(x)",
+        'mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)\n'
+        "        x = self.stem(x - mean)",
+    ),
 )
 CUDA_TOP_LEVEL = reference_resnet(*CUDA_DEVICE) + "\n\nmodel = ResNet18().to(device)\n"
 
@@ -270,6 +283,14 @@ SIMPLE_FUNCTIONAL = """class SimpleCNN(nn.Module):
         x = x.view(-1, 64 * 8 * 8)
         return self.fc(self.dropout(x))
 """
+
+# Dropout called as a function without ``training=self.training``: on in eval mode too.
+SIMPLE_DROPOUT_ON = SIMPLE_FUNCTIONAL.replace("self.fc(self.dropout(x))", "self.fc(F.dropout(x, 0.5))")
+# The input centred on its batch's mean inside forward: an image's answer depends on its batch.
+SIMPLE_BATCH_CENTRED = SIMPLE_FUNCTIONAL.replace(
+    "x = self.pool(F.relu(self.bn1(self.conv1(x))))",
+    "x = x - x.mean(dim=0, keepdim=True)\n        x = self.pool(F.relu(self.bn1(self.conv1(x))))",
+)
 
 # Everything in one ``self.model = nn.Sequential(...)``: keys are saved as ``model.…``.
 SIMPLE_WRAPPER = """class SimpleCNN(nn.Module):

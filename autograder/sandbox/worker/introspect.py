@@ -271,9 +271,10 @@ def counts(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
     x = probe_input(input_shape, batch=1)
     result: dict[str, Any] = {"params": params, "trainable_params": trainable}
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), counter, _BiasBeforeNorm(model) as before_norm:
         call(model, x)
     result["flops"] = int(counter.get_total_flops())
+    result["bias_before_norm"] = before_norm.found()
     try:
         from thop import profile
 
@@ -289,6 +290,55 @@ def counts(model: Any, input_shape: list[int], call: Any) -> dict[str, Any]:
     return result
 
 
+class _BiasBeforeNorm:
+    """Convolutions and linear layers whose output goes straight into a BatchNorm: their bias
+    is redundant (the norm subtracts the mean), so ``bias=True`` there is the same network as
+    the reference's ``bias=False``. Seen in one forward pass, by tensor identity."""
+
+    def __init__(self, model: Any) -> None:
+        import torch.nn as nn
+
+        self.layers = [
+            m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+        ]
+        self.norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.outputs: dict[int, Any] = {}
+        self.before: dict[int, Any] = {}
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _BiasBeforeNorm:
+        for layer in self.layers:
+            self.handles.append(layer.register_forward_hook(self._output))
+        for norm in self.norms:
+            self.handles.append(norm.register_forward_pre_hook(self._input))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.outputs.clear()
+
+    def _output(self, layer: Any, inputs: Any, output: Any) -> None:
+        self.outputs[id(output)] = (output, layer)
+
+    def _input(self, norm: Any, inputs: Any) -> None:
+        if inputs and id(inputs[0]) in self.outputs:
+            tensor, layer = self.outputs[id(inputs[0])]
+            if tensor is inputs[0]:
+                self.before[id(layer)] = layer
+
+    def found(self) -> dict[str, int]:
+        """Bias values present before a norm, and how many a bias-free layer would add."""
+        layers = self.before.values()
+        present = sum(layer.bias.numel() for layer in layers if layer.bias is not None)
+        absent = sum(
+            getattr(layer, "out_channels", getattr(layer, "out_features", 0))
+            for layer in layers
+            if layer.bias is None
+        )
+        return {"layers": len(self.before), "present": present, "absent": absent}
+
+
 def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8) -> dict[str, Any]:
     """Output shape, finiteness, and whether a sample's answer depends on its batch."""
     import torch
@@ -299,6 +349,7 @@ def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8)
         out = call(model, x)
         if not isinstance(out, torch.Tensor):
             return {"output_type": type(out).__name__, "output_shape": _shape(out)}
+        again = call(model, x)
         single = call(model, x[:1])
     result: dict[str, Any] = {
         "output_type": "Tensor",
@@ -306,6 +357,9 @@ def forward_check(model: Any, input_shape: list[int], call: Any, batch: int = 8)
         "finite": bool(torch.isfinite(out).all()),
         "dtype": str(out.dtype).replace("torch.", ""),
     }
+    if isinstance(again, torch.Tensor) and again.shape == out.shape:
+        diff = (again.float() - out.float()).abs().max().item()
+        result["repeat_max_diff"] = diff if diff == diff else None
     if isinstance(single, torch.Tensor) and single.shape[1:] == out.shape[1:]:
         diff = (single[0].float() - out[0].float()).abs().max().item()
         result["batch_vs_single_max_diff"] = diff if diff == diff else None
