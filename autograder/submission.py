@@ -16,6 +16,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from . import untrusted
 from .errors import SubmissionProblem
@@ -30,7 +31,7 @@ MAX_FOLDER_DEPTH = 32  # folders inside the submission; Python's own walkers rec
 # memory per entry (300,000 empty entries, a 27 MB zip: 330 MB). 4 MiB lists well over
 # MAX_FILES entries with long paths.
 MAX_ZIP_DIRECTORY = 4 << 20
-JUNK = ("__MACOSX", ".DS_Store", ".ipynb_checkpoints", "__pycache__", ".git")
+JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", ".ipynb_checkpoints", "__pycache__", ".git")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".safetensors")
 
 
@@ -214,9 +215,9 @@ def walk(root: Path, too_deep: list[str] | None = None) -> list[Path]:
     return sorted(found)
 
 
-def too_deep_note(label: str) -> str:
+def too_deep_note(label: str, where: str = "") -> str:
     """The note for an entry skipped for its depth (intake's, a Moodle download's)."""
-    return f"skipped {untrusted.short(label)!r}: folders nested more than {MAX_FOLDER_DEPTH} deep"
+    return f"skipped {untrusted.short(label)!r}{where}: folders nested more than {MAX_FOLDER_DEPTH} deep"
 
 
 def _copy_tree(source: Path, dest: Path, sub: Submission, budget: _Budget) -> None:
@@ -258,6 +259,36 @@ def zip_directory(archive: Path) -> ZipDirectory:
     return ZipDirectory(int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE]))
 
 
+class ZipEntry(NamedTuple):
+    name: str  # as stored, with "/" separators
+    parts: tuple[str, ...]
+    skipped: str | None  # None: extract it; "": skip it without a word; else the note
+
+
+def zip_entry(
+    info: zipfile.ZipInfo, within: str, where: str = "", depth: int = MAX_FOLDER_DEPTH
+) -> ZipEntry:
+    """What to do with one archive entry: the one rule for every zip the grader unpacks (a
+    submission, a Moodle download). Folders and operating-system junk are skipped without a
+    word; a path that leaves ``within`` (the folder it is unpacked into), a link, an entry
+    more than ``depth`` folders down and an encrypted one with a note naming it (and the
+    archive, ``where``)."""
+    name = info.filename.replace("\\", "/")
+    parts = PurePosixPath(name).parts
+    if info.is_dir() or not parts or _junk(parts):
+        return ZipEntry(name, parts, "")
+    shown = f"{untrusted.short(name)!r}{where}"
+    if name.startswith("/") or ".." in parts or ":" in parts[0]:
+        return ZipEntry(name, parts, f"skipped {shown}: its path leaves the {within}")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return ZipEntry(name, parts, f"skipped the symbolic link {untrusted.short(name)}{where}")
+    if len(parts) > depth:
+        return ZipEntry(name, parts, too_deep_note(name, where))
+    if info.flag_bits & 0x1:
+        return ZipEntry(name, parts, f"skipped {shown}: it is encrypted")
+    return ZipEntry(name, parts, None)
+
+
 def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth: int) -> None:
     if zip_directory(archive).size > MAX_ZIP_DIRECTORY:
         raise SubmissionError(
@@ -267,27 +298,12 @@ def _extract(archive: Path, dest: Path, sub: Submission, budget: _Budget, depth:
     try:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
-                name = info.filename.replace("\\", "/")
-                parts = PurePosixPath(name).parts
-                if info.is_dir() or _junk(parts):
-                    continue
-                if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
-                    sub.notes.append(
-                        f"skipped {untrusted.short(name)!r} in {archive.name}: "
-                        "its path leaves the submission folder"
-                    )
-                    continue
-                if stat.S_ISLNK(info.external_attr >> 16):
-                    sub.notes.append(f"skipped the symbolic link {untrusted.short(name)} in {archive.name}")
-                    continue
-                if len(parts) > MAX_FOLDER_DEPTH:
-                    sub.notes.append(f"{too_deep_note(name)} in {archive.name}")
-                    continue
-                if info.flag_bits & 0x1:
-                    sub.notes.append(f"skipped {untrusted.short(name)} in {archive.name}: it is encrypted")
-                    continue
-                target = dest.joinpath(*(_fit(p, sub) for p in parts))
-                _write(budget, zf.open(info), target, name, sub)
+                name, parts, skipped = zip_entry(info, "submission folder", f" in {archive.name}")
+                if skipped is None:
+                    target = dest.joinpath(*(_fit(p, sub) for p in parts))
+                    _write(budget, zf.open(info), target, name, sub)
+                elif skipped:
+                    sub.notes.append(skipped)
     except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise SubmissionError(f"{archive.name} is not a readable zip file: {exc}") from None
 

@@ -94,6 +94,22 @@ def test_a_folder_of_student_id_zips_keeps_the_newest_per_id(tmp_path):
     assert "ignored notes.txt: not a zip file or a folder" in found.notes
 
 
+def test_an_encrypted_file_in_a_download_costs_that_file_only(tmp_path):
+    """A student's password-protected file inside the download: zipfile refuses to read it
+    (the control), so it is skipped with a note and the rest of the class is unpacked."""
+    archive = tmp_path / "dl.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Ann Lee_1000001_assignsubmission_file/model.py", "z = 3\n")
+        zf.writestr("Ann Lee_1000001_assignsubmission_file/secret.py", "z = 4\n")
+        zf.writestr("Bo Chen_1000002_assignsubmission_file/model.py", "z = 5\n")
+    moodle.mark_encrypted(archive, "Ann Lee_1000001_assignsubmission_file/secret.py")
+    with zipfile.ZipFile(archive) as zf, pytest.raises(RuntimeError, match="encrypted"):
+        zf.read("Ann Lee_1000001_assignsubmission_file/secret.py")
+    found = discover(archive, tmp_path / "staging")
+    assert [sorted(p.name for p in s.source.iterdir()) for s in found.students] == [["model.py"]] * 2
+    assert "skipped 'Ann Lee_1000001_assignsubmission_file/secret.py': it is encrypted" in found.notes
+
+
 def test_a_download_zip_is_unpacked_once_and_refused_when_unreadable(tmp_path):
     archive = tmp_path / "dl.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -31,6 +31,7 @@ import jinja2
 import jsonschema
 import nbformat
 import pytest
+from helpers import moodle
 from nbformat import v4
 from rich.console import Console
 
@@ -499,6 +500,19 @@ def test_a_submission_folder_nested_1200_deep_is_taken_in_with_a_note(deep_tmp):
     assert len(note) < 250
 
 
+def test_an_encrypted_file_in_a_submission_zip_is_skipped_with_a_note(tmp_path):
+    archive = tmp_path / "StudentID_lab2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("simple_cnn.py", "x = 1\n")
+        zf.writestr("weights/best.pth", b"locked")
+    moodle.mark_encrypted(archive, "weights/best.pth")
+    with zipfile.ZipFile(archive) as zf, pytest.raises(RuntimeError, match="encrypted"):
+        zf.read("weights/best.pth")  # control: the entry cannot be read without its password
+    sub = intake(archive, tmp_path / "job")
+    assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
+    assert sub.notes == ["skipped 'weights/best.pth' in StudentID_lab2.zip: it is encrypted"]
+
+
 def test_a_zip_entry_1500_folders_deep_is_skipped_with_a_short_note(deep_tmp):
     tmp_path = deep_tmp
     deep = "a/" * 1500 + "model.py"
@@ -512,7 +526,7 @@ def test_a_zip_entry_1500_folders_deep_is_skipped_with_a_short_note(deep_tmp):
     sub = intake(archive, tmp_path / "job")
     assert [f.as_posix() for f in sub.files] == ["simple_cnn.py"]
     assert len(sub.notes) == 2 and all(len(n) < 250 for n in sub.notes)
-    assert sub.notes[0].endswith("a/model.py': folders nested more than 32 deep in StudentID_lab2.zip")
+    assert sub.notes[0].endswith("a/model.py' in StudentID_lab2.zip: folders nested more than 32 deep")
     assert sub.notes[1].endswith("xxxx' in StudentID_lab2.zip: its path leaves the submission folder")
     assert sub.notes[1].startswith("skipped '../xxx") and "…" in sub.notes[1]
 

@@ -21,14 +21,13 @@ import hashlib
 import json
 import re
 import shutil
-import stat
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import UsageError
-from ..submission import MAX_FOLDER_DEPTH, too_deep_note, walk, zip_directory
+from ..submission import JUNK, MAX_FOLDER_DEPTH, walk, zip_directory, zip_entry
 from ..untrusted import file_name, short, utf8
 
 MOODLE_NAME = re.compile(
@@ -36,7 +35,6 @@ MOODLE_NAME = re.compile(
     re.DOTALL,
 )
 STUDENT_ID = re.compile(r"^(?P<id>[A-Za-z0-9]+)(?:[_\-. ].*)?$")
-JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")
 MAX_FILE_BYTES = 4 << 30
 MAX_TOTAL_BYTES = 256 << 30
 MAX_ENTRIES = 200_000
@@ -297,20 +295,11 @@ def _extract_all(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path) 
     skipped: list[str] = []
     total = 0
     for info in infos:
-        name = info.filename.replace("\\", "/")
-        parts = PurePosixPath(name).parts
-        if info.is_dir() or not parts:
-            continue
-        if name.startswith("/") or ".." in parts or ":" in parts[0]:
-            skipped.append(f"skipped {short(name)!r}: its path leaves the download folder")
-            continue
-        if any(p in JUNK or p.startswith("._") for p in parts):
-            continue
-        if stat.S_ISLNK(info.external_attr >> 16):
-            skipped.append(f"skipped the symbolic link {short(name)}")
-            continue
-        if len(parts) > MAX_FOLDER_DEPTH + 1:  # the student's folder, then theirs
-            skipped.append(too_deep_note(name))
+        # the student's folder, then theirs: one folder more than a submission may nest
+        name, parts, why = zip_entry(info, "download folder", depth=MAX_FOLDER_DEPTH + 1)
+        if why is not None:
+            if why:
+                skipped.append(why)
             continue
         fitted = [file_name(p) for p in parts]
         try:

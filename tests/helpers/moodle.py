@@ -10,6 +10,7 @@ import io
 import random
 import re
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,23 @@ def add_symlink(zf: zipfile.ZipFile, name: str, target: str) -> None:
     info = zipfile.ZipInfo(name)
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
     zf.writestr(info, target)
+
+
+def mark_encrypted(archive: Path, name: str) -> None:
+    """Set the 'encrypted' flag of entry ``name`` in both its headers, as a password-protected
+    zip (7-Zip, WinZip) stores it: ``zipfile`` then refuses to read the entry."""
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(name)
+        local, start = info.header_offset, zf.start_dir
+    data[local + 6] |= 0x1
+    at = start
+    while data[at : at + 4] == b"PK\x01\x02":
+        size, extra, comment = struct.unpack("<HHH", data[at + 28 : at + 34])
+        if data[at + 46 : at + 46 + size].decode() == name:
+            data[at + 8] |= 0x1
+        at += 46 + size + extra + comment
+    archive.write_bytes(bytes(data))
 
 
 # --- student submissions ---------------------------------------------------------
