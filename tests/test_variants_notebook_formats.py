@@ -372,7 +372,8 @@ def test_a_figure_saved_to_a_file_is_named_with_its_file(tmp_path, notebook_rubr
     graded = grade(_savefig(True), tmp_path, notebook_rubric, cifar_root)
     details = graded.test("notebook.outputs")["output"]
     assert (
-        "figure: training curve (cell 6: plot() of loss/accuracy values; saved as curves.png, not shown)"
+        "figure: training curve (cell 6: plot() of loss/accuracy values; saved as curves.png, "
+        "not shown), 2 panels"
         in details
     )
 

@@ -144,8 +144,37 @@ def test_figures_are_named_in_the_details(tmp_path, notebook_rubric, cifar_root)
     graded = grading.run(folder, notebook_rubric, cifar_root, tmp_path / "out")
     details = graded.test("notebook.outputs")["output"]
     assert "figure: image grid (cell 4: imshow() of images)" in details
-    assert "figure: training curve (cell 7: plot() of loss/accuracy values)" in details
+    assert "figure: training curve (cell 7: plot() of loss/accuracy values), 2 panels" in details
     assert "figure: confusion matrix/heatmap (cell 8: the code draws a confusion matrix/heatmap)" in details
+
+
+@pytest.mark.parametrize("panels", (2, 1))
+def test_loss_and_accuracy_side_by_side_are_the_two_plots_a_lab_asks_for(panels, tmp_path, cifar_root):
+    """Lab 4 asks for at least two curve plots. ``plt.subplots(1, 2)`` with the loss left and
+    the accuracy right shows both (the TA gives the points); all curves in one plot is one."""
+    (tmp_path / "rubric").mkdir()
+    (wanted,) = [
+        entry
+        for entry in load("lab4-cnn-fashion-mnist").item("notebook.outputs").options["require"]
+        if entry.get("find") == "curve_plots"
+    ]
+    rubric = rubrics.load_notebook_only(
+        tmp_path / "rubric",
+        f"points = 1\nrequire = [{rubrics.toml({k: wanted[k] for k in ('find', 'min', 'what')})}]",
+    )
+    nb = nbv.jupyterlab()
+    (curves,) = [c for c in nb.cells if c.source == nbv.CURVES]
+    curves.outputs = [nbv.image(nbv.curves_png(panels=panels))]
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "lab.ipynb").write_text(nbv.write(nb))
+    graded = grading.run(folder, rubric, cifar_root, tmp_path / "out")
+    said = graded.message("notebook.outputs")
+    if panels == 2:
+        assert wanted["min"] == 2 and said == "lab.ipynb shows all 1 required outputs", said
+        assert f"found {wanted['what']}: 2 in cell 6" in graded.test("notebook.outputs")["output"]
+    else:
+        assert said.startswith(f"lab.ipynb is missing {wanted['what']} (found 1, need 2)"), said
 
 
 # --- residual blocks (lecture 15's resnet.block) -----------------------------------

@@ -250,10 +250,9 @@ def _count(entry: dict[str, Any], found: Facts) -> tuple[int, list[int]]:
     elif what == "best_worst":
         best, worst = [c.cell for c in claims.best_class], [c.cell for c in claims.worst_class]
         return min(len(best), len(worst)), sorted(set(best + worst))
-    elif what == "plots":
-        cells = [f.cell for f in found.figures]
-    elif what == "curve_plots":
-        cells = [f.cell for f in found.figures if f.kind == "curve"]
+    elif what in ("plots", "curve_plots"):  # a figure of plots side by side counts each
+        shown = [f for f in found.figures if what == "plots" or f.kind == "curve"]
+        return sum(f.panels for f in shown), sorted({f.cell for f in shown})
     elif what == "curves":
         cells = [r.cell for r in claims.runs if len(r.epochs) >= 2]
     else:
@@ -295,7 +294,9 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
         lines += [f"figure: {f.label}" for f in found.figures[:20]]
     total = len(item.options["require"])
     data = {"found": counts, "met": met, "required": total}
-    data["figures"] = [{"cell": f.cell, "kind": f.kind, "why": f.why} for f in found.figures[:50]]
+    data["figures"] = [
+        {"cell": f.cell, "kind": f.kind, "why": f.why, "panels": f.panels} for f in found.figures[:50]
+    ]
     score = round(item.points * met / total, 4)
     unread = outputs.first_unread(found.cells)
     if unread:

@@ -407,10 +407,22 @@ class Figure:
     cell: int
     kind: str  # a key of KINDS
     why: str  # what decided it, for the report
+    panels: int = 1  # plots side by side in it (``plt.subplots(1, 2)``), counted for a chart
 
     @property
     def label(self) -> str:
-        return f"{KINDS[self.kind]} (cell {self.cell}: {self.why})"
+        panels = f", {self.panels} panels" if self.panels > 1 else ""
+        return f"{KINDS[self.kind]} (cell {self.cell}: {self.why}){panels}"
+
+
+@dataclass
+class Look:
+    """What a figure looks like: a chart (lines on a plain background), filled (pictures, a
+    heatmap) or None when it cannot be told; the words saying why; its panels."""
+
+    look: str | None
+    seen: str
+    panels: int = 1
 
 
 # The figure types an output may carry, in the order one is picked; one output is one figure.
@@ -421,6 +433,14 @@ PLOTLY_TRACE = re.compile(r'"type"\s*:\s*"(\w+)"')
 PLOTLY_LINES = frozenset({"scatter", "scattergl"})
 PLOTLY_FILLED = frozenset({"heatmap", "heatmapgl", "image", "bar", "histogram", "histogram2d", "pie"})
 SVG_PICTURE = re.compile(r"<image\b")  # matplotlib embeds imshow() pictures as <image>
+SVG_AXES = re.compile(r"""<g id=["'](axes_\d+)["']""")  # matplotlib names each axes' group
+PLOTLY_XAXIS = re.compile(r"xaxis\d*")  # make_subplots gives each panel an x axis
+MAX_PANELS = 12
+PANEL_RUN = 0.12  # a frame, face or grid line runs this share of the picture at least
+PANEL_GAP = 3  # pixels of another colour a run may cross (grid lines across a face)
+PANEL_NEAR = 0.03  # runs that start and end this close belong to one panel
+PANEL_SIMILAR = 0.6  # a panel is at least this share of the largest one (subplots are equal)
+MAX_SPANS = 200
 
 
 def figure_data(output: dict[str, Any]) -> tuple[str, Any] | None:
@@ -438,36 +458,41 @@ def figure_data(output: dict[str, Any]) -> tuple[str, Any] | None:
     return None
 
 
-def looks(kind: str, value: Any) -> tuple[str | None, str]:
-    """Whether a figure looks like a chart (lines on a plain background) or is filled
-    (pictures, a heatmap), and the words saying why; None when it cannot be told."""
+def looks(kind: str, value: Any) -> Look:
+    """Whether a figure looks like a chart or is filled, why, and how many panels it has."""
     if kind in ("image/png", "image/jpeg"):
-        solid = solid_fraction(value)
+        codes = _colour_codes(value)
+        solid = None if codes is None else solid_fraction(codes)
         if solid is None:
-            return None, "image unreadable"
-        return ("chart" if solid < SOLID_CHART else "filled"), f"{100 * solid:.0f}% of it filled"
+            return Look(None, "image unreadable")
+        if solid >= SOLID_CHART:
+            return Look("filled", f"{100 * solid:.0f}% of it filled")
+        return Look("chart", f"{100 * solid:.0f}% of it filled", panel_count(codes))
     if kind == "image/svg+xml":
-        picture = SVG_PICTURE.search(text_of(value), 0, MAX_PNG_BYTES)
-        return ("filled", "an SVG holding a picture") if picture else ("chart", "an SVG of lines and text")
+        text = text_of(value)
+        if SVG_PICTURE.search(text, 0, MAX_PNG_BYTES):
+            return Look("filled", "an SVG holding a picture")
+        panels = len(set(SVG_AXES.findall(text, 0, MAX_PNG_BYTES)))
+        return Look("chart", "an SVG of lines and text", max(1, min(panels, MAX_PANELS)))
     if kind == PLOTLY:
         traces = value.get("data") if isinstance(value, dict) else None
         types = {str(t.get("type", "scatter")) for t in traces if isinstance(t, dict)} if traces else set()
+        layout = value.get("layout") if isinstance(value, dict) else None
+        layout = layout if isinstance(layout, dict) else {}
+        axes = [k for k in layout if isinstance(k, str) and PLOTLY_XAXIS.fullmatch(k)]
     else:  # Colab's Plotly HTML: the trace types named in the figure's JSON
         types = set(PLOTLY_TRACE.findall(text_of(value)[:TEXT_CAP])) & (PLOTLY_LINES | PLOTLY_FILLED)
+        axes = []
     if types & PLOTLY_FILLED:
-        return "filled", f"a Plotly {sorted(types & PLOTLY_FILLED)[0]}"
+        return Look("filled", f"a Plotly {sorted(types & PLOTLY_FILLED)[0]}")
     if types and types <= PLOTLY_LINES:
-        return "chart", "a Plotly line chart"
-    return None, "a Plotly figure"
+        return Look("chart", "a Plotly line chart", max(1, min(len(axes), MAX_PANELS)))
+    return Look(None, "a Plotly figure")
 
 
-def solid_fraction(png_base64: Any) -> float | None:
-    """Share of the picture covered by solid non-background areas (None: unreadable).
-
-    The two most common colours are the background (figure and axes). A line
-    chart draws thin strokes and text on it, so hardly any pixel has only
-    non-background pixels around it; a grid of images is mostly such pixels
-    (even a Fashion-MNIST sample's black border is not the background)."""
+def _colour_codes(png_base64: Any) -> np.ndarray | None:
+    """A PNG's or JPEG's pixels as 12-bit colour codes (4 bits a channel: JPEG noise and
+    anti-aliasing shades fall together); None when it cannot be read within the limits."""
     text = text_of(png_base64)
     if not text or len(text) > MAX_PNG_BYTES:
         return None
@@ -481,7 +506,16 @@ def solid_fraction(png_base64: Any) -> float | None:
     if min(pixels.shape[:2]) <= 2 * SOLID_RADIUS:
         return None
     codes = (pixels >> 4).astype(np.int32)
-    codes = (codes[..., 0] << 8) | (codes[..., 1] << 4) | codes[..., 2]
+    return (codes[..., 0] << 8) | (codes[..., 1] << 4) | codes[..., 2]
+
+
+def solid_fraction(codes: np.ndarray) -> float:
+    """Share of the picture covered by solid non-background areas.
+
+    The two most common colours are the background (figure and axes). A line
+    chart draws thin strokes and text on it, so hardly any pixel has only
+    non-background pixels around it; a grid of images is mostly such pixels
+    (even a Fashion-MNIST sample's black border is not the background)."""
     background = np.bincount(codes.ravel(), minlength=4096).argsort()[-2:]
     ink = ~np.isin(codes, background)
     r, (h, w) = SOLID_RADIUS, ink.shape
@@ -490,6 +524,59 @@ def solid_fraction(png_base64: Any) -> float | None:
         for dx in range(-r, r + 1):
             solid &= ink[r + dy : h - r + dy, r + dx : w - r + dx]
     return float(solid.sum() / ink.size)
+
+
+def panel_count(codes: np.ndarray) -> int:
+    """How many plots a chart holds, side by side or stacked (``plt.subplots(1, 2)``: 2).
+
+    Every axes is a rectangle: its frame (spines), its face colour (seaborn, ggplot) or its
+    grid lines run most of its width and height in a colour other than the figure's
+    background (the colour of the picture's edge). Long runs are gathered by where they
+    start and end; a run inside a longer one (a legend, a flat curve) or much shorter than
+    the longest (a legend outside the axes) is no panel; the columns times the rows of
+    panels left are the count. Measured on 268 matplotlib figures (10 styles, 72 and 100
+    dpi, 1 to 6 panels, shared axes, legends outside, a long suptitle, twin axes, pandas'
+    ``df.plot(subplots=True)``): all counted right (docs/rubrics.md)."""
+    edge = np.concatenate([codes[0], codes[-1], codes[:, 0], codes[:, -1]])
+    ink = codes != np.bincount(edge).argmax()
+    columns, rows = _panel_spans(ink), _panel_spans(ink.T)
+    return max(1, min(columns * rows, MAX_PANELS))
+
+
+def _panel_spans(ink: np.ndarray) -> int:
+    """How many panels lie side by side along the rows of ``ink``."""
+    height, width = ink.shape
+    shortest, near = PANEL_RUN * width, PANEL_NEAR * width
+    # gaps of up to 2 * PANEL_GAP pixels closed along each row (grid lines across a face):
+    # a dilation then an erosion, each a sliding window read off cumulative sums
+    window = 2 * PANEL_GAP + 1
+    grown = _window_any(ink, window)
+    closed = ~_window_any(~grown, window) & grown
+    edges = np.diff(np.pad(closed, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1] - 1
+    long = ends - starts + 1 >= shortest
+    pairs = np.unique(np.stack([starts[long], ends[long]], axis=1), axis=0)[: MAX_SPANS * 10]
+    spans: list[tuple[int, int]] = []  # runs that start and end alike, one entry for them all
+    for start, end in pairs.tolist():
+        if len(spans) < MAX_SPANS and not any(
+            abs(s - start) <= near and abs(e - end) <= near for s, e in spans
+        ):
+            spans.append((start, end))
+    kept: list[tuple[int, int]] = []  # panels never overlap: the longest first, others dropped
+    for start, end in sorted(spans, key=lambda s: s[0] - s[1]):
+        if all(end < s or start > e for s, e in kept):
+            kept.append((start, end))
+    if not kept:
+        return 1
+    largest = kept[0][1] - kept[0][0]
+    return sum(1 for s, e in kept if e - s >= PANEL_SIMILAR * largest)
+
+
+def _window_any(mask: np.ndarray, window: int) -> np.ndarray:
+    """Whether any pixel within ``window // 2`` along its row is set."""
+    half = window // 2
+    sums = np.cumsum(np.pad(mask, ((0, 0), (half + 1, half))).astype(np.int32), axis=1)
+    return sums[:, window:] - sums[:, :-window] > 0
 
 
 # savefig('curves.png'), savefig(os.path.join(OUT, 'curves.png')), savefig(f'{OUT}/curves.png'):
@@ -535,7 +622,8 @@ def figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[Figure]:
     shown = [(None, *data) for data in map(figure_data, cell.outputs) if data is not None]
     found = []
     for file, kind, value in shown + saved_figures(cell, read):
-        look, seen = looks(kind, value)
+        shape = looks(kind, value)
+        look, seen = shape.look, shape.seen
         if matrix and not curve:
             kind, why = "matrix", "the code draws a confusion matrix/heatmap"
         elif curve and not image:
@@ -552,5 +640,6 @@ def figures(cell: Cell, read: Callable[[str], bytes | None]) -> list[Figure]:
         else:
             kind = {"chart": "other", "filled": "image"}.get(look or "", "other")
             why = f"no plot()/imshow() in the cell; the figure: {seen}"
-        found.append(Figure(cell.number, kind, why + (f"; saved as {file}, not shown" if file else "")))
+        why += f"; saved as {file}, not shown" if file else ""
+        found.append(Figure(cell.number, kind, why, shape.panels))
     return found

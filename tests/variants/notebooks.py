@@ -78,15 +78,20 @@ def _png(fig) -> str:
 
 
 @functools.cache
-def curves_png(epochs: int = 10) -> str:
-    """The CURVES cell's figure: loss and accuracy side by side, as matplotlib draws them."""
+def curves_png(epochs: int = 10, panels: int = 2) -> str:
+    """The CURVES cell's figure: loss and accuracy side by side, as matplotlib draws them
+    (``panels=1``: all four curves in one plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     e = np.arange(1, epochs + 1)
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    if panels == 1:
+        fig, one = plt.subplots(figsize=(6, 4))
+        ax = [one, one]
+    else:
+        fig, ax = plt.subplots(1, 2, figsize=(12, 4))
     ax[0].plot(e, 2.0 / e + 0.3, label="train")
     ax[0].plot(e, 2.2 / e + 0.45, label="val")
     ax[0].set_xlabel("epoch")
