@@ -154,6 +154,11 @@ VARIANTS: dict[str, Variant] = {
         ("task1.accuracy",),
         simple(m.simple_source(), m.save_whole_model, weights_name="best_model.pth"),
     ),
+    "torchscript": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.simple_source(), m.save_torchscript, weights_name="model_scripted.pt"),
+    ),
     "truncated": Variant(
         "lab2-resnet18-cifar10", ("task1.accuracy",), simple(m.simple_source(), m.truncated)
     ),
@@ -400,6 +405,9 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "no loadable weights file for SimpleCNN: best_model.pth: best_model.pth "
             "is a whole pickled object",
         ),
+    },
+    "torchscript": {  # the weights are in the archive: the TA reads them and grades
+        "task1.accuracy": ("pass", "test accuracy", "read the weights of a TorchScript archive")
     },
     "truncated": {
         "task1.accuracy": ("fail", "simple_cnn.pth is not a readable PyTorch checkpoint"),

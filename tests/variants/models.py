@@ -404,6 +404,21 @@ def save_whole_model(state: dict, target: Path) -> bytes:
     return target.read_bytes()
 
 
+def save_torchscript(state: dict, target: Path) -> bytes:
+    """``torch.jit.save(torch.jit.script(model), PATH)``: the model as TorchScript, the
+    format a deployment tutorial exports to."""
+    import warnings
+
+    from reference.lab2.simple_cnn import SimpleCNN
+
+    model = SimpleCNN()
+    model.load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(model.eval()), target)
+    return target.read_bytes()
+
+
 def truncated(state: dict, target: Path) -> bytes:
     """A checkpoint cut off halfway (an interrupted upload or Drive sync)."""
     torch.save(state, target)

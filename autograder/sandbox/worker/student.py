@@ -15,6 +15,7 @@ import inspect
 import os
 import sys
 import types
+import warnings
 from typing import Any
 
 from .cuda import CpuForCuda
@@ -102,6 +103,8 @@ def read_checkpoint(path: str) -> Any:
     except Exception as exc:  # noqa: BLE001
         text = str(exc)
         name = os.path.basename(path)
+        if "TorchScript archive" in text:  # torch.jit.save: TorchScript, no Python pickle
+            return _torchscript(path, name)
         if "Unsupported global" in text or "weights_only" in text.split("\n")[0]:
             cls = _unsupported_global(text)
             what = f" (it contains a pickled {cls})" if cls else ""
@@ -119,6 +122,21 @@ def read_checkpoint(path: str) -> Any:
                 "written by torch.save): save it again and re-upload",
             ) from None
         raise WorkerError(Failure.WEIGHTS, f"{name} could not be loaded: {describe(exc)}") from None
+
+
+def _torchscript(path: str, name: str) -> Any:
+    """A model saved with ``torch.jit.save``: its weights are read from the archive (its
+    TorchScript code is compiled, never run). A state dict results, as from ``torch.save``."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still loads
+        try:
+            return torch.jit.load(path, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001
+            raise WorkerError(
+                Failure.WEIGHTS, f"{name} is a TorchScript archive that could not be read: {describe(exc)}"
+            ) from None
 
 
 def _unsupported_global(text: str) -> str | None:
@@ -142,6 +160,8 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
 
     normalize = None
     bases: list[tuple[dict[str, Any], list[str]]] = []
+    if isinstance(obj, torch.jit.ScriptModule):
+        bases.append((dict(obj.state_dict()), ["read the weights of a TorchScript archive (torch.jit.save)"]))
     if isinstance(obj, dict):
         for key in NORMALIZE_KEYS:
             value = obj.get(key)
