@@ -125,8 +125,8 @@ def read_checkpoint(path: str) -> Any:
 
 
 def _torchscript(path: str, name: str) -> Any:
-    """A model saved with ``torch.jit.save``: its weights are read from the archive (its
-    TorchScript code is compiled, never run). A state dict results, as from ``torch.save``."""
+    """A model saved with ``torch.jit.save``: a TorchScript module, whose state dict
+    ``readings`` takes (what loading runs is TorchScript, no Python, in the sandbox)."""
     import torch
 
     with warnings.catch_warnings():
