@@ -80,6 +80,7 @@ VARIANTS: dict[str, Variant] = {
     # --- ResNet-18 as copied from the popular repositories ---------------------
     "kuangliu": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.KUANGLIU)),
     "torchvision_style": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.TORCHVISION_STYLE)),
+    "cifar100_style": Variant("lab2-resnet18-cifar10", TASK2, resnet_only(m.CIFAR100_STYLE)),
     "conv_bias_before_norm": Variant(
         "lab2-resnet18-cifar10", ("task2.counts",), resnet_only(m.KUANGLIU_BIAS)
     ),
@@ -316,6 +317,14 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "pass",
             "(as _make_layer) builds",
             "_make_layer's parameters are named (block, planes, blocks, stride)",
+        )
+    ),
+    # the paper's stage names: the stages are graded where they are, with a note
+    "cifar100_style": task2_verdicts(
+        (
+            "pass",
+            "make_layer (as _make_layer) builds conv2_x, conv3_x, conv4_x, conv5_x with 2/2/2/2 blocks",
+            "note: the stages are ResNet18.conv2_x, conv3_x, conv4_x, conv5_x (the handout names them",
         )
     ),
     # bias=True before BatchNorm is the reference network: the TA accepts it, saying why

@@ -105,6 +105,12 @@ def run(item: Item, ctx: Context) -> Outcome:
                 f"handout uses ({', '.join(want)})"
             )
     stages = facts.get("stages") or []
+    names = _stage_names(facts.get("stage_names"), o["stages"])
+    if names != o["stages"]:
+        lines.append(
+            f"note: the stages are {task.model}.{', '.join(names)} (the handout names them "
+            f"{', '.join(o['stages'])}): graded in that order"
+        )
     missing = [o["stages"][k] for k, stage in enumerate(stages) if not stage.get("present")]
     if missing:
         unnamed = facts.get("unnamed_stages") or []
@@ -119,7 +125,7 @@ def run(item: Item, ctx: Context) -> Outcome:
         )
     prev_hw = None
     for k, stage in enumerate(stages):
-        name = o["stages"][k]
+        name = names[k]
         if not stage.get("present"):
             continue
         shape = stage.get("output_shape") or []
@@ -180,11 +186,20 @@ def run(item: Item, ctx: Context) -> Outcome:
     return Outcome(
         True,
         f"{helper if helper == 'make_layer' else f'make_layer (as {helper})'} builds "
-        f"{', '.join(o['stages'])} with "
-        f"{'/'.join(map(str, o['blocks']))} blocks, the right strides and shortcuts",
+        f"{', '.join(names)} with "
+        f"{'/'.join(map(str, o['blocks']))} blocks, the right strides and shortcuts"
+        + (f" (the handout's {', '.join(o['stages'])})" if names != o["stages"] else ""),
         details,
         data,
     )
+
+
+def _stage_names(found: Any, wanted: list[str]) -> list[str]:
+    """The model's names for the rubric's stages where the worker found them under other
+    names (one per stage, in order), else the rubric's."""
+    if isinstance(found, list) and len(found) == len(wanted) and all(isinstance(n, str) for n in found):
+        return [n[:60] for n in found]
+    return wanted
 
 
 def _called(

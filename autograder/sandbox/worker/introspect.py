@@ -484,8 +484,16 @@ def make_layer(
     stage_facts: list[dict[str, Any]] = []
     shapes: dict[str, list[int] | None] = {}
     handles = []
+    modules = {name: getattr(model, name, None) for name in stages}
+    if not all(isinstance(m, nn.Module) for m in modules.values()):
+        # the stages under other names (``conv2_x`` ... ``conv5_x``, the paper's): the model's
+        # own attributes built of repeated blocks, taken in order when there are as many
+        own = [(n, m) for n, m in model.named_children() if _is_stage(m)]
+        if len(own) == len(stages):
+            facts["stage_names"] = [n for n, _ in own]
+            modules = {name: m for name, (_, m) in zip(stages, own, strict=True)}
     for name in stages:
-        stage = getattr(model, name, None)
+        stage = modules[name]
         if not isinstance(stage, nn.Module):
             stage_facts.append({"name": name, "present": False})
             continue
@@ -520,7 +528,7 @@ def make_layer(
         facts["unnamed_stages"] = _stage_like(model)
     if callable(fn) and plan["by"] and stage_facts and stage_facts[-1].get("present"):
         facts["recall"] = _recall(
-            model, fn, plan, stage_facts[-1], getattr(model, stages[-1]), recheck_blocks, call
+            model, fn, plan, stage_facts[-1], modules[stages[-1]], recheck_blocks, call
         )
     return facts
 
@@ -528,21 +536,27 @@ def make_layer(
 def _stage_like(model: Any) -> list[dict[str, Any]]:
     """nn.Sequential children made of repeated blocks (the stages of a model that
     keeps them unnamed, e.g. ``self.features = nn.Sequential(stem, make_layer(...), ...)``)."""
-    from torch import nn
 
     found = []
     for name, m in model.named_modules():
-        blocks = list(m.children()) if isinstance(m, nn.Sequential) else []
-        if (
-            name
-            and blocks
-            and all(type(b) is type(blocks[0]) for b in blocks)
-            and not isinstance(blocks[0], nn.Sequential)
-            and any(isinstance(x, nn.Conv2d) for x in blocks[0].modules())
-            and list(blocks[0].children())
-        ):
+        if name and _is_stage(m):
+            blocks = list(m.children())
             found.append({"name": name, "blocks": len(blocks), "block_type": type(blocks[0]).__name__})
     return found[:8]
+
+
+def _is_stage(module: Any) -> bool:
+    """An ``nn.Sequential`` of blocks of one type, each holding a convolution."""
+    from torch import nn
+
+    blocks = list(module.children()) if isinstance(module, nn.Sequential) else []
+    return (
+        bool(blocks)
+        and all(type(b) is type(blocks[0]) for b in blocks)
+        and not isinstance(blocks[0], nn.Sequential)
+        and any(isinstance(x, nn.Conv2d) for x in blocks[0].modules())
+        and bool(list(blocks[0].children()))
+    )
 
 
 def _conv_strides(block: Any) -> list[int]:
