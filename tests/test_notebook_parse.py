@@ -116,11 +116,20 @@ def test_a_run_continued_in_the_next_cell_is_joined():
         # a tqdm bar over the test loader: 100% is its progress, not an accuracy
         ("Computing test accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s]", None),
         ("Testing accuracy: 100%|██████████| 79/79 [00:02<00:00, 35.10it/s, acc=84.3]", 0.843),
+        # printed in Chinese, traditional and simplified ("test set accuracy")
+        ("測試集準確率: 85.32%", 0.8532),
+        ("测试准确率：85.32%", 0.8532),
+        ("訓練準確率: 90%", None),  # training accuracy is no test claim
     ],
 )
 def test_test_accuracy_claims(line, value):
     found = claims.read(cells_of(line + "\n"), CIFAR10_CLASSES)
     assert [c.value for c in found.test_accuracy] == ([value] if value is not None else [])
+
+
+def test_best_and_worst_class_named_in_chinese():
+    found = claims.read(cells_of("最差的類別: cat (45.0%)\n最佳的類別: truck (91.0%)\n"), CIFAR10_CLASSES)
+    assert ([c.value for c in found.best_class], [c.value for c in found.worst_class]) == (["truck"], ["cat"])
 
 
 def test_per_class_lines_and_best_worst_classes():

@@ -20,12 +20,18 @@ from . import history
 from .outputs import Cell
 
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?|\.\d+)(?![\w.])(\s*%)?")
-ACC_WORD = re.compile(r"\bacc(?:uracy)?\b", re.I)
+# Chinese too (traditional and simplified), as students of a course taught in it print:
+# 測試準確率 / 测试准确率 "test accuracy", 最佳 / 最差 "best" / "worst"
+ZH_ACC = "準確率|准确率|正確率|正确率|準確度|准确度"
+ZH_TEST = "測試|测试"
+ACC_WORD = re.compile(rf"\bacc(?:uracy)?\b|{ZH_ACC}", re.I)
 TEST_ACC = re.compile(
-    r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b|\bacc(?:uracy)?\b.{0,60}?\btest\b", re.I
+    r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b|\bacc(?:uracy)?\b.{0,60}?\btest\b"
+    rf"|(?:{ZH_TEST}).{{0,10}}?(?:{ZH_ACC})",
+    re.I,
 )
-BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b", re.I)
-WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b", re.I)
+BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b|最佳|最好|最高", re.I)
+WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b|最差|最低|最糟", re.I)
 EPOCH_WORD = re.compile(r"\bepoch\b", re.I)
 PROGRESS_BAR = re.compile(  # tqdm: '100%|██████████| 79/79 [00:02<00:00, 35.10it/s' (its postfix kept)
     r"\d{1,3}%\|[^|\n]{0,100}\|\s*\d+/\d+(?:\s*\[[\d:]{1,12}<[\d:?]{1,12}(?:,\s*[\d.?]{1,12}\s*(?:it/s|s/it))?)?"
