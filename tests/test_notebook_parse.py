@@ -75,6 +75,26 @@ def test_training_logs_in_common_formats_become_the_same_curves(name):
     assert run["val_acc"] == pytest.approx([0.51, 0.52, 0.53])
 
 
+# PyTorch's quickstart (FashionMNIST) train and test loops, as students copy them: a heading
+# per epoch, a ruler, batch losses with their sample counter, the test result on two lines
+QUICKSTART = each_epoch(
+    "Epoch {e}\n-------------------------------\n"
+    "loss: 2.302585  [   64/60000]\nloss: {loss:>7f}  [57664/60000]\n"
+    "Test Error: \n Accuracy: {val_acc:>0.1f}%, Avg loss: {val_loss:>8f} \n\n"
+) + "Done!\n"
+
+
+def test_the_pytorch_quickstart_log_gives_curves_and_its_test_accuracy():
+    run = run_of(QUICKSTART)
+    assert run["epochs"] == [1, 2, 3]
+    assert run["train_loss"] == pytest.approx([1.0, 0.5, 0.333], abs=1e-3)  # each epoch's last batch
+    assert run["val_loss"] == pytest.approx([1.5, 0.75, 0.5], abs=1e-3)  # its test loop, per epoch
+    assert run["val_acc"] == pytest.approx([0.51, 0.52, 0.53])
+    assert [c.value for c in claims.read(cells_of(QUICKSTART), CIFAR10_CLASSES).test_accuracy] == [
+        pytest.approx(v) for v in (0.51, 0.52, 0.53)
+    ]
+
+
 def test_tqdm_bar_keeps_the_last_update_of_each_epoch_and_not_its_percentage():
     text = "".join(
         "".join(
@@ -120,6 +140,11 @@ def test_a_run_continued_in_the_next_cell_is_joined():
         ("測試集準確率: 85.32%", 0.8532),
         ("测试准确率：85.32%", 0.8532),
         ("訓練準確率: 90%", None),  # training accuracy is no test claim
+        # snake and camel case: a printed dict, Lightning's trainer.test() table
+        ("{'test_loss': 0.45, 'test_acc': 0.8532}", 0.8532),
+        ("│        test_acc         │   0.8532   │", 0.8532),
+        ("TestAcc 85.3%", 0.853),
+        ("val_acc: 0.80", None),
     ],
 )
 def test_test_accuracy_claims(line, value):

@@ -27,6 +27,7 @@ ZH_TEST = "測試|测试"
 ACC_WORD = re.compile(rf"\bacc(?:uracy)?\b|{ZH_ACC}", re.I)
 TEST_ACC = re.compile(
     r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b|\bacc(?:uracy)?\b.{0,60}?\btest\b"
+    r"|\btest_?acc(?:uracy)?\b"  # test_acc, TestAcc: a dict key, Lightning's trainer.test() table
     rf"|(?:{ZH_TEST}).{{0,10}}?(?:{ZH_ACC})",
     re.I,
 )
@@ -226,7 +227,7 @@ def read(cells: list[Cell], classes: tuple[str, ...], owners: dict[int, str | No
             continue
         owner = owners.get(cell.number)
         table: dict[str, Claim] = {}
-        lines = [line.strip() for line in cell.lines()]
+        lines = [line.strip() for line in history.join_headings(cell.lines())]
         loose = any(ACC_WORD.search(line) for line in lines)
         recall: int | None = None  # the recall column of a classification report above
         for text in lines:

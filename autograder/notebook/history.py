@@ -5,7 +5,9 @@ Students log epochs in many shapes; the common ones are read:
 - one line per epoch: ``Epoch 3/10 - loss: 0.52 - acc: 81.2% - val_loss: 0.61``,
   ``Epoch [3/10], Train Loss: 0.52, Train Acc: 81.2%, Val Loss: ...``,
   ``epoch 3 | train_loss 0.52 | val_acc 0.80``;
-- an ``Epoch 3/10`` line followed by metric lines (Keras, or Train/Val lines);
+- an ``Epoch 3/10`` line followed by metric lines (Keras, or Train/Val lines; PyTorch's
+  quickstart: ``Epoch 3``, a ruler, batch losses ``loss: 0.52  [57664/60000]``, then
+  ``Test Error:`` above `` Accuracy: 81.2%, Avg loss: 0.61``);
 - tqdm bars whose postfix carries the metrics (``loss=0.52, acc=81.2``): the
   last update of each epoch wins, as on screen;
 - tables with an ``epoch`` column (pandas, Markdown pipes, fastai's HTML table);
@@ -119,7 +121,27 @@ def metrics(line: str) -> dict[str, float]:
 
 
 def _is_progress_only(line: str) -> bool:
-    return "it/s" in line or "s/it" in line or "|" in line and "%|" in line
+    """A progress update (a tqdm bar, or a batch line ending in its sample counter, as
+    PyTorch's quickstart prints ``loss: 0.52  [ 6464/60000]``): the last one of an epoch wins."""
+    return "it/s" in line or "s/it" in line or "|" in line and "%|" in line or bool(COUNTER.search(line))
+
+
+# PyTorch's quickstart test loop prints a heading alone ("Test Error: "), its numbers on the
+# next line (" Accuracy: 85.3%, Avg loss: 0.452"): the two are read as one line
+HEADING_ONLY = re.compile(r"test(?:ing)?(?:\s+(?:error|set|results?))?\s*:", re.I)
+COUNTER = re.compile(r"\[\s*\d{1,9}\s*/\s*\d{1,9}\s*\]\s*$")
+SEPARATOR = re.compile(r"[-=_*~#\s]{0,200}")  # "-------": between an epoch line and its metrics
+
+
+def join_headings(lines: list[str]) -> list[str]:
+    """Lines with a bare heading (``HEADING_ONLY``) joined to the line after it."""
+    out: list[str] = []
+    for line in lines:
+        if out and HEADING_ONLY.fullmatch(out[-1].strip()):
+            out[-1] = f"{out[-1].strip()} {line.strip()}"
+        else:
+            out.append(line)
+    return out
 
 
 class _Builder:
@@ -219,12 +241,15 @@ def _history_dicts(text: str, cell: int) -> list[Run]:
 def cell_runs(cell: Cell) -> list[Run]:
     """Every training log one cell printed."""
     builder = _Builder(cell.number)
-    lines = cell.text_lines
+    lines = join_headings(cell.text_lines)
     pending: int | None = None  # "Epoch 3/10" seen; metric lines may follow it
     following = 0
     k = 0
     while k < len(lines):
         line = lines[k]
+        if SEPARATOR.fullmatch(line) and line.strip():
+            k += 1
+            continue
         epoch_match = EPOCH.search(line)
         if not epoch_match and "epoch" in line.lower():
             rows, end = _table(lines, k)
