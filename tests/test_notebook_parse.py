@@ -84,6 +84,15 @@ QUICKSTART = each_epoch(
 ) + "Done!\n"
 
 
+def test_the_pytorch_cifar10_tutorial_log_gives_a_loss_curve():
+    """``print(f'[{epoch + 1}, {i + 1:5d}] loss: {running_loss / 2000:.3f}')`` every 2000
+    mini-batches: each epoch's last line is its training loss. A printed pair is no epoch."""
+    text = "[1, 2]\n" + each_epoch("[{e},  2000] loss: 2.302\n[{e},  4000] loss: {loss:.3f}\n")
+    run = run_of(text + "Finished Training\n")
+    assert run["epochs"] == [1, 2, 3]
+    assert run["train_loss"] == pytest.approx([1.0, 0.5, 0.333], abs=1e-3)
+
+
 def test_the_pytorch_quickstart_log_gives_curves_and_its_test_accuracy():
     run = run_of(QUICKSTART)
     assert run["epochs"] == [1, 2, 3]

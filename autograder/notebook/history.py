@@ -8,6 +8,8 @@ Students log epochs in many shapes; the common ones are read:
 - an ``Epoch 3/10`` line followed by metric lines (Keras, or Train/Val lines; PyTorch's
   quickstart: ``Epoch 3``, a ruler, batch losses ``loss: 0.52  [57664/60000]``, then
   ``Test Error:`` above `` Accuracy: 81.2%, Avg loss: 0.61``);
+- PyTorch's CIFAR-10 tutorial: ``[2,  4000] loss: 1.52`` (epoch, mini-batch), the last
+  line of each epoch taken;
 - tqdm bars whose postfix carries the metrics (``loss=0.52, acc=81.2``): the
   last update of each epoch wins, as on screen;
 - tables with an ``epoch`` column (pandas, Markdown pipes, fastai's HTML table);
@@ -130,6 +132,8 @@ def _is_progress_only(line: str) -> bool:
 # next line (" Accuracy: 85.3%, Avg loss: 0.452"): the two are read as one line
 HEADING_ONLY = re.compile(r"test(?:ing)?(?:\s+(?:error|set|results?))?\s*:", re.I)
 COUNTER = re.compile(r"\[\s*\d{1,9}\s*/\s*\d{1,9}\s*\]\s*$")
+# PyTorch's CIFAR-10 tutorial prints "[epoch, mini-batch] loss: ..." every 2000 batches
+BATCH_LINE = re.compile(r"\s*\[\s*(\d{1,5})\s*,\s*\d{1,9}\s*\]")
 SEPARATOR = re.compile(r"[-=_*~#\s]{0,200}")  # "-------": between an epoch line and its metrics
 
 
@@ -251,6 +255,13 @@ def cell_runs(cell: Cell) -> list[Run]:
             k += 1
             continue
         epoch_match = EPOCH.search(line)
+        batch = None if epoch_match else BATCH_LINE.match(line)
+        found = metrics(line[batch.end() :]) if batch else {}
+        if found:  # "[2,  4000] loss: 1.52": the epoch's last batch line wins
+            builder.put(int(batch.group(1)), found, overwrite=True)
+            pending = None
+            k += 1
+            continue
         if not epoch_match and "epoch" in line.lower():
             rows, end = _table(lines, k)
             if rows:
