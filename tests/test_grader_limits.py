@@ -128,7 +128,8 @@ def test_each_hostile_shape_is_read_whole_when_the_line_cap_is_lifted(monkeypatc
 
 
 OLD_FLOPS = re.compile(
-    r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds)\b.*?\d|\d.*?\b(?:[gmk]?flops?|[gmk]?macs?)\b", re.I
+    r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds|mult-adds)\b.*?\d|\d.*?\b(?:[gmk]?flops?|[gmk]?macs?)\b",
+    re.I,
 )
 OLD_PARAMS = re.compile(r"\bparam(?:eter)?s?\b.*\d", re.I)
 
@@ -139,6 +140,7 @@ OLD_PARAMS = re.compile(r"\bparam(?:eter)?s?\b.*\d", re.I)
         "FLOPs: 556.65 M, params: 11.17 M",
         "MACs = 0.56 G",
         "Total multiply-adds (M): 0.65",
+        "Total mult-adds (M): 557.88",  # torchinfo's summary
         "0.56 GFLOPs",
         "flops",
         "1 multiply-adds",
@@ -153,6 +155,11 @@ OLD_PARAMS = re.compile(r"\bparam(?:eter)?s?\b.*\d", re.I)
 def test_the_linear_finders_see_exactly_what_the_old_regexes_saw(line):
     assert nbcheck.FLOPS.search(line) == bool(OLD_FLOPS.search(line))
     assert nbcheck.PARAMS.search(line) == bool(OLD_PARAMS.search(line))
+
+
+def test_torchinfo_and_ptflops_prints_count_as_flops():
+    for line in ("Total mult-adds (M): 557.88", "Computational complexity:       0.56 GMac"):
+        assert nbcheck.FLOPS.search(line), line
 
 
 def test_a_table_cell_too_large_for_a_float_is_not_an_epoch():

@@ -165,7 +165,8 @@ def run_notebook(item: Item, ctx: Context) -> Outcome:
 SUMMARY = re.compile(r"Total params|Layer \(type|Param #|Trainable params|^\s*\(\w+\): \w+\(", re.I)
 # A word and a number on one line, found by separate linear searches: one regex such as
 # ``\d.*?\bflops\b`` rescans the rest of the line from every digit (101 s on 120,000 digits).
-FLOP_WORD = re.compile(r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds)\b", re.I)
+# (torchinfo's summary prints "Total mult-adds (M): 557.88")
+FLOP_WORD = re.compile(r"\b(?:[gmk]?flops?|[gmk]?macs?|multiply-adds|mult-adds)\b", re.I)
 FLOP_UNIT = re.compile(r"\b(?:[gmk]?flops?|[gmk]?macs?)\b", re.I)
 PARAM_WORD = re.compile(r"\bparam(?:eter)?s?\b", re.I)
 DIGIT = re.compile(r"\d")
