@@ -202,7 +202,8 @@ def run(
         result = grade(staged, quick, val_root, tier=tier, threads=threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = SelfCheck(rubric, folder, [], result, notes=notes)
+    # what intake skipped or could not open, as the grader's results say it
+    report = SelfCheck(rubric, folder, [], result, notes=[*result.notes, *notes])
     by_id = {i.id: i for i in result.items}
     for item in rubric.items:
         got = by_id.get(item.id)

@@ -32,6 +32,15 @@ MAX_FOLDER_DEPTH = 32  # folders inside the submission; Python's own walkers rec
 # MAX_FILES entries with long paths.
 MAX_ZIP_DIRECTORY = 4 << 20
 JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db", ".ipynb_checkpoints", "__pycache__", ".git")
+# archives a student may hand in that the grader does not open (by suffix; .tar.gz before .gz)
+OTHER_ARCHIVES = {
+    ".rar": "RAR",
+    ".7z": "7-Zip",
+    ".tar": "tar",
+    ".tar.gz": "tar.gz",
+    ".tgz": "tar.gz",
+    ".gz": "gzip",
+}
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".safetensors")
 
 
@@ -60,7 +69,6 @@ class Submission:
     @property
     def weights(self) -> list[Path]:
         return self._by_suffix(*WEIGHT_SUFFIXES)
-
 
     def find(self, patterns: list[str]) -> list[Path]:
         """Files whose name matches any pattern (case-insensitive), pattern order
@@ -118,11 +126,18 @@ def intake(source: Path, dest: Path) -> Submission:
         raise SubmissionError(
             f"{untrusted.terminal(source.name)} could not be taken in: {exc.strerror or exc}"
         ) from None
-    if len(sub.notes) > MAX_NOTES:
-        sub.notes[MAX_NOTES:] = [f"… and {len(sub.notes) - MAX_NOTES} more notes like these"]
     sub.files = sorted(p.relative_to(dest) for p in walk(dest) if p.is_file())
     if not sub.files:
         raise SubmissionError(f"{source.name} contains no files")
+    for rel in sub.files:
+        kind = next((k for suffix, k in OTHER_ARCHIVES.items() if rel.name.lower().endswith(suffix)), None)
+        if kind:
+            sub.notes.append(
+                f"{untrusted.short(rel.as_posix())} is a {kind} archive, which the grader does not "
+                "open: hand in a .zip (or the files themselves)"
+            )
+    if len(sub.notes) > MAX_NOTES:
+        sub.notes[MAX_NOTES:] = [f"… and {len(sub.notes) - MAX_NOTES} more notes like these"]
     return sub
 
 
@@ -265,9 +280,7 @@ class ZipEntry(NamedTuple):
     skipped: str | None  # None: extract it; "": skip it without a word; else the note
 
 
-def zip_entry(
-    info: zipfile.ZipInfo, within: str, where: str = "", depth: int = MAX_FOLDER_DEPTH
-) -> ZipEntry:
+def zip_entry(info: zipfile.ZipInfo, within: str, where: str = "", depth: int = MAX_FOLDER_DEPTH) -> ZipEntry:
     """What to do with one archive entry: the one rule for every zip the grader unpacks (a
     submission, a Moodle download). Folders and operating-system junk are skipped without a
     word; a path that leaves ``within`` (the folder it is unpacked into), a link, an entry

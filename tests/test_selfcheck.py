@@ -206,3 +206,25 @@ def test_on_kaggle_a_folder_without_the_notebook_says_how_to_bring_it(tmp_path, 
     )
     (staged / "StudentID_lab2.ipynb").write_text("{}")
     assert selfcheck.notebook_hint(staged, rubric) is None  # the notebook is there
+
+
+def test_an_archive_the_grader_does_not_open_is_named_by_the_grader_and_the_self_check(tmp_path, cifar_root):
+    """A RAR or 7-Zip hand-in is named with what to do, in results.json and in the self-check
+    (which showed none of intake's notes before)."""
+    from helpers import grading, rubrics
+
+    rubric = rubrics.load_notebook_only(tmp_path)
+    folder = tmp_path / "lab2"
+    folder.mkdir()
+    (folder / "simple_cnn.py").write_text("import torch\n")
+    (folder / "F74001_lab2.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(64))
+    (folder / "weights.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + bytes(64))
+    todo = "which the grader does not open: hand in a .zip (or the files themselves)"
+    said = [f"F74001_lab2.rar is a RAR archive, {todo}", f"weights.7z is a 7-Zip archive, {todo}"]
+    graded = grading.run(folder, rubric, cifar_root, tmp_path / "out")
+    assert all(f"Note: {note}" in graded.json["output"] for note in said)
+    report = selfcheck.run(folder, rubric, None)
+    assert all(note in report.notes for note in said)
+    for archive in ("F74001_lab2.rar", "weights.7z"):  # the control: a plain hand-in has no such note
+        (folder / archive).unlink()
+    assert not [n for n in selfcheck.run(folder, rubric, None).notes if "archive" in n]
