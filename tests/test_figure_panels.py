@@ -151,3 +151,28 @@ def test_a_grid_of_sample_images_is_one_filled_figure_not_panels():
         ax.axis("off")
     look = outputs.looks("image/png", png(fig))
     assert (look.look, look.panels) == ("filled", 1)
+
+
+def test_the_d2l_books_training_figure_is_a_training_curve():
+    """``d2l.train_ch6(net, train_iter, test_iter, ...)`` draws its loss and accuracy with the
+    book's Animator as an SVG: the TA sees training curves, and so does the grader (the cell
+    calls no plot() itself; it was an 'other figure' before)."""
+    from nbformat import v4
+
+    fig, ax = plt.subplots()
+    curves(ax)
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    shown = v4.new_output("display_data", data={"image/svg+xml": buffer.getvalue(), "text/plain": "<Figure>"})
+    printed = v4.new_output("stream", name="stdout", text="loss 0.469, train acc 0.823, test acc 0.779\n")
+    nb = v4.new_notebook()
+    nb.cells = [
+        v4.new_code_cell(
+            "lr, num_epochs = 0.9, 10\nd2l.train_ch6(net, train_iter, test_iter, num_epochs, lr)"
+        )
+    ]
+    nb.cells[0].outputs, nb.cells[0].execution_count = [printed, shown], 1
+    (cell,) = outputs.cells(nb)
+    (figure,) = outputs.figures(cell, lambda name: None)
+    assert figure.kind == "curve", figure

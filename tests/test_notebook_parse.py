@@ -154,6 +154,8 @@ def test_a_run_continued_in_the_next_cell_is_joined():
         ("│        test_acc         │   0.8532   │", 0.8532),
         ("TestAcc 85.3%", 0.853),
         ("val_acc: 0.80", None),
+        # the d2l book's train_ch6 prints its train accuracy before the test one
+        ("loss 0.469, train acc 0.823, test acc 0.779", 0.779),
     ],
 )
 def test_test_accuracy_claims(line, value):

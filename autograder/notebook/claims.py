@@ -26,11 +26,14 @@ ZH_ACC = "準確率|准确率|正確率|正确率|準確度|准确度"
 ZH_TEST = "測試|测试"
 ACC_WORD = re.compile(rf"\bacc(?:uracy)?\b|{ZH_ACC}", re.I)
 TEST_ACC = re.compile(
-    r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b|\bacc(?:uracy)?\b.{0,60}?\btest\b"
+    r"\btest(?:ing)?(?:\s+set)?\b.{0,40}?\bacc(?:uracy)?\b"
     r"|\btest_?acc(?:uracy)?\b"  # test_acc, TestAcc: a dict key, Lightning's trainer.test() table
     rf"|(?:{ZH_TEST}).{{0,10}}?(?:{ZH_ACC})",
     re.I,
 )
+# "Accuracy of the network on the 10000 test images": tried only where no "test ... acc" is,
+# so d2l's "loss 0.469, train acc 0.823, test acc 0.779" gives the test accuracy, not the train one
+ACC_THEN_TEST = re.compile(r"\bacc(?:uracy)?\b.{0,60}?\btest\b", re.I)
 BEST = re.compile(r"\b(?:best|highest|most accurate|easiest)\b|最佳|最好|最高", re.I)
 WORST = re.compile(r"\b(?:worst|lowest|least accurate|hardest|poorest|weakest)\b|最差|最低|最糟", re.I)
 EPOCH_WORD = re.compile(r"\bepoch\b", re.I)
@@ -139,7 +142,7 @@ def accuracy_in(line: str, start: int = 0, loose: bool = True, end: int | None =
 
 def _test_accuracy(line: str, classes: ClassNames) -> float | None:
     line = PROGRESS_BAR.sub(" ", line)  # 'Testing accuracy: 100%|████| 79/79': progress, not accuracy
-    match = TEST_ACC.search(line)
+    match = TEST_ACC.search(line) or ACC_THEN_TEST.search(line)
     if not match or EPOCH_WORD.search(line) or classes.find(line):
         return None
     keyword = ACC_WORD.search(line, match.start())

@@ -384,8 +384,10 @@ def error_name(error: dict[str, Any]) -> str:
 
 
 # --- figures ------------------------------------------------------------------
-CURVE_CODE = re.compile(  # not subplots(; Plotly's px.line( and go.Scatter( too
+CURVE_CODE = re.compile(  # not subplots(; Plotly's px.line( and go.Scatter( too; the d2l book's
+    # training functions (d2l.train_ch6(...)) draw their curves with its Animator
     r"\b(?!\w*subplots?\b)\w*(?:plot|curve|semilog|loglog)\w*\s*\(|\.line\s*\(|\bScatter\s*\("
+    r"|\btrain_ch\d+\s*\(|\bAnimator\s*\("
 )
 CURVE_WORDS = re.compile(r"loss|acc|epoch|history|curve|lr\b|learning", re.I)
 IMAGE_CODE = re.compile(r"\b(?:imshow|make_grid|show_images?|show_batch|show_samples|plot_images?)\s*\(")
