@@ -44,12 +44,17 @@ class Variant:
     copies: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
-def resnet_styles(files: dict[str, tuple[str, tuple[str, ...]]]) -> Variant:
-    """One grade of several ResNet-18 files (stem -> (source, task 2's item kinds)), each its own task."""
+def resnet_styles(
+    files: dict[str, tuple[str, tuple[str, ...]]], helpers: dict[str, str] | None = None
+) -> Variant:
+    """One grade of several ResNet-18 files (stem -> (source, task 2's item kinds)), each its own
+    task; ``helpers``: other files of the submission (name -> source) they may import."""
     return Variant(
         "lab2-resnet18-cifar10",
         tuple(f"{stem}.{kind}" for stem, (_, kinds) in files.items() for kind in kinds),
-        lambda folder, _: labs.write(folder, {f"{stem}.py": source for stem, (source, _) in files.items()}),
+        lambda folder, _: labs.write(
+            folder, {**(helpers or {}), **{f"{stem}.py": source for stem, (source, _) in files.items()}}
+        ),
         copies={stem: kinds for stem, (_, kinds) in files.items()},
     )
 
@@ -270,6 +275,19 @@ VARIANTS: dict[str, Variant] = {
     ),
     "resnet_colab_export": Variant(
         "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.RESNET_COLAB)
+    ),
+    # a train.py that parses its options at the top level (with defaults, one required, sys.argv[1]),
+    # Jupyter's "Download as .py" (magics as get_ipython() calls), Aladdin Persson's tutorial
+    "resnet_script_styles": resnet_styles(
+        {
+            "argparse_defaults": (m.RESNET_ARGPARSE, ("make_layer", "forward")),
+            "argparse_required": (m.RESNET_ARGPARSE_REQUIRED, ("make_layer", "forward")),
+            "argv": (m.RESNET_ARGV, ("make_layer",)),
+            "nbconvert": (m.RESNET_NBCONVERT, ("make_layer", "forward")),
+            "persson": (m.RESNET_PERSSON, ("make_layer", "forward", "counts")),
+            "argparse_config": (m.RESNET_CONFIG_ARGS, ("make_layer",)),
+        },
+        helpers={"config.py": m.CONFIG_ARGS},
     ),
     "lab7_modulelist_dataclass": Variant(
         "lab7-resnet18-cifar10",
@@ -604,6 +622,32 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         ),
         "task2.forward": ("pass", "output (8, 10)"),
     },
+    "resnet_script_styles": {
+        "argparse_defaults.make_layer": ("pass", "make_layer builds layer1, layer2, layer3, layer4"),
+        "argparse_defaults.forward": ("pass", "output (8, 10)"),
+        "argparse_required.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: argparse_required.py reads command-line arguments when imported (line",
+        ),
+        "argparse_required.forward": ("pass", "output (8, 10)"),
+        "argv.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: argv.py reads command-line arguments when imported (line",
+        ),
+        "nbconvert.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: nbconvert.py was saved from a notebook (it calls get_ipython()): graded on its",
+        ),
+        "nbconvert.forward": ("pass", "output (8, 10)"),
+        # imported as it is: config.py's parse_args() sees no options, as under ``python resnet18.py``
+        "argparse_config.make_layer": ("pass", "make_layer builds layer1, layer2, layer3, layer4"),
+        "persson.make_layer": ("pass", "make_layer (as _make_layer) builds layer1, layer2, layer3, layer4"),
+        "persson.forward": ("pass", "output (8, 10)"),
+        "persson.counts": ("pass", f"params {CIFAR_STEM:,}"),
+    },
     "lab7_modulelist_dataclass": {
         "task1.residual": ("pass", "ResNet18 is residual: 8 skip connections (5 identity, 3 projection)"),
         "task1.forward": ("pass", "output (8, 10)"),
@@ -860,15 +904,16 @@ def test_a_make_layer_signature_names_roles():
         (m.BROKEN_SYNTAX, False),  # a syntax error no magic explains: said as such
         ("!pip install thop\ndef f(:\n", False),
         ("x = 1  # !pip install thop\n", False),
+        (m.RESNET_NBCONVERT, True),  # Jupyter's Download as .py: magics as get_ipython() calls
+        ("def f():\n    get_ipython().system('ls')\n", False),  # not at the top level: a function
     ],
 )
 def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
-    from autograder.notebook.extract import extract, notebook_export, parse
+    from autograder.notebook.extract import as_notebook, extract, notebook_export, parse
 
-    nb = notebook_export(text)
-    assert (nb is not None) == exported
+    assert (notebook_export(text) is not None) == exported
     if exported and "class ResNet18" in text:
-        code = extract(parse(nb))
+        code = extract(parse(as_notebook(text)))
         assert "class ResNet18" in code.text and "drive.mount" not in code.text
         assert "for epoch" not in code.text and "!pip" not in code.text
 
@@ -889,13 +934,16 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         (m.ALEXNET_TORCHVISION, None),  # model = AlexNet(10); print(model)
         ("import sys\n\nsys.exit('run train.py')\nwhile True:\n    pass\n", None),
         (m.RESNET_COLAB, None),  # not Python: notebook_export's
+        (m.RESNET_ARGPARSE, 75),  # args = parser.parse_args()
+        (m.RESNET_ARGV, 71),  # EPOCHS = int(sys.argv[1])
+        ("import argparse\n\n\ndef main():\n    return argparse.ArgumentParser().parse_args()\n", None),
     ],
 )
 def test_a_py_file_that_trains_at_import_is_told_from_its_code(text, line):
-    from autograder.notebook.extract import as_notebook, extract, parse, trains_at_import
+    from autograder.notebook.extract import as_notebook, extract, parse, script_at_import
 
-    assert trains_at_import(text) == line
-    if line and "class ResNet18" in text:
+    assert (script_at_import(text) or (None,))[0] == line
+    if line and "transform_train" in text:
         code = extract(parse(as_notebook(text))).text
         assert "class ResNet18" in code and "transform_train = transforms.Compose" in code
         assert "CIFAR10(" not in code and "for epoch" not in code and "torch.save" not in code

@@ -166,19 +166,33 @@ def _clean(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!", "?")) else line for line in lines)
 
 
-def notebook_export(text: str) -> nbformat.NotebookNode | None:
-    """A .py file saved from a notebook with its shell escapes and magics as typed
-    (Colab's File > Download > .py keeps ``!pip install thop``, ``%matplotlib inline``),
-    as the one-cell notebook it is: Python cannot import it, and its top level is the
-    notebook's (Drive mounted, training). None for a file Python parses, or one the
-    magics do not explain."""
-
+def notebook_export(text: str) -> str | None:
+    """Why a .py file is a notebook saved as Python, which Python cannot import as it is;
+    None for any other file. Colab's File > Download > .py keeps the shell escapes and
+    magics as typed (``!pip install thop``, ``%matplotlib inline``: "it has ! and % lines");
+    Jupyter's Download as > Python (nbconvert) turns them into top-level ``get_ipython()``
+    calls, which only IPython defines ("it calls get_ipython()"). Either way its top level
+    is the notebook's (Drive mounted, training): it is read as the one-cell notebook it
+    is (``as_notebook``). A file the magics do not explain is None: its own error."""
+    tree = parse_python(text)
+    if tree is not None:
+        return "it calls get_ipython()" if any(_ipython_call(node) for node in tree.body) else None
     cleaned = _clean(text)
-    if cleaned == text or not cleaned.strip() or parse_python(text) is not None:
+    if cleaned == text or not cleaned.strip() or parse_python(cleaned) is None:
         return None
-    if parse_python(cleaned) is None:
-        return None
-    return as_notebook(text)
+    return "it has ! and % lines"
+
+
+def _ipython_call(node: ast.stmt) -> bool:
+    """``get_ipython().system(...)``, ``get_ipython().run_line_magic(...)``: a magic as
+    nbconvert writes it."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Call)
+        and _dotted(call.func.value.func) == "get_ipython"
+    )
 
 
 def as_notebook(text: str) -> nbformat.NotebookNode:
@@ -195,16 +209,27 @@ TRAINING_CALLS = frozenset(
     | {"MNIST", "FashionMNIST", "KMNIST", "EMNIST", "SVHN", "STL10", "ImageFolder"}
 )
 TRAINING_WORDS = ("train", "dataset", "loader", "epoch")
+# What reads the command line (``args = parser.parse_args()``, ``EPOCHS = int(sys.argv[1])``):
+# a train.py's options, which the grader has none of to give.
+ARGUMENT_CALLS = frozenset({"parse_args", "parse_known_args"})
 
 
-def trains_at_import(text: str) -> int | None:
-    """The line of the first top-level statement of a ``.py`` file that loads data or trains
-    outside an ``if __name__ == "__main__":`` guard (a notebook exported by hand), one that
-    ``extract`` drops; None when there is none or the file does not parse. Other top-level
-    work (a print, a quick test, an exit) is not training: the file is imported as it is."""
+def script_at_import(text: str) -> tuple[int, str] | None:
+    """The line of the first top-level statement of a ``.py`` file that loads data, trains
+    or reads command-line arguments outside an ``if __name__ == "__main__":`` guard (a
+    notebook exported by hand, a train.py), one that ``extract`` drops, and what it does
+    ("loads data or trains", "reads command-line arguments"); None when there is none or
+    the file does not parse. Other top-level work (a print, a quick test, an exit) is not
+    a script: the file is imported as it is."""
     tree = parse_python(text)
     if tree is None:
         return None
+    readers = {  # the file's own functions that read them (``args = get_args()``)
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and any(map(_reads_arguments, ast.walk(node)))
+    }
     defined: set[str] = set()
     for node in tree.body:
         if _keep(node, defined):
@@ -221,8 +246,17 @@ def trains_at_import(text: str) -> int | None:
             if name and (
                 name.rsplit(".", 1)[-1] in TRAINING_CALLS or any(w in name.lower() for w in TRAINING_WORDS)
             ):
-                return node.lineno
+                return node.lineno, "loads data or trains"
+            if _reads_arguments(sub) or name in readers:
+                return node.lineno, "reads command-line arguments"
     return None
+
+
+def _reads_arguments(node: ast.AST) -> bool:
+    """``parser.parse_args()``, ``sys.argv``."""
+    if isinstance(node, ast.Call):
+        return _dotted(node.func).rsplit(".", 1)[-1] in ARGUMENT_CALLS
+    return isinstance(node, ast.Attribute) and _dotted(node) == "sys.argv"
 
 
 def _dotted(node: ast.AST) -> str:
@@ -239,7 +273,7 @@ def _safe_value(node: ast.AST) -> bool:
             name = _dotted(sub.func)
             if not any(name == s or name.endswith("." + s) or name.startswith(s) for s in SAFE_CALLS):
                 return False
-        elif isinstance(
+        elif _reads_arguments(sub) or isinstance(  # sys.argv: the script's options
             sub,
             (
                 ast.Lambda,

@@ -1214,3 +1214,173 @@ class Inception(nn.Module):
     def forward(self, x):
         return torch.cat([F.relu(self.p1(x)), F.relu(self.p2(x)), F.relu(self.p3(x)), F.relu(self.p4(x))], 1)
 """
+
+# --- round 3: scripts, exports, packages, thop, Aladdin Persson --------------------
+# A train.py-style file: command-line options parsed at the top level (epochs, lr), no
+# training loop in the file (it imports one); run as ``python resnet18.py`` it uses the defaults.
+ARGPARSE_OPTIONS = """
+parser = argparse.ArgumentParser(description="ResNet-18 on CIFAR-10")
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--num-classes", type=int, default=10)
+args = parser.parse_args()
+model = ResNet18(num_classes=args.num_classes)
+optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+"""
+RESNET_ARGPARSE = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\nimport argparse\n")) + ARGPARSE_OPTIONS
+)
+# ... an option without a default, parsed in a function called at the top level: ``python
+# resnet18.py`` exits (usage: ... the following arguments are required: --data)
+RESNET_ARGPARSE_REQUIRED = reference_resnet(
+    ("from torch import nn\n", "from torch import nn\nimport argparse\n")
+) + """
+
+def get_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--epochs", type=int, default=30)
+    return parser.parse_args()
+
+
+args = get_args()
+model = ResNet18()
+"""
+# ... options parsed in the student's config.py, imported by the model file
+CONFIG_ARGS = """import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--num_classes", type=int, default=10)
+args = parser.parse_args()
+"""
+RESNET_CONFIG_ARGS = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\n\nfrom config import args\n"))
+    + "\nmodel = ResNet18(num_classes=args.num_classes)\n"
+)
+# ... and the epoch count read from ``sys.argv[1]`` (IndexError without it)
+RESNET_ARGV = reference_resnet(("from torch import nn\n", "from torch import nn\nimport sys\n")) + (
+    "\nEPOCHS = int(sys.argv[1])\nLR = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1\n"
+    "model = ResNet18()\n"
+)
+
+# Jupyter's File > Download as > Python (.py) (nbconvert's script exporter): magics become
+# get_ipython() calls, which Python parses and cannot run outside IPython (NameError).
+RESNET_NBCONVERT = (
+    "#!/usr/bin/env python\n# coding: utf-8\n\n# In[1]:\n\n\n"
+    "get_ipython().system('pip install thop')\n"
+    "get_ipython().run_line_magic('matplotlib', 'inline')\n\n\n# In[2]:\n\n\n"
+    + reference_resnet()
+    + "\n\n# In[3]:\n\n\nget_ipython().run_cell_magic('time', '', 'model = ResNet18()\\nprint(model)\\n')\n"
+    "\n\n# In[4]:\n\n\nget_ipython().system('nvidia-smi')\n"
+)
+
+# Aladdin Persson's ResNet tutorial, redone for CIFAR-10 with BasicBlocks: the block takes an
+# ``identity_downsample`` module, ``_make_layer(block, num_residual_blocks, intermediate_channels,
+# stride)`` puts the block count before the channels, a factory with image channels first.
+RESNET_PERSSON = '''import torch
+import torch.nn as nn
+
+
+class block(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels, intermediate_channels, identity_downsample=None, stride=1):
+        super(block, self).__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, intermediate_channels, kernel_size=3, stride=stride, padding=1, bias=False
+        )
+        self.bn1 = nn.BatchNorm2d(intermediate_channels)
+        self.conv2 = nn.Conv2d(
+            intermediate_channels, intermediate_channels, kernel_size=3, stride=1, padding=1, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(intermediate_channels)
+        self.relu = nn.ReLU()
+        self.identity_downsample = identity_downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x.clone()
+
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.conv2(x)
+        x = self.bn2(x)
+
+        if self.identity_downsample is not None:
+            identity = self.identity_downsample(identity)
+
+        x += identity
+        x = self.relu(x)
+        return x
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, layers, image_channels, num_classes):
+        super(ResNet, self).__init__()
+        self.in_channels = 64
+        self.conv1 = nn.Conv2d(image_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+
+        # Essentially the entire ResNet architecture are in these 4 lines below
+        self.layer1 = self._make_layer(block, layers[0], intermediate_channels=64, stride=1)
+        self.layer2 = self._make_layer(block, layers[1], intermediate_channels=128, stride=2)
+        self.layer3 = self._make_layer(block, layers[2], intermediate_channels=256, stride=2)
+        self.layer4 = self._make_layer(block, layers[3], intermediate_channels=512, stride=2)
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+
+        x = self.avgpool(x)
+        x = x.reshape(x.shape[0], -1)
+        x = self.fc(x)
+        return x
+
+    def _make_layer(self, block, num_residual_blocks, intermediate_channels, stride):
+        identity_downsample = None
+        layers = []
+
+        # Either if we half the input space for ex, 56x56 -> 28x28 (stride=2), or channels changes
+        # we need to adapt the Identity (skip connection) so it will be able to be added
+        # to the layer that's ahead
+        if stride != 1 or self.in_channels != intermediate_channels * block.expansion:
+            identity_downsample = nn.Sequential(
+                nn.Conv2d(
+                    self.in_channels,
+                    intermediate_channels * block.expansion,
+                    kernel_size=1,
+                    stride=stride,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(intermediate_channels * block.expansion),
+            )
+
+        layers.append(block(self.in_channels, intermediate_channels, identity_downsample, stride))
+        self.in_channels = intermediate_channels * block.expansion
+
+        for i in range(num_residual_blocks - 1):
+            layers.append(block(self.in_channels, intermediate_channels))
+
+        return nn.Sequential(*layers)
+
+
+def ResNet18(img_channel=3, num_classes=10):
+    return ResNet(block, [2, 2, 2, 2], img_channel, num_classes)
+
+
+def test():
+    net = ResNet18(img_channel=3, num_classes=10)
+    y = net(torch.randn(4, 3, 32, 32))
+    print(y.size())
+'''

@@ -45,6 +45,8 @@ class StudentCode:
             raise WorkerError(Failure.IMPORT, f"cannot import {path}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
+        # as ``python file.py``: a train.py's argparse gets its defaults, not the worker's options
+        sys.argv = [path]
         try:
             with self.devices.active():
                 spec.loader.exec_module(module)
