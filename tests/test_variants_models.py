@@ -171,6 +171,47 @@ VARIANTS: dict[str, Variant] = {
     "simplecnn_case": Variant(
         "lab2-resnet18-cifar10", TASK1, simple(m.simple_source("SimpleCnn"), lambda s, _: s)
     ),
+    "thop_buffers": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.simple_source(), lambda s, _: m.thop_counted(s)),
+    ),
+    "loads_weights_at_import": Variant(  # simple_cnn.py defines the model and loads simple_cnn.pth
+        "lab2-resnet18-cifar10",
+        TASK1,
+        lambda folder, state: m.lab2_task1(
+            folder, m.simple_source(), state, files={"simple_cnn.py": m.SIMPLE_LOADS_WEIGHTS}
+        ),
+    ),
+    "return_features": Variant(
+        "lab2-resnet18-cifar10", TASK1, simple(m.SIMPLE_RETURN_FEATURES, lambda s, _: s)
+    ),
+    "config_required": Variant(
+        "lab2-resnet18-cifar10", ("task1.spec", "task1.forward"), simple(m.SIMPLE_CONFIG)
+    ),
+    "norm_in_model_buffers": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_BUFFERS, lambda s, _: m.with_stats(s), test_transform=m.TOTENSOR_ONLY),
+    ),
+    "norm_in_model_module": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_MODULE, lambda s, _: s, test_transform=m.TOTENSOR_ONLY),
+    ),
+    "resnet_package": Variant(
+        "lab2-resnet18-cifar10",
+        TASK2,
+        lambda folder, _: labs.write(
+            folder,
+            {
+                **m.RESNET_PACKAGE,
+                "StudentID_lab2.ipynb": submissions.lab2_notebook(
+                    extra_cells=["from models.resnet import ResNet18\nmodel2 = ResNet18()"]
+                ),
+            },
+        ),
+    ),
     # --- one task's files must not zero another --------------------------------
     "broken_resnet_exit": broken_resnet("from resnet18 import ResNet18\nmodel2 = ResNet18()", m.BROKEN_EXIT),
     "broken_resnet_used_by_a_helper": broken_resnet(  # a kept function uses it: task 1 still needs it not
@@ -445,6 +486,24 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "found SimpleCnn, not SimpleCNN: accepted",
         )
     ),
+    "thop_buffers": {  # an older thop's counters saved with the weights: the weights are right
+        "task1.accuracy": (
+            "pass",
+            "test accuracy",
+            "left out the 24 total_ops/total_params buffers thop.profile() added",
+        )
+    },
+    "loads_weights_at_import": task1_passes(
+        ("6-layer stack", "note: simple_cnn.py loads its weights when imported (line 29): graded on its"),
+    ),
+    "return_features": task1_passes(),
+    "config_required": {
+        "task1.spec": ("fail", "config"),
+        "task1.forward": ("fail", "config"),
+    },
+    "norm_in_model_buffers": {"task1.accuracy": ("pass", "test accuracy 100.00%")},
+    "norm_in_model_module": {"task1.accuracy": ("pass", "test accuracy 100.00%")},
+    "resnet_package": task2_verdicts(("pass", "make_layer builds layer1")),
     "broken_resnet_exit": {
         **task1_passes(),
         "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
@@ -936,6 +995,7 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         (m.RESNET_COLAB, None),  # not Python: notebook_export's
         (m.RESNET_ARGPARSE, 75),  # args = parser.parse_args()
         (m.RESNET_ARGV, 71),  # EPOCHS = int(sys.argv[1])
+        (m.SIMPLE_LOADS_WEIGHTS, 29),  # model.load_state_dict(torch.load("simple_cnn.pth", ...))
         ("import argparse\n\n\ndef main():\n    return argparse.ArgumentParser().parse_args()\n", None),
     ],
 )

@@ -215,10 +215,12 @@ ARGUMENT_CALLS = frozenset({"parse_args", "parse_known_args"})
 
 
 def script_at_import(text: str) -> tuple[int, str] | None:
-    """The line of the first top-level statement of a ``.py`` file that loads data, trains
-    or reads command-line arguments outside an ``if __name__ == "__main__":`` guard (a
-    notebook exported by hand, a train.py), one that ``extract`` drops, and what it does
-    ("loads data or trains", "reads command-line arguments"); None when there is none or
+    """The line of the first top-level statement of a ``.py`` file that loads data, trains,
+    reads command-line arguments or loads the weights outside an ``if __name__ ==
+    "__main__":`` guard (a notebook exported by hand, a train.py, a predict.py), one that
+    ``extract`` drops, and what it does ("loads data or trains", "reads command-line
+    arguments", "loads its weights": by a path the grader's process does not run in,
+    and the grader loads the checkpoint itself); None when there is none or
     the file does not parse. Other top-level work (a print, a quick test, an exit) is not
     a script: the file is imported as it is."""
     tree = parse_python(text)
@@ -249,6 +251,8 @@ def script_at_import(text: str) -> tuple[int, str] | None:
                 return node.lineno, "loads data or trains"
             if _reads_arguments(sub) or name in readers:
                 return node.lineno, "reads command-line arguments"
+            if name == "torch.load" or name.endswith(".load_state_dict"):
+                return node.lineno, "loads its weights"
     return None
 
 

@@ -453,10 +453,15 @@ def lab2_task1(
     weights_name: str = "simple_cnn.pth",
     extra_cells: list[str] | None = None,
     resnet: str | None = None,
+    test_transform: str | None = None,
+    files: dict | None = None,
 ) -> Path:
-    """A lab 2 hand-in: the notebook defining the SimpleCNN, its checkpoint, maybe resnet18.py."""
-    nb = submissions.lab2_notebook(simple_cnn=NOTEBOOK_IMPORTS + simple_cnn, extra_cells=extra_cells)
-    files: dict = {"StudentID_lab2.ipynb": nb, "StudentID_lab2.pdf": submissions.PDF}
+    """A lab 2 hand-in: the notebook defining the SimpleCNN, its checkpoint, maybe resnet18.py
+    (``files``: more of the student's files)."""
+    nb = submissions.lab2_notebook(
+        simple_cnn=NOTEBOOK_IMPORTS + simple_cnn, extra_cells=extra_cells, test_transform=test_transform
+    )
+    files = {"StudentID_lab2.ipynb": nb, "StudentID_lab2.pdf": submissions.PDF, **(files or {})}
     if weights is not None:
         files[weights_name] = weights
     if resnet is not None:
@@ -1384,3 +1389,86 @@ def test():
     y = net(torch.randn(4, 3, 32, 32))
     print(y.size())
 '''
+
+
+def thop_counted(state: dict) -> dict:
+    """The weights as saved after ``thop.profile(model, ...)`` by a thop that left its
+    ``total_ops``/``total_params`` buffers on every module ("Unexpected key(s) in
+    state_dict: "total_ops", "total_params"")."""
+    from reference.lab2.simple_cnn import SimpleCNN
+
+    counted = dict(state)
+    for name, _ in SimpleCNN().named_modules():
+        prefix = f"{name}." if name else ""
+        counted[f"{prefix}total_ops"] = torch.zeros(1, dtype=torch.float64)
+        counted[f"{prefix}total_params"] = torch.zeros(1, dtype=torch.float64)
+    return counted
+
+
+# simple_cnn.py that loads its own weights when imported, by a path relative to the folder it ran in
+SIMPLE_LOADS_WEIGHTS = (
+    "import torch\nfrom torch import nn\n\n"
+    'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")\n\n\n'
+    + submissions.simple_cnn_source()
+    + '\n\nmodel = SimpleCNN().to(device)\nmodel.load_state_dict(torch.load("simple_cnn.pth", '
+    "map_location=device))\nmodel.eval()\n"
+)
+
+# forward with an extra defaulted argument (features for a t-SNE plot)
+SIMPLE_RETURN_FEATURES = submissions.simple_cnn_source().replace(
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        x = self.features(x)\n"
+    "        return self.fc(self.dropout(torch.flatten(x, 1)))",
+    "    def forward(self, x, return_features=False):\n"
+    "        features = torch.flatten(self.features(x), 1)\n"
+    "        logits = self.fc(self.dropout(features))\n"
+    "        return (logits, features) if return_features else logits",
+)
+# the hyper-parameters in a dict the constructor needs (no default)
+SIMPLE_CONFIG = submissions.simple_cnn_source().replace(
+    "    def __init__(self, num_classes: int = 10) -> None:", "    def __init__(self, config):"
+).replace("nn.Dropout(0.5)", 'nn.Dropout(config["dropout"])').replace(
+    "nn.Linear(64 * 8 * 8, num_classes)", 'nn.Linear(64 * 8 * 8, config["num_classes"])'
+)
+CIFAR_STATS = "(0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)"
+# the normalisation inside the model, so it takes ToTensor()'s [0, 1] pixels: buffers ...
+SIMPLE_NORM_BUFFERS = submissions.simple_cnn_source().replace(
+    "        super().__init__()\n",
+    "        super().__init__()\n"
+    '        self.register_buffer("mean", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))\n'
+    '        self.register_buffer("std", torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1))\n',
+).replace(
+    "        x = self.features(x)\n", "        x = (x - self.mean) / self.std\n        x = self.features(x)\n"
+)
+# ... or torchvision's Normalize as a module of the model
+SIMPLE_NORM_MODULE = submissions.simple_cnn_source().replace(
+    "        super().__init__()\n",
+    f"        super().__init__()\n        self.normalize = transforms.Normalize({CIFAR_STATS})\n",
+).replace("        x = self.features(x)\n", "        x = self.features(self.normalize(x))\n")
+# one transform for both splits, ToTensor() only: the model normalises
+TOTENSOR_ONLY = (
+    "transform = transforms.Compose([transforms.ToTensor()])\n"
+    "trainset = torchvision.datasets.CIFAR10('./data', train=True, download=True, transform=transform)\n"
+    "testset = torchvision.datasets.CIFAR10('./data', train=False, download=True, transform=transform)"
+)
+
+
+def with_stats(state: dict) -> dict:
+    """The trained weights with the model's own mean/std buffers (SIMPLE_NORM_BUFFERS)."""
+    from reference.lab2.simple_cnn import NORMALIZE
+
+    return {
+        "mean": torch.tensor(NORMALIZE["mean"]).view(1, 3, 1, 1),
+        "std": torch.tensor(NORMALIZE["std"]).view(1, 3, 1, 1),
+        **state,
+    }
+
+
+# A package: models/__init__.py re-exports, models/resnet.py imports its block relatively
+_RESNET_HEAD, _RESNET_TAIL = reference_resnet().split("\n\nclass ResNet18", 1)
+RESNET_PACKAGE = {
+    "models/__init__.py": 'from .resnet import ResNet18\n\n__all__ = ["ResNet18"]\n',
+    "models/blocks.py": _RESNET_HEAD + "\n",
+    "models/resnet.py": "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
+    "from .blocks import BasicBlock\n\n\nclass ResNet18" + _RESNET_TAIL,
+}

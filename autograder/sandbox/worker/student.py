@@ -24,6 +24,8 @@ from .protocol import Failure
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights", "params")
 PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
+# buffers an older thop's profile() leaves on every module it counted, saved with the weights
+THOP_COUNTERS = ("total_ops", "total_params")
 NORMALIZE_KEYS = ("normalize", "normalization", "preprocess")
 
 
@@ -157,7 +159,9 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
     first; entries of a checkpoint dict (``{"model_state_dict": …}``) and prefixes
     added by wrappers (``module.`` from DataParallel, ``_orig_mod.`` from
     torch.compile, ``model.``/``net.`` from a wrapper class), in any combination,
-    are tried after. Each reading says which transform made it."""
+    are tried after, and so are the weights without the ``total_ops``/``total_params``
+    buffers an older thop leaves on every module it profiled. Each reading says which
+    transform made it."""
     import torch
 
     normalize = None
@@ -184,6 +188,11 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
         )
     options: list[tuple[dict[str, Any], list[str]]] = []
     queue = [({k: v for k, v in b.items() if isinstance(v, torch.Tensor)}, notes) for b, notes in bases]
+    for state, notes in list(queue):
+        counters = [k for k in state if k.rsplit(".", 1)[-1] in THOP_COUNTERS]
+        if counters:
+            why = f"left out the {len(counters)} total_ops/total_params buffers thop.profile() added"
+            queue.append(({k: v for k, v in state.items() if k not in counters}, [*notes, why]))
     while queue and len(options) < 32:  # each strip shortens every key: this ends anyway
         state, notes = queue.pop(0)
         options.append((state, notes))
