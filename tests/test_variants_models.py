@@ -501,8 +501,14 @@ VERDICTS: dict[str, dict[str, tuple]] = {
         "task1.spec": ("fail", "config"),
         "task1.forward": ("fail", "config"),
     },
-    "norm_in_model_buffers": {"task1.accuracy": ("pass", "test accuracy 100.00%")},
-    "norm_in_model_module": {"task1.accuracy": ("pass", "test accuracy 100.00%")},
+    # the model normalises its input, the notebook's one transform is ToTensor() only: the grader
+    # gives [0, 1] pixels (it normalised them again, with the rubric's default, before: 50%)
+    "norm_in_model_buffers": {
+        "task1.accuracy": ("pass", "test accuracy 100.00%", "transform without Normalize (StudentID_lab2")
+    },
+    "norm_in_model_module": {
+        "task1.accuracy": ("pass", "test accuracy 100.00%", "transform without Normalize (StudentID_lab2")
+    },
     "resnet_package": task2_verdicts(("pass", "make_layer builds layer1")),
     "broken_resnet_exit": {
         **task1_passes(),
