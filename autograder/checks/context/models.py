@@ -58,7 +58,7 @@ class Source:
     export: str | None = None  # a .py saved from a notebook: why it reads as one (``notebook_export``)
 
     def where(self, line: int | None) -> str:
-        if self.extracted is not None:
+        if self.extracted is not None and line:
             return f"{self.label} {self.extracted.locate(line)}"
         return f"{self.label} line {line}" if line else self.label
 

@@ -323,3 +323,19 @@ def constructor_kwargs(cls: type, num_classes: int) -> dict[str, Any]:
         if name in params and params[name].default is inspect.Parameter.empty:
             kwargs[name] = num_classes
     return kwargs
+
+
+def required_arguments(factory: Any, given: dict[str, Any]) -> list[str]:
+    """The parameters ``factory`` needs that have no default and are not ``given``
+    (``def __init__(self, config)``): the grader builds a model with no other arguments."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return []
+    kind = inspect.Parameter
+    named = (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    return [
+        name
+        for name, p in params.items()
+        if p.kind in named and p.default is inspect.Parameter.empty and name not in given
+    ]
