@@ -236,6 +236,11 @@ VARIANTS: dict[str, Variant] = {
         lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
         tasks={"task1": {"model_aliases": ["FashionMNISTCNN"]}},
     ),
+    "fashion_reshapes_input": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec", "task1.forward", "task1.counts"),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.FASHION_RESHAPES}),
+    ),
     "fashion_mlp": Variant(
         "lab4-cnn-fashion-mnist",
         ("task1.spec", "task1.forward"),
@@ -544,6 +549,11 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     "fashion_mlp": {
         "task1.spec": ("fail", "FashionCNN (fashion_cnn.py) is not a CNN (no convolution layer)"),
         "task1.forward": ("pass", "output (8, 10)"),
+    },
+    "fashion_reshapes_input": {
+        "task1.spec": ("pass", "runs Conv2d(in_channels=1) and ends in Linear(out_features=10)"),
+        "task1.forward": ("pass", "input (8, 1, 28, 28) -> output (8, 10)"),
+        "task1.counts": ("pass", "params 421,834"),
     },
     "fashion_cnn": {
         "task1.spec": ("pass", "runs Conv2d(in_channels=1) and ends in Linear(out_features=10)"),

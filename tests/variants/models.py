@@ -1472,3 +1472,14 @@ RESNET_PACKAGE = {
     "models/resnet.py": "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
     "from .blocks import BasicBlock\n\n\nclass ResNet18" + _RESNET_TAIL,
 }
+
+# A Fashion-MNIST model that reshapes its input itself, so it takes (N, 784) rows from a
+# flattened dataset as well as (N, 1, 28, 28) images
+FASHION_RESHAPES = labs.reference_source(
+    "lab4/fashion_cnn.py",
+    (
+        "        return self.classifier(self.features(x))",
+        "        x = x.view(-1, 1, 28, 28)  # works for flattened (N, 784) batches too\n"
+        "        return self.classifier(self.features(x))",
+    ),
+)
