@@ -986,6 +986,10 @@ def test_a_make_layer_signature_names_roles():
         ("x = 1  # !pip install thop\n", False),
         (m.RESNET_NBCONVERT, True),  # Jupyter's Download as .py: magics as get_ipython() calls
         ("def f():\n    get_ipython().system('ls')\n", False),  # not at the top level: a function
+        (  # nbconvert keeps a magic's indentation; Colab's own check calls it too
+            "if 'google.colab' in str(get_ipython()):\n    get_ipython().system('pip install thop')\n",
+            True,
+        ),
     ],
 )
 def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):

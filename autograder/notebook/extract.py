@@ -176,22 +176,22 @@ def notebook_export(text: str) -> str | None:
     is (``as_notebook``). A file the magics do not explain is None: its own error."""
     tree = parse_python(text)
     if tree is not None:
-        return "it calls get_ipython()" if any(_ipython_call(node) for node in tree.body) else None
+        return "it calls get_ipython()" if any(map(_calls_ipython, tree.body)) else None
     cleaned = _clean(text)
     if cleaned == text or not cleaned.strip() or parse_python(cleaned) is None:
         return None
     return "it has ! and % lines"
 
 
-def _ipython_call(node: ast.stmt) -> bool:
-    """``get_ipython().system(...)``, ``get_ipython().run_line_magic(...)``: a magic as
-    nbconvert writes it."""
-    call = node.value if isinstance(node, ast.Expr) else None
-    return (
-        isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and isinstance(call.func.value, ast.Call)
-        and _dotted(call.func.value.func) == "get_ipython"
+def _calls_ipython(node: ast.stmt) -> bool:
+    """A top-level statement that calls ``get_ipython()`` outside a function or class: a
+    magic as nbconvert writes it (``get_ipython().system('pip install thop')``, also inside
+    an ``if``), or Colab's ``IN_COLAB = 'google.colab' in str(get_ipython())``."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return False
+    return any(
+        isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "get_ipython"
+        for sub in ast.walk(node)
     )
 
 
