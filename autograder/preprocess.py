@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from .notebook.extract import parse_python
 from .notebook.outputs import NOTEBOOK_TEXT_CAP, TEXT_CAP
 
+UNIT_RANGE = ": pixels in [0, 1]"
 NUMBER = r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
 TRIPLE = rf"[\[(]\s*({NUMBER})\s*,\s*({NUMBER})\s*,\s*({NUMBER})\s*,?\s*[\])]"
 
@@ -37,6 +38,7 @@ class Normalization:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str  # where it came from, shown in the report
+    twice: str = ""  # the model normalises its input too (where): said when the accuracy falls short
 
     def as_dict(self) -> dict[str, object]:
         return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
@@ -173,7 +175,7 @@ def normalizes_itself(text: str, locate: Callable[[int], str], model: str) -> No
             else:
                 continue
             where = f"{what} in {locate(sub.lineno)}"
-            said = f"{model} normalises its input itself ({where}): pixels in [0, 1]"
+            said = f"{model} normalises its input itself ({where}){UNIT_RANGE}"
             return Normalization((0.0,), (1.0,), said)
     return None
 

@@ -199,6 +199,11 @@ VARIANTS: dict[str, Variant] = {
         ("task1.accuracy",),
         simple(m.SIMPLE_NORM_MODULE, lambda s, _: s, test_transform=m.TOTENSOR_ONLY),
     ),
+    "norm_in_model_twice": Variant(  # ... and the notebook's test transform normalises as well
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_BUFFERS, lambda s, _: m.with_stats(s)),
+    ),
     "resnet_package": Variant(
         "lab2-resnet18-cifar10",
         TASK2,
@@ -518,6 +523,16 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     },
     "norm_in_model_module": {
         "task1.accuracy": ("pass", "test accuracy 100.00%", "transform without Normalize (StudentID_lab2")
+    },
+    # trained on ToTensor() pixels, tested with the notebook's Normalize as well: the student's bug,
+    # said in the message
+    "norm_in_model_twice": {
+        "task1.accuracy": (
+            "fail",
+            "0/20 points; SimpleCNN normalises its input itself ((x - self.mean) / self.std in "
+            "StudentID_lab2.ipynb cell 3, line",
+            "after the test transform's Normalize: the images are normalised twice",
+        )
     },
     "resnet_package": task2_verdicts(("pass", "make_layer builds layer1")),
     "broken_resnet_exit": {

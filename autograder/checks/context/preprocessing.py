@@ -4,6 +4,7 @@ the dataset's usual statistics)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ... import preprocess
@@ -39,15 +40,20 @@ class Preprocessing:
         )
         ordered = ([model_source] if model_source else []) + [s for s in sources if s is not model_source]
         texts = [self.models.full_text(source) for source in ordered]
-        for text, locate in texts:
-            found = preprocess.from_code(text, locate)
-            if found:
-                return found
+        itself = None
         if model_source:
             text, locate = texts[0]
-            found = preprocess.normalizes_itself(text, locate, model_source.model or task.model)
+            itself = preprocess.normalizes_itself(text, locate, model_source.model or task.model)
+        for text, locate in texts:
+            found = preprocess.from_code(text, locate)
+            if found and itself and (found.mean, found.std) != (itself.mean, itself.std):
+                said = itself.source.removesuffix(preprocess.UNIT_RANGE)
+                twice = f"{said} after the test transform's Normalize: the images are normalised twice"
+                return dataclasses.replace(found, twice=twice)
             if found:
                 return found
+        if itself:
+            return itself
         try:
             nb = self.notebooks.read()
             texts = [
