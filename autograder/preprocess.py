@@ -163,13 +163,13 @@ def normalizes_itself(text: str, locate: Callable[[int], str], model: str) -> No
         for sub in ast.walk(method):
             if isinstance(sub, ast.Call) and ast.unparse(sub.func).endswith("Normalize"):
                 what = "transforms.Normalize"
-            elif (
+            elif (  # its own statistics, not a batch's (``(x - x.mean()) / x.std()`` is a layer)
                 isinstance(sub, ast.BinOp)
                 and isinstance(sub.op, ast.Div)
                 and isinstance(sub.left, ast.BinOp)
                 and isinstance(sub.left.op, ast.Sub)
-                and "mean" in ast.unparse(sub.left.right).lower()
-                and "std" in ast.unparse(sub.right).lower()
+                and _own(sub.left.right, "mean")
+                and _own(sub.right, "std")
             ):
                 what = ast.unparse(sub)
             else:
@@ -178,6 +178,16 @@ def normalizes_itself(text: str, locate: Callable[[int], str], model: str) -> No
             said = f"{model} normalises its input itself ({where}){UNIT_RANGE}"
             return Normalization((0.0,), (1.0,), said)
     return None
+
+
+def _own(node: ast.AST, word: str) -> bool:
+    """``self.mean``, ``self.data_std``: an attribute of the model naming ``word``."""
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and word in node.attr.lower()
+    )
 
 
 def from_outputs(texts: list[str], label: str) -> Normalization | None:

@@ -178,3 +178,6 @@ def test_a_model_that_normalises_its_input_takes_pixels_in_unit_range():
         got = preprocess.normalizes_itself(code, where, model)
         assert (got.mean, got.std) == ((0.0,), (1.0,)) and what in got.source, got.source
         assert preprocess.normalizes_itself(code, where, "Other") is None  # another task's model
+    # the control: a layer normalising by its input's own statistics is not the dataset's
+    layer = buffers.replace("(x - self.mean) / self.std", "(x - x.mean()) / (x.std() + 1e-5)")
+    assert preprocess.normalizes_itself(layer, where, "SimpleCNN") is None
