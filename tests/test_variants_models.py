@@ -204,6 +204,25 @@ VARIANTS: dict[str, Variant] = {
         ("task1.accuracy",),
         simple(m.SIMPLE_NORM_BUFFERS, lambda s, _: m.with_stats(s)),
     ),
+    # the SimpleCNN's cell timed with %%time; task 2's model written to a file with %%writefile
+    # in the notebook, which is all that was handed in for it
+    "cell_magics": Variant(
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        lambda folder, state: labs.write(
+            folder,
+            {
+                "StudentID_lab2.ipynb": submissions.lab2_notebook(
+                    simple_cnn="%%time\n" + m.NOTEBOOK_IMPORTS + m.simple_source(),
+                    extra_cells=[
+                        "%%writefile resnet18.py\n" + m.reference_resnet(),
+                        "from resnet18 import ResNet18\nmodel2 = ResNet18()",
+                    ],
+                ),
+                "simple_cnn.pth": state,
+            },
+        ),
+    ),
     "resnet_package": Variant(
         "lab2-resnet18-cifar10",
         TASK2,
@@ -533,6 +552,10 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "StudentID_lab2.ipynb cell 3, line",
             "after the test transform's Normalize: the images are normalised twice",
         )
+    },
+    "cell_magics": {
+        **task1_passes(),
+        "task2.make_layer": ("pass", "make_layer builds layer1"),
     },
     "resnet_package": task2_verdicts(("pass", "make_layer builds layer1")),
     "broken_resnet_exit": {
@@ -1015,6 +1038,27 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         code = extract(parse(as_notebook(text)))
         assert "class ResNet18" in code.text and "drive.mount" not in code.text
         assert "for epoch" not in code.text and "!pip" not in code.text
+
+
+@pytest.mark.parametrize(
+    ("cell", "kept"),
+    [
+        ("%%time\nclass Net:\n    pass\n", True),
+        ("%%capture out --no-stderr\nclass Net:\n    pass\n", True),
+        ("%%writefile model.py\nclass Net:\n    pass\n", True),
+        ("%%writefile -a model.py\nclass Net:\n    pass\n", True),
+        ("%%writefile config.yaml\nclass: Net\n", False),  # not Python
+        ("%%bash\necho class Net\n", False),
+        ("%%timeit\nclass Net:\n    pass\n", False),  # timeit's runs leave nothing behind
+    ],
+)
+def test_a_cell_magic_keeps_a_python_body(cell, kept):
+    from autograder.notebook.extract import as_notebook, extract, parse
+
+    code = extract(parse(as_notebook(cell)))
+    assert ("class Net" in code.text) == kept and not code.unreadable_cells
+    if kept:
+        assert code.locate(code.text.splitlines().index("class Net:") + 1) == "cell 1, line 2"
 
 
 @pytest.mark.parametrize(

@@ -158,11 +158,19 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
     return nb
 
 
+# Cell magics whose body is the student's Python: timed or captured where it runs, or written
+# to a module the notebook imports (``%%writefile resnet18.py`` then ``from resnet18 import``)
+PYTHON_CELL_MAGIC = re.compile(r"%%(?:time|capture)\b|%%writefile\s+(?:-a\s+)?\S+\.py\s*$")
+
+
 def _clean(source: str) -> str:
-    """Drop IPython magics and shell escapes, keeping line numbers."""
+    """Drop IPython magics and shell escapes, keeping line numbers. A cell magic drops its
+    cell (``%%bash``, ``%%html``), except the ones whose body is Python (``PYTHON_CELL_MAGIC``)."""
     lines = source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
-        return ""
+        if not PYTHON_CELL_MAGIC.match(lines[0].strip()):
+            return ""
+        lines[0] = ""
     return "\n".join("" if line.lstrip().startswith(("%", "!", "?")) else line for line in lines)
 
 
