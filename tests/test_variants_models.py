@@ -1076,6 +1076,7 @@ def test_a_cell_magic_keeps_a_python_body(cell, kept):
         (m.RESNET_SUMMARY, None),  # a summary print is not training: imported as it is
         (m.ALEXNET_TORCHVISION, None),  # model = AlexNet(10); print(model)
         ("import sys\n\nsys.exit('run train.py')\nwhile True:\n    pass\n", None),
+        (m.BROKEN_EXIT, None),  # sys.argv[0], the script's name, is no option: an exit, imported
         (m.RESNET_COLAB, None),  # not Python: notebook_export's
         (m.RESNET_ARGPARSE, 75),  # args = parser.parse_args()
         (m.RESNET_ARGV, 71),  # EPOCHS = int(sys.argv[1])

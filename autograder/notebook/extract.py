@@ -238,7 +238,7 @@ def script_at_import(text: str) -> tuple[int, str] | None:
         node.name
         for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and any(map(_reads_arguments, ast.walk(node)))
+        and _reads_arguments(node)
     }
     defined: set[str] = set()
     for node in tree.body:
@@ -249,6 +249,7 @@ def script_at_import(text: str) -> tuple[int, str] | None:
             n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)
         }:
             continue
+        arguments = _reads_arguments(node)
         for sub in ast.walk(node):
             name = _dotted(sub.func) if isinstance(sub, ast.Call) else ""
             if isinstance(sub, ast.For):
@@ -257,7 +258,7 @@ def script_at_import(text: str) -> tuple[int, str] | None:
                 name.rsplit(".", 1)[-1] in TRAINING_CALLS or any(w in name.lower() for w in TRAINING_WORDS)
             ):
                 return node.lineno, "loads data or trains"
-            if _reads_arguments(sub) or name in readers:
+            if arguments or name in readers:
                 return node.lineno, "reads command-line arguments"
             if name == "torch.load" or name.endswith(".load_state_dict"):
                 return node.lineno, "loads its weights"
@@ -265,10 +266,15 @@ def script_at_import(text: str) -> tuple[int, str] | None:
 
 
 def _reads_arguments(node: ast.AST) -> bool:
-    """``parser.parse_args()``, ``sys.argv``."""
-    if isinstance(node, ast.Call):
-        return _dotted(node.func).rsplit(".", 1)[-1] in ARGUMENT_CALLS
-    return isinstance(node, ast.Attribute) and _dotted(node) == "sys.argv"
+    """Whether ``node`` reads the command line's options: ``parser.parse_args()``,
+    ``sys.argv`` (its ``[0]``, the script's own name, is not an option)."""
+    subs = list(ast.walk(node))
+    own_name = {id(s.value) for s in subs if isinstance(s, ast.Subscript) and ast.unparse(s.slice) == "0"}
+    return any(
+        (isinstance(s, ast.Call) and _dotted(s.func).rsplit(".", 1)[-1] in ARGUMENT_CALLS)
+        or (isinstance(s, ast.Attribute) and _dotted(s) == "sys.argv" and id(s) not in own_name)
+        for s in subs
+    )
 
 
 def _dotted(node: ast.AST) -> str:
@@ -280,12 +286,14 @@ def _dotted(node: ast.AST) -> str:
 
 
 def _safe_value(node: ast.AST) -> bool:
+    if _reads_arguments(node):  # sys.argv: the script's options
+        return False
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call):
             name = _dotted(sub.func)
             if not any(name == s or name.endswith("." + s) or name.startswith(s) for s in SAFE_CALLS):
                 return False
-        elif _reads_arguments(sub) or isinstance(  # sys.argv: the script's options
+        elif isinstance(
             sub,
             (
                 ast.Lambda,
