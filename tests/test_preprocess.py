@@ -124,3 +124,60 @@ def test_checkpoint_statistics_win_and_the_default_is_said(tmp_path, trained, ci
     item = graded.test("task1.accuracy")
     assert item["extra_data"]["normalization"]["source"].startswith("the rubric's default")
     assert "the rubric's default" in item["output"]
+
+
+MODEL_NORMALIZES = f"""
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = transforms.Normalize({CIFAR_MEAN}, {CIFAR_STD})
+        self.fc = nn.Linear(3072, 10)
+
+    def forward(self, x):
+        return self.fc(self.norm(x).flatten(1))
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "found"),
+    [
+        # one transform for both splits, ToTensor only, nothing else normalises: [0, 1]
+        ("transform = transforms.Compose([transforms.ToTensor()])\n", ((0.0,), (1.0,))),
+        # ... and the same where only the model normalises (its Normalize is not a transform)
+        (MODEL_NORMALIZES + "transform = T.Compose([T.ToTensor()])\n", ((0.0,), (1.0,))),
+        # the control: a Normalize outside the model, statistics computed at run time: not guessed
+        (
+            "transform = T.ToTensor()\nmean, std = stats(trainset)\n"
+            "test_tf = T.Compose([T.ToTensor(), T.Normalize(mean, std)])\n",
+            None,
+        ),
+        (MODEL_NORMALIZES, None),  # no transform at all: normalizes_itself's
+        # a Dataset's transform is a transform
+        (
+            "class Cifar(Dataset):\n    def __init__(self):\n"
+            f"        self.transform = T.Compose([T.ToTensor(), T.Normalize({CIFAR_MEAN}, {CIFAR_STD})])\n",
+            (CIFAR_MEAN, CIFAR_STD),
+        ),
+    ],
+)
+def test_a_transform_is_told_from_the_models_own_normalisation(code, found):
+    got = preprocess.from_code(code, where)
+    assert (got and (got.mean, got.std)) == found
+
+
+def test_a_model_that_normalises_its_input_takes_pixels_in_unit_range():
+    buffers = (
+        "class SimpleCNN(nn.Module):\n    def forward(self, x):\n"
+        "        x = (x - self.mean) / self.std\n        return self.net(x)\n"
+    )
+    for code, what in (
+        (MODEL_NORMALIZES, "transforms.Normalize in"),
+        (buffers, "(x - self.mean) / self.std in"),
+    ):
+        model = "Net" if "class Net" in code else "SimpleCNN"
+        got = preprocess.normalizes_itself(code, where, model)
+        assert (got.mean, got.std) == ((0.0,), (1.0,)) and what in got.source, got.source
+        assert preprocess.normalizes_itself(code, where, "Other") is None  # another task's model
+    # the control: a layer normalising by its input's own statistics is not the dataset's
+    layer = buffers.replace("(x - self.mean) / self.std", "(x - x.mean()) / (x.std() + 1e-5)")
+    assert preprocess.normalizes_itself(layer, where, "SimpleCNN") is None

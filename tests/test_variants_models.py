@@ -44,12 +44,17 @@ class Variant:
     copies: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
-def resnet_styles(files: dict[str, tuple[str, tuple[str, ...]]]) -> Variant:
-    """One grade of several ResNet-18 files (stem -> (source, task 2's item kinds)), each its own task."""
+def resnet_styles(
+    files: dict[str, tuple[str, tuple[str, ...]]], helpers: dict[str, str] | None = None
+) -> Variant:
+    """One grade of several ResNet-18 files (stem -> (source, task 2's item kinds)), each its own
+    task; ``helpers``: other files of the submission (name -> source) they may import."""
     return Variant(
         "lab2-resnet18-cifar10",
         tuple(f"{stem}.{kind}" for stem, (_, kinds) in files.items() for kind in kinds),
-        lambda folder, _: labs.write(folder, {f"{stem}.py": source for stem, (source, _) in files.items()}),
+        lambda folder, _: labs.write(
+            folder, {**(helpers or {}), **{f"{stem}.py": source for stem, (source, _) in files.items()}}
+        ),
         copies={stem: kinds for stem, (_, kinds) in files.items()},
     )
 
@@ -166,6 +171,71 @@ VARIANTS: dict[str, Variant] = {
     "simplecnn_case": Variant(
         "lab2-resnet18-cifar10", TASK1, simple(m.simple_source("SimpleCnn"), lambda s, _: s)
     ),
+    "thop_buffers": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.simple_source(), lambda s, _: m.thop_counted(s)),
+    ),
+    "loads_weights_at_import": Variant(  # simple_cnn.py defines the model and loads simple_cnn.pth
+        "lab2-resnet18-cifar10",
+        TASK1,
+        lambda folder, state: m.lab2_task1(
+            folder, m.simple_source(), state, files={"simple_cnn.py": m.SIMPLE_LOADS_WEIGHTS}
+        ),
+    ),
+    "return_features": Variant(
+        "lab2-resnet18-cifar10", TASK1, simple(m.SIMPLE_RETURN_FEATURES, lambda s, _: s)
+    ),
+    "config_required": Variant(
+        "lab2-resnet18-cifar10", ("task1.spec", "task1.forward"), simple(m.SIMPLE_CONFIG)
+    ),
+    "norm_in_model_buffers": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_BUFFERS, lambda s, _: m.with_stats(s), test_transform=m.TOTENSOR_ONLY),
+    ),
+    "norm_in_model_module": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_MODULE, lambda s, _: s, test_transform=m.TOTENSOR_ONLY),
+    ),
+    "norm_in_model_twice": Variant(  # ... and the notebook's test transform normalises as well
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.SIMPLE_NORM_BUFFERS, lambda s, _: m.with_stats(s)),
+    ),
+    # the SimpleCNN's cell timed with %%time; task 2's model written to a file with %%writefile
+    # in the notebook, which is all that was handed in for it
+    "cell_magics": Variant(
+        "lab2-resnet18-cifar10",
+        (*TASK1, "task2.make_layer"),
+        lambda folder, state: labs.write(
+            folder,
+            {
+                "StudentID_lab2.ipynb": submissions.lab2_notebook(
+                    simple_cnn="%%time\n" + m.NOTEBOOK_IMPORTS + m.simple_source(),
+                    extra_cells=[
+                        "%%writefile resnet18.py\n" + m.reference_resnet(),
+                        "from resnet18 import ResNet18\nmodel2 = ResNet18()",
+                    ],
+                ),
+                "simple_cnn.pth": state,
+            },
+        ),
+    ),
+    "resnet_package": Variant(
+        "lab2-resnet18-cifar10",
+        TASK2,
+        lambda folder, _: labs.write(
+            folder,
+            {
+                **m.RESNET_PACKAGE,
+                "StudentID_lab2.ipynb": submissions.lab2_notebook(
+                    extra_cells=["from models.resnet import ResNet18\nmodel2 = ResNet18()"]
+                ),
+            },
+        ),
+    ),
     # --- one task's files must not zero another --------------------------------
     "broken_resnet_exit": broken_resnet("from resnet18 import ResNet18\nmodel2 = ResNet18()", m.BROKEN_EXIT),
     "broken_resnet_used_by_a_helper": broken_resnet(  # a kept function uses it: task 1 still needs it not
@@ -189,6 +259,11 @@ VARIANTS: dict[str, Variant] = {
         ("task1.spec",),
         lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.fashion_near_miss()}),
         tasks={"task1": {"model_aliases": ["FashionMNISTCNN"]}},
+    ),
+    "fashion_reshapes_input": Variant(
+        "lab4-cnn-fashion-mnist",
+        ("task1.spec", "task1.forward", "task1.counts"),
+        lambda folder, _: labs.write(folder, {"fashion_cnn.py": m.FASHION_RESHAPES}),
     ),
     "fashion_mlp": Variant(
         "lab4-cnn-fashion-mnist",
@@ -270,6 +345,19 @@ VARIANTS: dict[str, Variant] = {
     ),
     "resnet_colab_export": Variant(
         "lab2-resnet18-cifar10", ("task2.make_layer", "task2.forward"), resnet_only(m.RESNET_COLAB)
+    ),
+    # a train.py that parses its options at the top level (with defaults, one required, sys.argv[1]),
+    # Jupyter's "Download as .py" (magics as get_ipython() calls), Aladdin Persson's tutorial
+    "resnet_script_styles": resnet_styles(
+        {
+            "argparse_defaults": (m.RESNET_ARGPARSE, ("make_layer", "forward")),
+            "argparse_required": (m.RESNET_ARGPARSE_REQUIRED, ("make_layer", "forward")),
+            "argv": (m.RESNET_ARGV, ("make_layer",)),
+            "nbconvert": (m.RESNET_NBCONVERT, ("make_layer", "forward")),
+            "persson": (m.RESNET_PERSSON, ("make_layer", "forward", "counts")),
+            "argparse_config": (m.RESNET_CONFIG_ARGS, ("make_layer",)),
+        },
+        helpers={"config.py": m.CONFIG_ARGS},
     ),
     "lab7_modulelist_dataclass": Variant(
         "lab7-resnet18-cifar10",
@@ -427,6 +515,49 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "found SimpleCnn, not SimpleCNN: accepted",
         )
     ),
+    "thop_buffers": {  # an older thop's counters saved with the weights: the weights are right
+        "task1.accuracy": (
+            "pass",
+            "test accuracy",
+            "left out the 24 total_ops/total_params buffers thop.profile() added",
+        )
+    },
+    "loads_weights_at_import": task1_passes(
+        ("6-layer stack", "note: simple_cnn.py loads its weights when imported (line 29): graded on its"),
+    ),
+    "return_features": task1_passes(),
+    # a constructor that needs a config dict: what the grader could not pass, and what to do
+    "config_required": {
+        item: (
+            "fail",
+            "SimpleCNN() failed at StudentID_lab2.ipynb: SimpleCNN requires config, which the grader "
+            "cannot pass: it builds the model as SimpleCNN(); give config a default value",
+        )
+        for item in ("task1.spec", "task1.forward")
+    },
+    # the model normalises its input, the notebook's one transform is ToTensor() only: the grader
+    # gives [0, 1] pixels (it normalised them again, with the rubric's default, before: 50%)
+    "norm_in_model_buffers": {
+        "task1.accuracy": ("pass", "test accuracy 100.00%", "transform without Normalize (StudentID_lab2")
+    },
+    "norm_in_model_module": {
+        "task1.accuracy": ("pass", "test accuracy 100.00%", "transform without Normalize (StudentID_lab2")
+    },
+    # trained on ToTensor() pixels, tested with the notebook's Normalize as well: the student's bug,
+    # said in the message
+    "norm_in_model_twice": {
+        "task1.accuracy": (
+            "fail",
+            "0/20 points; SimpleCNN normalises its input itself ((x - self.mean) / self.std in "
+            "StudentID_lab2.ipynb cell 3, line",
+            "after the test transform's Normalize: the images are normalised twice",
+        )
+    },
+    "cell_magics": {
+        **task1_passes(),
+        "task2.make_layer": ("pass", "make_layer builds layer1"),
+    },
+    "resnet_package": task2_verdicts(("pass", "make_layer builds layer1")),
     "broken_resnet_exit": {
         **task1_passes(),
         "task2.make_layer": ("fail", "importing resnet18.py failed: it called exit("),
@@ -456,6 +587,11 @@ VERDICTS: dict[str, dict[str, tuple]] = {
     "fashion_mlp": {
         "task1.spec": ("fail", "FashionCNN (fashion_cnn.py) is not a CNN (no convolution layer)"),
         "task1.forward": ("pass", "output (8, 10)"),
+    },
+    "fashion_reshapes_input": {
+        "task1.spec": ("pass", "runs Conv2d(in_channels=1) and ends in Linear(out_features=10)"),
+        "task1.forward": ("pass", "input (8, 1, 28, 28) -> output (8, 10)"),
+        "task1.counts": ("pass", "params 421,834"),
     },
     "fashion_cnn": {
         "task1.spec": ("pass", "runs Conv2d(in_channels=1) and ends in Linear(out_features=10)"),
@@ -603,6 +739,32 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "note: resnet18.py was saved from a notebook (it has ! and % lines): graded on its definitions",
         ),
         "task2.forward": ("pass", "output (8, 10)"),
+    },
+    "resnet_script_styles": {
+        "argparse_defaults.make_layer": ("pass", "make_layer builds layer1, layer2, layer3, layer4"),
+        "argparse_defaults.forward": ("pass", "output (8, 10)"),
+        "argparse_required.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: argparse_required.py reads command-line arguments when imported (line",
+        ),
+        "argparse_required.forward": ("pass", "output (8, 10)"),
+        "argv.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: argv.py reads command-line arguments when imported (line",
+        ),
+        "nbconvert.make_layer": (
+            "pass",
+            "make_layer builds layer1",
+            "note: nbconvert.py was saved from a notebook (it calls get_ipython()): graded on its",
+        ),
+        "nbconvert.forward": ("pass", "output (8, 10)"),
+        # imported as it is: config.py's parse_args() sees no options, as under ``python resnet18.py``
+        "argparse_config.make_layer": ("pass", "make_layer builds layer1, layer2, layer3, layer4"),
+        "persson.make_layer": ("pass", "make_layer (as _make_layer) builds layer1, layer2, layer3, layer4"),
+        "persson.forward": ("pass", "output (8, 10)"),
+        "persson.counts": ("pass", f"params {CIFAR_STEM:,}"),
     },
     "lab7_modulelist_dataclass": {
         "task1.residual": ("pass", "ResNet18 is residual: 8 skip connections (5 identity, 3 projection)"),
@@ -860,17 +1022,43 @@ def test_a_make_layer_signature_names_roles():
         (m.BROKEN_SYNTAX, False),  # a syntax error no magic explains: said as such
         ("!pip install thop\ndef f(:\n", False),
         ("x = 1  # !pip install thop\n", False),
+        (m.RESNET_NBCONVERT, True),  # Jupyter's Download as .py: magics as get_ipython() calls
+        ("def f():\n    get_ipython().system('ls')\n", False),  # not at the top level: a function
+        (  # nbconvert keeps a magic's indentation; Colab's own check calls it too
+            "if 'google.colab' in str(get_ipython()):\n    get_ipython().system('pip install thop')\n",
+            True,
+        ),
     ],
 )
 def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
-    from autograder.notebook.extract import extract, notebook_export, parse
+    from autograder.notebook.extract import as_notebook, extract, notebook_export, parse
 
-    nb = notebook_export(text)
-    assert (nb is not None) == exported
+    assert (notebook_export(text) is not None) == exported
     if exported and "class ResNet18" in text:
-        code = extract(parse(nb))
+        code = extract(parse(as_notebook(text)))
         assert "class ResNet18" in code.text and "drive.mount" not in code.text
         assert "for epoch" not in code.text and "!pip" not in code.text
+
+
+@pytest.mark.parametrize(
+    ("cell", "kept"),
+    [
+        ("%%time\nclass Net:\n    pass\n", True),
+        ("%%capture out --no-stderr\nclass Net:\n    pass\n", True),
+        ("%%writefile model.py\nclass Net:\n    pass\n", True),
+        ("%%writefile -a model.py\nclass Net:\n    pass\n", True),
+        ("%%writefile config.yaml\nclass: Net\n", False),  # not Python
+        ("%%bash\necho class Net\n", False),
+        ("%%timeit\nclass Net:\n    pass\n", False),  # timeit's runs leave nothing behind
+    ],
+)
+def test_a_cell_magic_keeps_a_python_body(cell, kept):
+    from autograder.notebook.extract import as_notebook, extract, parse
+
+    code = extract(parse(as_notebook(cell)))
+    assert ("class Net" in code.text) == kept and not code.unreadable_cells
+    if kept:
+        assert code.locate(code.text.splitlines().index("class Net:") + 1) == "cell 1, line 2"
 
 
 @pytest.mark.parametrize(
@@ -888,14 +1076,19 @@ def test_a_py_file_saved_from_a_notebook_is_read_as_one(text, exported):
         (m.RESNET_SUMMARY, None),  # a summary print is not training: imported as it is
         (m.ALEXNET_TORCHVISION, None),  # model = AlexNet(10); print(model)
         ("import sys\n\nsys.exit('run train.py')\nwhile True:\n    pass\n", None),
+        (m.BROKEN_EXIT, None),  # sys.argv[0], the script's name, is no option: an exit, imported
         (m.RESNET_COLAB, None),  # not Python: notebook_export's
+        (m.RESNET_ARGPARSE, 75),  # args = parser.parse_args()
+        (m.RESNET_ARGV, 71),  # EPOCHS = int(sys.argv[1])
+        (m.SIMPLE_LOADS_WEIGHTS, 29),  # model.load_state_dict(torch.load("simple_cnn.pth", ...))
+        ("import argparse\n\n\ndef main():\n    return argparse.ArgumentParser().parse_args()\n", None),
     ],
 )
 def test_a_py_file_that_trains_at_import_is_told_from_its_code(text, line):
-    from autograder.notebook.extract import as_notebook, extract, parse, trains_at_import
+    from autograder.notebook.extract import as_notebook, extract, parse, script_at_import
 
-    assert trains_at_import(text) == line
-    if line and "class ResNet18" in text:
+    assert (script_at_import(text) or (None,))[0] == line
+    if line and "transform_train" in text:
         code = extract(parse(as_notebook(text))).text
         assert "class ResNet18" in code and "transform_train = transforms.Compose" in code
         assert "CIFAR10(" not in code and "for epoch" not in code and "torch.save" not in code

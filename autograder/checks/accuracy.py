@@ -239,6 +239,7 @@ def run(item: Item, ctx: Context) -> Outcome:
     lines = [
         f"weights: {weights.as_posix()} ({how})",
         f"normalisation: mean {list(norm.mean)}, std {list(norm.std)} — {norm.source}",
+        *([f"note: {norm.twice}"] if norm.twice else []),
         *[f"note: {n}" for n in loaded.get("notes", [])],
         f"test images: {len(order):,}; accuracy {accuracy:.2%}",
         "tiers: " + ", ".join(f"{t.label()} → {t.points:g}" for t in item.options["tiers"]),
@@ -270,9 +271,10 @@ def run(item: Item, ctx: Context) -> Outcome:
             data,
             score=0.0,
         )
+    short = f"; {norm.twice}" if norm.twice and points < item.points else ""
     return Outcome(
         tier is not None,
-        f"{task.model} test accuracy {accuracy:.2%}: {reached}, {points:g}/{item.points:g} points",
+        f"{task.model} test accuracy {accuracy:.2%}: {reached}, {points:g}/{item.points:g} points{short}",
         "\n".join(lines),
         data,
         score=points,

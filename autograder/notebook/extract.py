@@ -158,27 +158,49 @@ def parse_notebook(raw: bytes, name: str) -> nbformat.NotebookNode:
     return nb
 
 
+# Cell magics whose body is the student's Python: timed or captured where it runs, or written
+# to a module the notebook imports (``%%writefile resnet18.py`` then ``from resnet18 import``)
+PYTHON_CELL_MAGIC = re.compile(r"%%(?:time|capture)\b|%%writefile\s+(?:-a\s+)?\S+\.py\s*$")
+
+
 def _clean(source: str) -> str:
-    """Drop IPython magics and shell escapes, keeping line numbers."""
+    """Drop IPython magics and shell escapes, keeping line numbers. A cell magic drops its
+    cell (``%%bash``, ``%%html``), except the ones whose body is Python (``PYTHON_CELL_MAGIC``)."""
     lines = source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
-        return ""
+        if not PYTHON_CELL_MAGIC.match(lines[0].strip()):
+            return ""
+        lines[0] = ""
     return "\n".join("" if line.lstrip().startswith(("%", "!", "?")) else line for line in lines)
 
 
-def notebook_export(text: str) -> nbformat.NotebookNode | None:
-    """A .py file saved from a notebook with its shell escapes and magics as typed
-    (Colab's File > Download > .py keeps ``!pip install thop``, ``%matplotlib inline``),
-    as the one-cell notebook it is: Python cannot import it, and its top level is the
-    notebook's (Drive mounted, training). None for a file Python parses, or one the
-    magics do not explain."""
-
+def notebook_export(text: str) -> str | None:
+    """Why a .py file is a notebook saved as Python, which Python cannot import as it is;
+    None for any other file. Colab's File > Download > .py keeps the shell escapes and
+    magics as typed (``!pip install thop``, ``%matplotlib inline``: "it has ! and % lines");
+    Jupyter's Download as > Python (nbconvert) turns them into top-level ``get_ipython()``
+    calls, which only IPython defines ("it calls get_ipython()"). Either way its top level
+    is the notebook's (Drive mounted, training): it is read as the one-cell notebook it
+    is (``as_notebook``). A file the magics do not explain is None: its own error."""
+    tree = parse_python(text)
+    if tree is not None:
+        return "it calls get_ipython()" if any(map(_calls_ipython, tree.body)) else None
     cleaned = _clean(text)
-    if cleaned == text or not cleaned.strip() or parse_python(text) is not None:
+    if cleaned == text or not cleaned.strip() or parse_python(cleaned) is None:
         return None
-    if parse_python(cleaned) is None:
-        return None
-    return as_notebook(text)
+    return "it has ! and % lines"
+
+
+def _calls_ipython(node: ast.stmt) -> bool:
+    """A top-level statement that calls ``get_ipython()`` outside a function or class: a
+    magic as nbconvert writes it (``get_ipython().system('pip install thop')``, also inside
+    an ``if``), or Colab's ``IN_COLAB = 'google.colab' in str(get_ipython())``."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return False
+    return any(
+        isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "get_ipython"
+        for sub in ast.walk(node)
+    )
 
 
 def as_notebook(text: str) -> nbformat.NotebookNode:
@@ -195,16 +217,29 @@ TRAINING_CALLS = frozenset(
     | {"MNIST", "FashionMNIST", "KMNIST", "EMNIST", "SVHN", "STL10", "ImageFolder"}
 )
 TRAINING_WORDS = ("train", "dataset", "loader", "epoch")
+# What reads the command line (``args = parser.parse_args()``, ``EPOCHS = int(sys.argv[1])``):
+# a train.py's options, which the grader has none of to give.
+ARGUMENT_CALLS = frozenset({"parse_args", "parse_known_args"})
 
 
-def trains_at_import(text: str) -> int | None:
-    """The line of the first top-level statement of a ``.py`` file that loads data or trains
-    outside an ``if __name__ == "__main__":`` guard (a notebook exported by hand), one that
-    ``extract`` drops; None when there is none or the file does not parse. Other top-level
-    work (a print, a quick test, an exit) is not training: the file is imported as it is."""
+def script_at_import(text: str) -> tuple[int, str] | None:
+    """The line of the first top-level statement of a ``.py`` file that loads data, trains,
+    reads command-line arguments or loads the weights outside an ``if __name__ ==
+    "__main__":`` guard (a notebook exported by hand, a train.py, a predict.py), one that
+    ``extract`` drops, and what it does ("loads data or trains", "reads command-line
+    arguments", "loads its weights": by a path the grader's process does not run in,
+    and the grader loads the checkpoint itself); None when there is none or
+    the file does not parse. Other top-level work (a print, a quick test, an exit) is not
+    a script: the file is imported as it is."""
     tree = parse_python(text)
     if tree is None:
         return None
+    readers = {  # the file's own functions that read them (``args = get_args()``)
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and _reads_arguments(node)
+    }
     defined: set[str] = set()
     for node in tree.body:
         if _keep(node, defined):
@@ -214,6 +249,7 @@ def trains_at_import(text: str) -> int | None:
             n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)
         }:
             continue
+        arguments = _reads_arguments(node)
         for sub in ast.walk(node):
             name = _dotted(sub.func) if isinstance(sub, ast.Call) else ""
             if isinstance(sub, ast.For):
@@ -221,8 +257,24 @@ def trains_at_import(text: str) -> int | None:
             if name and (
                 name.rsplit(".", 1)[-1] in TRAINING_CALLS or any(w in name.lower() for w in TRAINING_WORDS)
             ):
-                return node.lineno
+                return node.lineno, "loads data or trains"
+            if arguments or name in readers:
+                return node.lineno, "reads command-line arguments"
+            if name == "torch.load" or name.endswith(".load_state_dict"):
+                return node.lineno, "loads its weights"
     return None
+
+
+def _reads_arguments(node: ast.AST) -> bool:
+    """Whether ``node`` reads the command line's options: ``parser.parse_args()``,
+    ``sys.argv`` (its ``[0]``, the script's own name, is not an option)."""
+    subs = list(ast.walk(node))
+    own_name = {id(s.value) for s in subs if isinstance(s, ast.Subscript) and ast.unparse(s.slice) == "0"}
+    return any(
+        (isinstance(s, ast.Call) and _dotted(s.func).rsplit(".", 1)[-1] in ARGUMENT_CALLS)
+        or (isinstance(s, ast.Attribute) and _dotted(s) == "sys.argv" and id(s) not in own_name)
+        for s in subs
+    )
 
 
 def _dotted(node: ast.AST) -> str:
@@ -234,6 +286,8 @@ def _dotted(node: ast.AST) -> str:
 
 
 def _safe_value(node: ast.AST) -> bool:
+    if _reads_arguments(node):  # sys.argv: the script's options
+        return False
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call):
             name = _dotted(sub.func)

@@ -113,6 +113,7 @@ def write(folder: Path, files: dict[str, str | bytes | dict | nbformat.NotebookN
     folder.mkdir(parents=True)
     for name, content in files.items():
         target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)  # a package: models/resnet.py
         if isinstance(content, nbformat.NotebookNode):
             nbformat.write(content, str(target))
         elif isinstance(content, dict):

@@ -609,7 +609,8 @@ def _fifo_instead(path, *args, **kwargs):
 
 
 numpy.save = _fifo_instead
-REPLY_FD = int(sys.argv[sys.argv.index("--reply-fd") + 1])
+_ARGV = open("/proc/self/cmdline", "rb").read().split(b"\\0")  # the worker's own, not sys.argv
+REPLY_FD = int(_ARGV[_ARGV.index(b"--reply-fd") + 1])
 """
 
 PROTOCOL_FORWARD = """

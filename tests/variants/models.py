@@ -453,10 +453,15 @@ def lab2_task1(
     weights_name: str = "simple_cnn.pth",
     extra_cells: list[str] | None = None,
     resnet: str | None = None,
+    test_transform: str | None = None,
+    files: dict | None = None,
 ) -> Path:
-    """A lab 2 hand-in: the notebook defining the SimpleCNN, its checkpoint, maybe resnet18.py."""
-    nb = submissions.lab2_notebook(simple_cnn=NOTEBOOK_IMPORTS + simple_cnn, extra_cells=extra_cells)
-    files: dict = {"StudentID_lab2.ipynb": nb, "StudentID_lab2.pdf": submissions.PDF}
+    """A lab 2 hand-in: the notebook defining the SimpleCNN, its checkpoint, maybe resnet18.py
+    (``files``: more of the student's files)."""
+    nb = submissions.lab2_notebook(
+        simple_cnn=NOTEBOOK_IMPORTS + simple_cnn, extra_cells=extra_cells, test_transform=test_transform
+    )
+    files = {"StudentID_lab2.ipynb": nb, "StudentID_lab2.pdf": submissions.PDF, **(files or {})}
     if weights is not None:
         files[weights_name] = weights
     if resnet is not None:
@@ -1214,3 +1219,267 @@ class Inception(nn.Module):
     def forward(self, x):
         return torch.cat([F.relu(self.p1(x)), F.relu(self.p2(x)), F.relu(self.p3(x)), F.relu(self.p4(x))], 1)
 """
+
+# --- round 3: scripts, exports, packages, thop, Aladdin Persson --------------------
+# A train.py-style file: command-line options parsed at the top level (epochs, lr), no
+# training loop in the file (it imports one); run as ``python resnet18.py`` it uses the defaults.
+ARGPARSE_OPTIONS = """
+parser = argparse.ArgumentParser(description="ResNet-18 on CIFAR-10")
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--lr", type=float, default=0.1)
+parser.add_argument("--num-classes", type=int, default=10)
+args = parser.parse_args()
+model = ResNet18(num_classes=args.num_classes)
+optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+"""
+RESNET_ARGPARSE = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\nimport argparse\n")) + ARGPARSE_OPTIONS
+)
+# ... an option without a default, parsed in a function called at the top level: ``python
+# resnet18.py`` exits (usage: ... the following arguments are required: --data)
+RESNET_ARGPARSE_REQUIRED = reference_resnet(
+    ("from torch import nn\n", "from torch import nn\nimport argparse\n")
+) + """
+
+def get_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--epochs", type=int, default=30)
+    return parser.parse_args()
+
+
+args = get_args()
+model = ResNet18()
+"""
+# ... options parsed in the student's config.py, imported by the model file
+CONFIG_ARGS = """import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--num_classes", type=int, default=10)
+args = parser.parse_args()
+"""
+RESNET_CONFIG_ARGS = (
+    reference_resnet(("from torch import nn\n", "from torch import nn\n\nfrom config import args\n"))
+    + "\nmodel = ResNet18(num_classes=args.num_classes)\n"
+)
+# ... and the epoch count read from ``sys.argv[1]`` (IndexError without it)
+RESNET_ARGV = reference_resnet(("from torch import nn\n", "from torch import nn\nimport sys\n")) + (
+    "\nEPOCHS = int(sys.argv[1])\nLR = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1\n"
+    "model = ResNet18()\n"
+)
+
+# Jupyter's File > Download as > Python (.py) (nbconvert's script exporter): magics become
+# get_ipython() calls, which Python parses and cannot run outside IPython (NameError).
+RESNET_NBCONVERT = (
+    "#!/usr/bin/env python\n# coding: utf-8\n\n# In[1]:\n\n\n"
+    "get_ipython().system('pip install thop')\n"
+    "get_ipython().run_line_magic('matplotlib', 'inline')\n\n\n# In[2]:\n\n\n"
+    + reference_resnet()
+    + "\n\n# In[3]:\n\n\nget_ipython().run_cell_magic('time', '', 'model = ResNet18()\\nprint(model)\\n')\n"
+    "\n\n# In[4]:\n\n\nget_ipython().system('nvidia-smi')\n"
+)
+
+# Aladdin Persson's ResNet tutorial, redone for CIFAR-10 with BasicBlocks: the block takes an
+# ``identity_downsample`` module, ``_make_layer(block, num_residual_blocks, intermediate_channels,
+# stride)`` puts the block count before the channels, a factory with image channels first.
+RESNET_PERSSON = '''import torch
+import torch.nn as nn
+
+
+class block(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels, intermediate_channels, identity_downsample=None, stride=1):
+        super(block, self).__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, intermediate_channels, kernel_size=3, stride=stride, padding=1, bias=False
+        )
+        self.bn1 = nn.BatchNorm2d(intermediate_channels)
+        self.conv2 = nn.Conv2d(
+            intermediate_channels, intermediate_channels, kernel_size=3, stride=1, padding=1, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(intermediate_channels)
+        self.relu = nn.ReLU()
+        self.identity_downsample = identity_downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x.clone()
+
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.conv2(x)
+        x = self.bn2(x)
+
+        if self.identity_downsample is not None:
+            identity = self.identity_downsample(identity)
+
+        x += identity
+        x = self.relu(x)
+        return x
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, layers, image_channels, num_classes):
+        super(ResNet, self).__init__()
+        self.in_channels = 64
+        self.conv1 = nn.Conv2d(image_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+
+        # Essentially the entire ResNet architecture are in these 4 lines below
+        self.layer1 = self._make_layer(block, layers[0], intermediate_channels=64, stride=1)
+        self.layer2 = self._make_layer(block, layers[1], intermediate_channels=128, stride=2)
+        self.layer3 = self._make_layer(block, layers[2], intermediate_channels=256, stride=2)
+        self.layer4 = self._make_layer(block, layers[3], intermediate_channels=512, stride=2)
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+
+        x = self.avgpool(x)
+        x = x.reshape(x.shape[0], -1)
+        x = self.fc(x)
+        return x
+
+    def _make_layer(self, block, num_residual_blocks, intermediate_channels, stride):
+        identity_downsample = None
+        layers = []
+
+        # Either if we half the input space for ex, 56x56 -> 28x28 (stride=2), or channels changes
+        # we need to adapt the Identity (skip connection) so it will be able to be added
+        # to the layer that's ahead
+        if stride != 1 or self.in_channels != intermediate_channels * block.expansion:
+            identity_downsample = nn.Sequential(
+                nn.Conv2d(
+                    self.in_channels,
+                    intermediate_channels * block.expansion,
+                    kernel_size=1,
+                    stride=stride,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(intermediate_channels * block.expansion),
+            )
+
+        layers.append(block(self.in_channels, intermediate_channels, identity_downsample, stride))
+        self.in_channels = intermediate_channels * block.expansion
+
+        for i in range(num_residual_blocks - 1):
+            layers.append(block(self.in_channels, intermediate_channels))
+
+        return nn.Sequential(*layers)
+
+
+def ResNet18(img_channel=3, num_classes=10):
+    return ResNet(block, [2, 2, 2, 2], img_channel, num_classes)
+
+
+def test():
+    net = ResNet18(img_channel=3, num_classes=10)
+    y = net(torch.randn(4, 3, 32, 32))
+    print(y.size())
+'''
+
+
+def thop_counted(state: dict) -> dict:
+    """The weights as saved after ``thop.profile(model, ...)`` by a thop that left its
+    ``total_ops``/``total_params`` buffers on every module ("Unexpected key(s) in
+    state_dict: "total_ops", "total_params"")."""
+    from reference.lab2.simple_cnn import SimpleCNN
+
+    counted = dict(state)
+    for name, _ in SimpleCNN().named_modules():
+        prefix = f"{name}." if name else ""
+        counted[f"{prefix}total_ops"] = torch.zeros(1, dtype=torch.float64)
+        counted[f"{prefix}total_params"] = torch.zeros(1, dtype=torch.float64)
+    return counted
+
+
+# simple_cnn.py that loads its own weights when imported, by a path relative to the folder it ran in
+SIMPLE_LOADS_WEIGHTS = (
+    "import torch\nfrom torch import nn\n\n"
+    'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")\n\n\n'
+    + submissions.simple_cnn_source()
+    + '\n\nmodel = SimpleCNN().to(device)\nmodel.load_state_dict(torch.load("simple_cnn.pth", '
+    "map_location=device))\nmodel.eval()\n"
+)
+
+# forward with an extra defaulted argument (features for a t-SNE plot)
+SIMPLE_RETURN_FEATURES = submissions.simple_cnn_source().replace(
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        x = self.features(x)\n"
+    "        return self.fc(self.dropout(torch.flatten(x, 1)))",
+    "    def forward(self, x, return_features=False):\n"
+    "        features = torch.flatten(self.features(x), 1)\n"
+    "        logits = self.fc(self.dropout(features))\n"
+    "        return (logits, features) if return_features else logits",
+)
+# the hyper-parameters in a dict the constructor needs (no default)
+SIMPLE_CONFIG = submissions.simple_cnn_source().replace(
+    "    def __init__(self, num_classes: int = 10) -> None:", "    def __init__(self, config):"
+).replace("nn.Dropout(0.5)", 'nn.Dropout(config["dropout"])').replace(
+    "nn.Linear(64 * 8 * 8, num_classes)", 'nn.Linear(64 * 8 * 8, config["num_classes"])'
+)
+CIFAR_STATS = "(0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)"
+# the normalisation inside the model, so it takes ToTensor()'s [0, 1] pixels: buffers ...
+SIMPLE_NORM_BUFFERS = submissions.simple_cnn_source().replace(
+    "        super().__init__()\n",
+    "        super().__init__()\n"
+    '        self.register_buffer("mean", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))\n'
+    '        self.register_buffer("std", torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1))\n',
+).replace(
+    "        x = self.features(x)\n", "        x = (x - self.mean) / self.std\n        x = self.features(x)\n"
+)
+# ... or torchvision's Normalize as a module of the model
+SIMPLE_NORM_MODULE = submissions.simple_cnn_source().replace(
+    "        super().__init__()\n",
+    f"        super().__init__()\n        self.normalize = transforms.Normalize({CIFAR_STATS})\n",
+).replace("        x = self.features(x)\n", "        x = self.features(self.normalize(x))\n")
+# one transform for both splits, ToTensor() only: the model normalises
+TOTENSOR_ONLY = (
+    "transform = transforms.Compose([transforms.ToTensor()])\n"
+    "trainset = torchvision.datasets.CIFAR10('./data', train=True, download=True, transform=transform)\n"
+    "testset = torchvision.datasets.CIFAR10('./data', train=False, download=True, transform=transform)"
+)
+
+
+def with_stats(state: dict) -> dict:
+    """The trained weights with the model's own mean/std buffers (SIMPLE_NORM_BUFFERS)."""
+    from reference.lab2.simple_cnn import NORMALIZE
+
+    return {
+        "mean": torch.tensor(NORMALIZE["mean"]).view(1, 3, 1, 1),
+        "std": torch.tensor(NORMALIZE["std"]).view(1, 3, 1, 1),
+        **state,
+    }
+
+
+# A package: models/__init__.py re-exports, models/resnet.py imports its block relatively
+_RESNET_HEAD, _RESNET_TAIL = reference_resnet().split("\n\nclass ResNet18", 1)
+RESNET_PACKAGE = {
+    "models/__init__.py": 'from .resnet import ResNet18\n\n__all__ = ["ResNet18"]\n',
+    "models/blocks.py": _RESNET_HEAD + "\n",
+    "models/resnet.py": "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
+    "from .blocks import BasicBlock\n\n\nclass ResNet18" + _RESNET_TAIL,
+}
+
+# A Fashion-MNIST model that reshapes its input itself, so it takes (N, 784) rows from a
+# flattened dataset as well as (N, 1, 28, 28) images
+FASHION_RESHAPES = labs.reference_source(
+    "lab4/fashion_cnn.py",
+    (
+        "        return self.classifier(self.features(x))",
+        "        x = x.view(-1, 1, 28, 28)  # works for flattened (N, 784) batches too\n"
+        "        return self.classifier(self.features(x))",
+    ),
+)

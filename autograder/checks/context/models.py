@@ -23,7 +23,7 @@ from ...notebook.extract import (
     notebook_export,
     parse,
     parse_python,
-    trains_at_import,
+    script_at_import,
     unreadable,
 )
 from ...result import CheckFailed
@@ -51,12 +51,14 @@ class Source:
     extracted: ExtractedCode | None = None
     model: str = ""  # the name the task's model was found under (an alias, a case variant)
     note: str | None = None  # how that name was accepted
-    # a .py that trains when imported is graded on its definitions (this source); the file
-    # itself is imported only when they cannot build the model: (line it trains at, the file)
-    whole: tuple[int, Source] | None = None
+    # a .py that trains (or reads the command line) when imported is graded on its definitions
+    # (this source); the file itself is imported only when they cannot build the model:
+    # (line the script starts at, what it does there, the file)
+    whole: tuple[int, str, Source] | None = None
+    export: str | None = None  # a .py saved from a notebook: why it reads as one (``notebook_export``)
 
     def where(self, line: int | None) -> str:
-        if self.extracted is not None:
+        if self.extracted is not None and line:
             return f"{self.label} {self.extracted.locate(line)}"
         return f"{self.label} line {line}" if line else self.label
 
@@ -165,15 +167,18 @@ class Models:
                     )
                     continue
                 text = path.read_text(encoding="utf-8", errors="replace")
-                if notebook_export(text) is not None:  # graded as the notebook it was saved from
-                    found.sources.append(self._definitions(task, rel, text, len(found.sources)))
+                export = notebook_export(text)
+                if export is not None:  # graded as the notebook it was saved from
+                    source = self._definitions(task, rel, text, len(found.sources))
+                    source.export = export
+                    found.sources.append(source)
                     continue
                 module = "py_" + "_".join(rel.with_suffix("").parts)
                 source = Source(rel.as_posix(), module, in_sandbox(self.sandbox, "submission", rel), text)
-                line = trains_at_import(text)
-                if line is not None:  # its definitions first; the file if they are not enough
+                script = script_at_import(text)
+                if script is not None:  # its definitions first; the file if they are not enough
                     extracted = self._definitions(task, rel, text, len(found.sources))
-                    extracted.whole = (line, source)
+                    extracted.whole = (*script, source)
                     source = extracted
                 found.sources.append(source)
             elif rel.suffix.lower() == ".ipynb":
@@ -296,18 +301,18 @@ class Models:
                 f"{looked}; expected in {' or '.join(task.sources)}){hint}{note}"
             )
         if source.whole is not None:
-            line, whole = source.whole
+            line, what, whole = source.whole
             script = (
-                f"{source.label} loads data or trains when imported (line {line}): graded on its "
+                f"{source.label} {what} when imported (line {line}): graded on its "
                 'definitions; put that script under `if __name__ == "__main__":`'
             )
             try:
                 return self._load(task, source, name, f"{note}; {script}" if note else script)
             except CheckFailed:  # the definitions need the script: the file as it is, as before
                 source = whole
-        elif source.extracted is not None and source.extracted.script:
+        elif source.export is not None:
             exported = (
-                f"{source.label} was saved from a notebook (it has ! and % lines): "
+                f"{source.label} was saved from a notebook ({source.export}): "
                 "graded on its definitions, like a notebook"
             )
             note = f"{note}; {exported}" if note else exported

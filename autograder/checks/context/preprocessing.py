@@ -4,6 +4,7 @@ the dataset's usual statistics)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ... import preprocess
@@ -24,7 +25,8 @@ class Preprocessing:
 
     def normalization(self, task: Task, from_checkpoint: dict[str, Any] | None) -> preprocess.Normalization:
         """The checkpoint's own ``normalize`` entry, else what the task's code declares
-        (the model's file first), else what the notebook printed, else the default."""
+        (the model's file first), else [0, 1] for a model that normalises its own input,
+        else what the notebook printed, else the default."""
         if from_checkpoint:
             return preprocess.Normalization(
                 tuple(from_checkpoint["mean"]), tuple(from_checkpoint["std"]), "stored in the checkpoint"
@@ -37,11 +39,21 @@ class Preprocessing:
             (s for s in sources if task.model in defined_names(s.text)), None
         )
         ordered = ([model_source] if model_source else []) + [s for s in sources if s is not model_source]
-        for source in ordered:
-            text, locate = self.models.full_text(source)
+        texts = [self.models.full_text(source) for source in ordered]
+        itself = None
+        if model_source:
+            text, locate = texts[0]
+            itself = preprocess.normalizes_itself(text, locate, model_source.model or task.model)
+        for text, locate in texts:
             found = preprocess.from_code(text, locate)
+            if found and itself and (found.mean, found.std) != (itself.mean, itself.std):
+                said = itself.source.removesuffix(preprocess.UNIT_RANGE)
+                twice = f"{said} after the test transform's Normalize: the images are normalised twice"
+                return dataclasses.replace(found, twice=twice)
             if found:
                 return found
+        if itself:
+            return itself
         try:
             nb = self.notebooks.read()
             texts = [

@@ -23,7 +23,14 @@ from typing import Any
 from . import confine, errors, evaluate, introspect, nbrun, protocol, structure, training
 from .errors import WorkerError, describe
 from .protocol import Failure
-from .student import StudentCode, best_reading, constructor_kwargs, read_checkpoint, readings
+from .student import (
+    StudentCode,
+    best_reading,
+    constructor_kwargs,
+    read_checkpoint,
+    readings,
+    required_arguments,
+)
 
 MAX_TENSORS = 20_000  # a checkpoint's tensors the grader will list (ResNet-18 has 122)
 
@@ -70,6 +77,15 @@ class Worker:
 
         factory = self.code.attribute(module, cls)
         kwargs = constructor_kwargs(factory, num_classes) if isinstance(factory, type) else {}
+        missing = required_arguments(factory, kwargs)
+        if missing:
+            said = ", ".join(missing)
+            called = f"{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+            raise WorkerError(
+                Failure.BUILD,
+                f"{cls} requires {said}, which the grader cannot pass: it builds the model as {called}; "
+                f"give {said} a default value",
+            )
         model = self.code.call(factory, **kwargs)
         if not isinstance(model, nn.Module):
             raise WorkerError(Failure.BUILD, f"{cls}() returned a {type(model).__name__}, not an nn.Module")

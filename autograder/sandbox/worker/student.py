@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import types
 import warnings
@@ -24,6 +25,8 @@ from .protocol import Failure
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "weights", "params")
 PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
+# buffers an older thop's profile() leaves on every module it counted, saved with the weights
+THOP_COUNTERS = ("total_ops", "total_params")
 NORMALIZE_KEYS = ("normalize", "normalization", "preprocess")
 
 
@@ -40,14 +43,13 @@ class StudentCode:
                 sys.path.append(root)
 
     def load(self, name: str, path: str) -> dict[str, Any]:
-        spec = importlib.util.spec_from_file_location(f"student_{name}", path)
-        if spec is None or spec.loader is None:
-            raise WorkerError(Failure.IMPORT, f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
+        # as ``python file.py``: a train.py's argparse gets its defaults, not the worker's options
+        sys.argv = [path]
         try:
             with self.devices.active():
-                spec.loader.exec_module(module)
+                module = self._import(name, path)
+        except WorkerError:
+            raise
         except SystemExit as exc:
             raise WorkerError(
                 Failure.IMPORT, f"it called exit({exc.code!r}) while being imported; exiting decides nothing"
@@ -59,6 +61,56 @@ class StudentCode:
         classes = [n for n, v in vars(module).items() if inspect.isclass(v)]
         functions = [n for n, v in vars(module).items() if inspect.isfunction(v)]
         return {"classes": classes, "functions": functions}
+
+    def _import(self, name: str, path: str) -> types.ModuleType:
+        """``path`` as a module of its own, or, in a folder of the submission, as a module of
+        that folder's package (under a private name), so that its relative imports work
+        (``from .blocks import BasicBlock`` in ``models/resnet.py``)."""
+        package = self._package(os.path.dirname(path))
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if package and stem == "__init__":
+            return sys.modules[package]
+        qualified = f"{package}.{_identifier(stem)}" if package else f"student_{name}"
+        if package and qualified in sys.modules:  # imported by its package's __init__.py
+            return sys.modules[qualified]
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        if spec is None or spec.loader is None:
+            raise WorkerError(Failure.IMPORT, f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def _package(self, folder: str) -> str | None:
+        """The private name of the package a folder of the submission is (its ``__init__.py``
+        run first, else an empty namespace), its parents imported before it; None for a root."""
+        folder = os.path.normpath(folder)
+        if folder in map(os.path.normpath, self.roots) or not folder.startswith(self.roots):
+            return None
+        parent = self._package(os.path.dirname(folder))
+        base = _identifier(os.path.basename(folder))
+        qualified = f"{parent}.{base}" if parent else f"student_pkg_{base}"
+        if qualified in sys.modules:
+            return qualified
+        init = os.path.join(folder, "__init__.py")
+        if os.path.isfile(init):
+            spec = importlib.util.spec_from_file_location(
+                qualified, init, submodule_search_locations=[folder]
+            )
+            if spec is None or spec.loader is None:
+                raise WorkerError(Failure.IMPORT, f"cannot import {init}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[qualified] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[qualified]
+                raise
+        else:
+            module = types.ModuleType(qualified)
+            module.__path__ = [folder]
+            sys.modules[qualified] = module
+        return qualified
 
     def attribute(self, module: str, name: str) -> Any:
         if module not in self.modules:
@@ -79,6 +131,11 @@ class StudentCode:
         except BaseException as exc:  # noqa: BLE001
             file, line = student_location(exc, self.roots)
             raise WorkerError(Failure.CRASH, describe(exc), file=file, line=line) from None
+
+
+def _identifier(name: str) -> str:
+    """A file or folder name as part of a module name (``my-lab 2`` -> ``my_lab_2``)."""
+    return re.sub(r"\W", "_", name)
 
 
 SAFE_TORCH = (2, 6)  # weights_only=True could still run code before 2.6 (CVE-2025-32434)
@@ -155,7 +212,9 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
     first; entries of a checkpoint dict (``{"model_state_dict": …}``) and prefixes
     added by wrappers (``module.`` from DataParallel, ``_orig_mod.`` from
     torch.compile, ``model.``/``net.`` from a wrapper class), in any combination,
-    are tried after. Each reading says which transform made it."""
+    are tried after, and so are the weights without the ``total_ops``/``total_params``
+    buffers an older thop leaves on every module it profiled. Each reading says which
+    transform made it."""
     import torch
 
     normalize = None
@@ -182,6 +241,11 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
         )
     options: list[tuple[dict[str, Any], list[str]]] = []
     queue = [({k: v for k, v in b.items() if isinstance(v, torch.Tensor)}, notes) for b, notes in bases]
+    for state, notes in list(queue):
+        counters = [k for k in state if k.rsplit(".", 1)[-1] in THOP_COUNTERS]
+        if counters:
+            why = f"left out the {len(counters)} total_ops/total_params buffers thop.profile() added"
+            queue.append(({k: v for k, v in state.items() if k not in counters}, [*notes, why]))
     while queue and len(options) < 32:  # each strip shortens every key: this ends anyway
         state, notes = queue.pop(0)
         options.append((state, notes))
@@ -259,3 +323,19 @@ def constructor_kwargs(cls: type, num_classes: int) -> dict[str, Any]:
         if name in params and params[name].default is inspect.Parameter.empty:
             kwargs[name] = num_classes
     return kwargs
+
+
+def required_arguments(factory: Any, given: dict[str, Any]) -> list[str]:
+    """The parameters ``factory`` needs that have no default and are not ``given``
+    (``def __init__(self, config)``): the grader builds a model with no other arguments."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return []
+    kind = inspect.Parameter
+    named = (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    return [
+        name
+        for name, p in params.items()
+        if p.kind in named and p.default is inspect.Parameter.empty and name not in given
+    ]
