@@ -138,6 +138,12 @@ VARIANTS: dict[str, Variant] = {
     "torch_compile": Variant(
         "lab2-resnet18-cifar10", TASK1, simple(m.simple_source(), lambda s, _: m.prefixed(s, "_orig_mod."))
     ),
+    # torch.save(nn.Sequential(Normalize(...), model).state_dict()): every key starts with "1."
+    "sequential_normalize_wrapper": Variant(
+        "lab2-resnet18-cifar10",
+        ("task1.accuracy",),
+        simple(m.simple_source(), lambda s, _: m.prefixed(s, "1.")),
+    ),
     "checkpoint_dict": Variant(
         "lab2-resnet18-cifar10",
         ("task1.accuracy",),
@@ -502,6 +508,9 @@ VERDICTS: dict[str, dict[str, tuple]] = {
             "no loadable weights file for SimpleCNN: best_model.pth: best_model.pth "
             "is a whole pickled object",
         ),
+    },
+    "sequential_normalize_wrapper": {  # the wrapper's prefix undone, as for DataParallel's
+        "task1.accuracy": ("pass", "test accuracy", "stripped the '1.' prefix from every key")
     },
     "torchscript": {  # the weights are in the archive: the TA reads them and grades
         "task1.accuracy": ("pass", "test accuracy", "read the weights of a TorchScript archive")

@@ -249,11 +249,23 @@ def readings(obj: Any) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str
     while queue and len(options) < 32:  # each strip shortens every key: this ends anyway
         state, notes = queue.pop(0)
         options.append((state, notes))
-        for prefix in PREFIXES:
-            if state and all(k.startswith(prefix) for k in state):
-                stripped = {k[len(prefix) :]: v for k, v in state.items()}
-                queue.append((stripped, [*notes, f"stripped the '{prefix}' prefix from every key"]))
+        for prefix in _prefixes(state):
+            stripped = {k[len(prefix) :]: v for k, v in state.items()}
+            queue.append((stripped, [*notes, f"stripped the '{prefix}' prefix from every key"]))
     return options, normalize
+
+
+def _prefixes(state: dict[str, Any]) -> list[str]:
+    """The wrappers' prefixes every key of ``state`` starts with: the usual ones, and any
+    first name all keys share (``backbone.``, or ``1.`` from ``nn.Sequential(normalize,
+    model)``); a reading is used only where its keys and shapes fit the model."""
+    if not state or not all("." in k for k in state):
+        return []
+    found = [p for p in PREFIXES if all(k.startswith(p) for k in state)]
+    first = {k.split(".", 1)[0] for k in state}
+    if len(first) == 1 and f"{next(iter(first))}." not in found:
+        found.append(f"{next(iter(first))}.")
+    return found
 
 
 def best_reading(
