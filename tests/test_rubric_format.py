@@ -126,6 +126,15 @@ def test_residual_and_unknown_options(tmp_path):
     )
 
 
+def test_a_curves_requirement_needs_loss_or_accuracy(tmp_path):
+    item = '\n[[items]]\nid = "out"\nkind = "notebook_outputs"\nname = "O"\nrequire = [{{ {} }}]\n'
+    for entry in ('find = "curves", needs = ["loss", "f1"]', 'find = "plots", needs = ["loss"]'):
+        assert rejected(write(tmp_path, item.format(entry)))[1] == (
+            'item out: notebook_outputs: needs goes with find = "curves" and lists loss and/or accuracy'
+        )
+    load(str(write(tmp_path, item.format('find = "curves", needs = ["loss", "accuracy"]'))))
+
+
 def test_task_errors(tmp_path):
     path = write(tmp_path, '\n[[items]]\nid = "f"\nkind = "forward"\nname = "F"\ntask = "task2"\n')
     assert rejected(path)[1] == "item f: unknown task 'task2'"

@@ -177,6 +177,35 @@ def test_loss_and_accuracy_side_by_side_are_the_two_plots_a_lab_asks_for(panels,
         assert said.startswith(f"lab.ipynb is missing {wanted['what']} (found 1, need 2)"), said
 
 
+@pytest.mark.parametrize("log", ("handout", "cifar10 tutorial"))
+def test_a_log_the_lab_asks_to_show_loss_and_accuracy_must_show_both(log, tmp_path, cifar_root):
+    """Lab 2 asks for "a per-epoch training log (loss and accuracy)". The handout's log has
+    both; the CIFAR-10 tutorial's ``[2,  4000] loss: 1.52`` lines are a log of the loss
+    alone: the TA asks for the accuracy, and so does the grader, saying which log lacks it."""
+    (tmp_path / "rubric").mkdir()
+    (wanted,) = [
+        e
+        for e in load("lab2-resnet18-cifar10").item("notebook.outputs").options["require"]
+        if e["find"] == "curves"
+    ]
+    fields = {k: wanted[k] for k in ("find", "needs", "what")}
+    rubric = rubrics.load_notebook_only(
+        tmp_path / "rubric", f"points = 1\nrequire = [{rubrics.toml(fields)}]"
+    )
+    lines = "".join(f"[{e},  2000] loss: 2.1\n[{e},  4000] loss: {1 / e:.3f}\n" for e in (1, 2, 3))
+    nb = nbv.jupyterlab(log=None if log == "handout" else [nbv.stream(lines)])
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "lab.ipynb").write_text(nbv.write(nb))
+    said = grading.run(folder, rubric, cifar_root, tmp_path / "out").message("notebook.outputs")
+    if log == "handout":
+        assert said == "lab.ipynb shows all 1 required outputs", said
+    else:
+        assert said.startswith(f"lab.ipynb is missing {wanted['what']}; the log in cell 5 has no accuracy"), (
+            said
+        )
+
+
 # --- residual blocks (lecture 15's resnet.block) -----------------------------------
 BLOCKS = {
     # The handout's order: full marks.

@@ -219,6 +219,10 @@ def _validate_outputs(options: dict[str, Any]) -> dict[str, Any]:
                 entry["compiled"] = re.compile(entry["regex"], re.I)
             except re.error as exc:
                 raise ValueError(f"notebook_outputs: bad regex {entry['regex']!r}: {exc}") from None
+        needs = entry.setdefault("needs", [])
+        if needs and (entry.get("find") != "curves" or not set(needs) <= set(CURVE_NEEDS)):
+            names = " and/or ".join(CURVE_NEEDS)
+            raise ValueError(f'notebook_outputs: needs goes with find = "curves" and lists {names}')
         minimum = entry.setdefault("min", 1)
         if not isinstance(minimum, int) or minimum < 1:
             raise ValueError(f"notebook_outputs: min must be a positive integer in {entry!r}")
@@ -255,10 +259,29 @@ def _count(entry: dict[str, Any], found: Facts) -> tuple[int, list[int]]:
         shown = [f for f in found.figures if what == "plots" or f.kind == "curve"]
         return sum(f.panels for f in shown), sorted({f.cell for f in shown})
     elif what == "curves":
-        cells = [r.cell for r in claims.runs if len(r.epochs) >= 2]
+        cells = [r.cell for r in claims.runs if len(r.epochs) >= 2 and not _lacks(r, entry["needs"])]
     else:
         cells = _matching_cells(found, entry["compiled"])
     return len(cells), sorted(set(cells))
+
+
+# what a per-epoch log may be required to hold (``needs``), and the series that give it
+CURVE_NEEDS = {"loss": ("train_loss", "val_loss"), "accuracy": ("train_acc", "val_acc")}
+
+
+def _lacks(run: Any, needs: list[str]) -> list[str]:
+    """What of ``needs`` a training log does not hold."""
+    present = set(run.present())
+    return [n for n in needs if not present & set(CURVE_NEEDS[n])]
+
+
+def _partial_logs(found: Facts, needs: list[str]) -> str:
+    """'; the log in cell 5 has no accuracy': why a log the notebook prints does not count."""
+    for run in found.claims.runs:
+        lacking = _lacks(run, needs)
+        if len(run.epochs) >= 2 and lacking:
+            return f"; the log in cell {run.cell} has no {' and no '.join(lacking)}"
+    return ""
 
 
 def _other_figures(found: Facts) -> str:
@@ -289,6 +312,8 @@ def run_outputs(item: Item, ctx: Context) -> Outcome:
             need = f" (found {count}, need {entry['min']})" if entry["min"] > 1 or count else ""
             if entry.get("find") == "curve_plots":
                 need += _other_figures(found)
+            if entry.get("find") == "curves" and entry["needs"]:
+                need += _partial_logs(found, entry["needs"])
             missing.append(f"{entry['what']}{need}")
             lines.append(f"MISSING {entry['what']}: found {count}{where}, need {entry['min']}")
     if any(e.get("find") in ("plots", "curve_plots") for e in item.options["require"]):
