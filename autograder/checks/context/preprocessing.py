@@ -5,6 +5,7 @@ the dataset's usual statistics)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 from ... import preprocess
@@ -39,11 +40,12 @@ class Preprocessing:
             (s for s in sources if task.model in defined_names(s.text)), None
         )
         ordered = ([model_source] if model_source else []) + [s for s in sources if s is not model_source]
-        texts = [self.models.full_text(source) for source in ordered]
+        texts = (self.models.full_text(source) for source in ordered)  # read up to the first found
         itself = None
         if model_source:
-            text, locate = texts[0]
-            itself = preprocess.normalizes_itself(text, locate, model_source.model or task.model)
+            first = next(texts)
+            itself = preprocess.normalizes_itself(*first, model_source.model or task.model)
+            texts = itertools.chain([first], texts)
         for text, locate in texts:
             found = preprocess.from_code(text, locate)
             if found and itself and (found.mean, found.std) != (itself.mean, itself.std):
